@@ -1,0 +1,431 @@
+package engine
+
+import (
+	"context"
+	"crypto/sha256"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"sort"
+	"strings"
+	"time"
+
+	sm "github.com/orderstate/orderstate/statemachine"
+)
+
+// Ingest stores one verified, parsed webhook: dedupe, apply to the order's
+// state machine, record the raw bytes, the event, the transition and any
+// anomaly, in one transaction. It returns once that is durably committed.
+func (db *DB) Ingest(ctx context.Context, ev Event, req *Request) (IngestResult, error) {
+	if err := validateEvent(ev); err != nil {
+		return IngestResult{}, err
+	}
+	headers, err := json.Marshal(redactHeaders(req.Header))
+	if err != nil {
+		return IngestResult{}, Wrap(EINTERNAL, err, "cannot encode headers")
+	}
+	var res IngestResult
+	err = db.Update(ctx, func(tx *sql.Tx) error {
+		res = IngestResult{}
+		return db.ingest(ctx, tx, ev, headers, req.Body, &res)
+	})
+	if err != nil {
+		return IngestResult{}, err
+	}
+	return res, nil
+}
+
+func validateEvent(ev Event) error {
+	switch {
+	case ev.Provider == "":
+		return Errorf(EINVALID, "event has no provider")
+	case ev.DedupeKey == "":
+		return Errorf(EINVALID, "event has no id to deduplicate on")
+	case !ev.Kind.Valid():
+		return Errorf(EINVALID, "event kind %q is not canonical", ev.Kind)
+	case ev.Kind != sm.KindUnknown && ev.CheckoutID == "":
+		return Errorf(EINVALID, "%s event %s names no checkout", ev.Provider, ev.Type)
+	case ev.Amount < 0:
+		return Errorf(EINVALID, "event amount %d is negative", ev.Amount)
+	case ev.Mode != "" && ev.Mode != ModeLive && ev.Mode != ModeTest:
+		return Errorf(EINVALID, "event mode %q is neither live nor test", ev.Mode)
+	}
+	return nil
+}
+
+// secretHeaders never reach the store or the logs.
+var secretHeaders = map[string]bool{
+	"Authorization": true, "Cookie": true, "Signature": true, "Tokenz-Signature": true,
+	"Webhook-Signature": true, "X-Hub-Signature-256": true, "X-Hub-Signature": true,
+}
+
+func redactHeaders(h http.Header) map[string]string {
+	out := make(map[string]string, len(h))
+	for k, v := range h {
+		k = http.CanonicalHeaderKey(k)
+		if secretHeaders[k] {
+			out[k] = "[redacted]"
+			continue
+		}
+		out[k] = strings.Join(v, ", ")
+	}
+	return out
+}
+
+// DedupeHash is the fixed-size key an event is deduplicated on.
+func DedupeHash(provider, key string) []byte {
+	h := sha256.Sum256([]byte(provider + "\x00" + key))
+	return h[:16]
+}
+
+// orderRow is the stored fold of an order: everything Apply needs.
+type orderRow struct {
+	ref         int64
+	orderID     sql.NullString
+	provider    string
+	checkoutID  string
+	amount      sql.NullInt64
+	currency    sql.NullString
+	mode        sql.NullString
+	state       sm.State
+	totals      sm.Totals
+	progress    sm.Progress
+	redirect    sql.NullString
+	stateSince  time.Time
+	registered  bool
+	createdAt   time.Time
+	redirectAt  time.Time
+	lastEventAt time.Time
+}
+
+const orderColumns = `id, order_id, provider, checkout_id, amount, currency, mode, registered_at IS NOT NULL,
+	state, captured, refunded, full_refund, max_rank, max_occurred, redirect_outcome, redirect_at, state_since,
+	created_at, last_event_at`
+
+func scanOrder(row interface{ Scan(...any) error }) (*orderRow, error) {
+	var o orderRow
+	var maxOcc, redirectAt, since, created, lastEvent sql.NullString
+	var state string
+	err := row.Scan(&o.ref, &o.orderID, &o.provider, &o.checkoutID, &o.amount, &o.currency, &o.mode, &o.registered,
+		&state, &o.totals.Captured, &o.totals.Refunded, &o.totals.FullRefund, &o.progress.MaxRank, &maxOcc,
+		&o.redirect, &redirectAt, &since, &created, &lastEvent)
+	if err != nil {
+		return nil, err
+	}
+	o.state = sm.State(state)
+	o.totals.Registered = o.amount.Int64
+	o.progress.MaxOccurred = parseTime(maxOcc)
+	o.redirectAt = parseTime(redirectAt)
+	o.stateSince = parseTime(since)
+	o.createdAt = parseTime(created)
+	o.lastEventAt = parseTime(lastEvent)
+	return &o, nil
+}
+
+func (db *DB) ingest(ctx context.Context, tx *sql.Tx, ev Event, headers, body []byte, res *IngestResult) error {
+	now := db.now()
+	dedupe := DedupeHash(ev.Provider, ev.DedupeKey)
+
+	var origID int64
+	var origOrder sql.NullInt64
+	err := tx.QueryRowContext(ctx, `SELECT id, order_ref FROM events WHERE dedupe = ? AND original_id IS NULL`, dedupe).
+		Scan(&origID, &origOrder)
+	switch {
+	case err == nil:
+		return db.recordDuplicate(ctx, tx, ev, dedupe, origID, origOrder, now, res)
+	case !errors.Is(err, sql.ErrNoRows):
+		return storeError(err, "dedupe lookup")
+	}
+
+	var o *orderRow
+	if ev.CheckoutID != "" {
+		if o, err = db.resolveOrder(ctx, tx, ev, now); err != nil {
+			return err
+		}
+	}
+
+	var out sm.Outcome
+	var outOfOrder bool
+	if o != nil {
+		outOfOrder = o.progress.Observe(ev.Kind, ev.OccurredAt)
+		if out, err = sm.Apply(o.state, &o.totals, ev.Kind, ev.Amount); err != nil {
+			return Wrap(EINTERNAL, err, "order %d cannot apply %s", o.ref, ev.Kind)
+		}
+	} else {
+		out = sm.Outcome{Result: sm.Ignored}
+	}
+
+	var orderRef any
+	var fromState, toState any
+	if o != nil {
+		orderRef, fromState, toState = o.ref, string(out.From), string(out.To)
+	}
+	r, err := tx.ExecContext(ctx, `INSERT INTO events (order_ref, provider, dedupe, provider_event_id, provider_type, kind,
+		result, from_state, to_state, amount, currency, mode, occurred_at, received_at, out_of_order, unsigned)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		orderRef, ev.Provider, dedupe, ev.EventID, ev.Type, string(ev.Kind), string(out.Result), fromState, toState,
+		ev.Amount, nullString(ev.Currency), nullString(ev.Mode), nullTime(ev.OccurredAt), formatTime(now), outOfOrder, ev.Unsigned)
+	if err != nil {
+		return storeError(err, "insert event")
+	}
+	seq, err := r.LastInsertId()
+	if err != nil {
+		return storeError(err, "insert event")
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO raw_events (event_id, headers, body) VALUES (?, ?, ?)`, seq, headers, body); err != nil {
+		return storeError(err, "insert raw event")
+	}
+	res.Seq, res.Result = seq, out.Result
+	if o == nil {
+		return nil
+	}
+
+	stateSince := o.stateSince
+	if out.Changed() {
+		stateSince = now
+	}
+	_, err = tx.ExecContext(ctx, `UPDATE orders SET state = ?, captured = ?, refunded = ?, full_refund = ?, max_rank = ?,
+		max_occurred = ?, updated_at = ?, state_since = ?, last_event_at = ? WHERE id = ?`,
+		string(out.To), o.totals.Captured, o.totals.Refunded, o.totals.FullRefund, o.progress.MaxRank,
+		nullTime(o.progress.MaxOccurred), formatTime(now), formatTime(stateSince), formatTime(now), o.ref)
+	if err != nil {
+		return storeError(err, "update order")
+	}
+	prev := o.state
+	o.state, o.stateSince = out.To, stateSince
+
+	raised := newRaiser(tx, db.now())
+	if outOfOrder {
+		raised.raise(ctx, o, AnomalyOutOfOrder, seq, fmt.Sprintf("%s %s (provider time %s) arrived after events later in the lifecycle; it was recorded as %s.",
+			ev.Provider, ev.Type, timeOrNone(ev.OccurredAt), out.Result))
+	}
+	if out.LateAfterFinal {
+		raised.raise(ctx, o, AnomalyLateAfterFinal, seq, fmt.Sprintf("%s %s arrived after the order was already %s and moved it to %s.",
+			ev.Provider, ev.Type, prev, out.To))
+	}
+	if ev.Kind == sm.KindFailedAfterSettlement {
+		raised.raise(ctx, o, AnomalyFailedAfterSettlement, seq, fmt.Sprintf("%s reported %s: the funds moved but the order failed. Refund the customer or deliver the order.",
+			ev.Provider, ev.Type))
+	} else if out.To == sm.NeedsReview && out.Result == sm.Conflict {
+		raised.raise(ctx, o, AnomalyConflict, seq, fmt.Sprintf("%s sent contradictory outcomes: %s arrived while the order was %s.",
+			ev.Provider, ev.Type, prev))
+	}
+	raised.mismatches(ctx, o, ev, seq)
+	raised.redirectMismatch(ctx, o, seq)
+	if out.Changed() && out.To.Final() {
+		raised.resolve(ctx, o.ref, AnomalyMissingWebhook, fmt.Sprintf("%s %s arrived %s after the redirect.", ev.Provider, ev.Type, since(o.redirectAt, now)))
+		raised.resolve(ctx, o.ref, AnomalyStuck, fmt.Sprintf("the order moved to %s.", out.To))
+	}
+	if raised.err != nil {
+		return raised.err
+	}
+	res.State, res.Anomalies = out.To, raised.kinds
+	res.OrderID = o.orderID.String
+	return nil
+}
+
+func (db *DB) recordDuplicate(ctx context.Context, tx *sql.Tx, ev Event, dedupe []byte, origID int64, orderRef sql.NullInt64, now time.Time, res *IngestResult) error {
+	var ref any
+	if orderRef.Valid {
+		ref = orderRef.Int64
+	}
+	r, err := tx.ExecContext(ctx, `INSERT INTO events (order_ref, provider, dedupe, provider_event_id, provider_type, kind,
+		result, amount, currency, mode, occurred_at, received_at, unsigned, original_id)
+		VALUES (?, ?, ?, ?, ?, ?, 'duplicate', ?, ?, ?, ?, ?, ?, ?)`,
+		ref, ev.Provider, dedupe, ev.EventID, ev.Type, string(ev.Kind), ev.Amount, nullString(ev.Currency),
+		nullString(ev.Mode), nullTime(ev.OccurredAt), formatTime(now), ev.Unsigned, origID)
+	if err != nil {
+		return storeError(err, "insert duplicate")
+	}
+	seq, _ := r.LastInsertId()
+	res.Seq, res.Result = seq, sm.Duplicate
+	if !orderRef.Valid {
+		return nil
+	}
+	o, err := scanOrder(tx.QueryRowContext(ctx, `SELECT `+orderColumns+` FROM orders WHERE id = ?`, orderRef.Int64))
+	if err != nil {
+		return storeError(err, "load order")
+	}
+	raised := newRaiser(tx, now)
+	raised.raise(ctx, o, AnomalyDuplicate, seq, fmt.Sprintf("%s delivered event %s again; it was counted and not applied.", ev.Provider, ev.EventID))
+	res.State, res.OrderID, res.Anomalies = o.state, o.orderID.String, raised.kinds
+	return raised.err
+}
+
+// resolveOrder finds the order an event is about, by any provider id it
+// carries or by the shop's reference, and creates an unregistered one when
+// nobody registered it yet. It records every id the event carries as an alias.
+func (db *DB) resolveOrder(ctx context.Context, tx *sql.Tx, ev Event, now time.Time) (*orderRow, error) {
+	ids := append([]string{ev.CheckoutID}, ev.Refs...)
+	var ref int64
+	for _, id := range ids {
+		if id == "" {
+			continue
+		}
+		err := tx.QueryRowContext(ctx, `SELECT order_ref FROM order_aliases WHERE provider = ? AND external_id = ?`, ev.Provider, id).Scan(&ref)
+		if err == nil {
+			break
+		} else if !errors.Is(err, sql.ErrNoRows) {
+			return nil, storeError(err, "alias lookup")
+		}
+	}
+	if ref == 0 && ev.Reference != "" {
+		err := tx.QueryRowContext(ctx, `SELECT id FROM orders WHERE order_id = ? AND provider = ?`, ev.Reference, ev.Provider).Scan(&ref)
+		if err != nil && !errors.Is(err, sql.ErrNoRows) {
+			return nil, storeError(err, "reference lookup")
+		}
+	}
+	if ref == 0 {
+		r, err := tx.ExecContext(ctx, `INSERT INTO orders (provider, checkout_id, state, created_at, updated_at, state_since)
+			VALUES (?, ?, 'pending', ?, ?, ?)`, ev.Provider, ev.CheckoutID, formatTime(now), formatTime(now), formatTime(now))
+		if err != nil {
+			return nil, storeError(err, "create order")
+		}
+		if ref, err = r.LastInsertId(); err != nil {
+			return nil, storeError(err, "create order")
+		}
+	}
+	for _, id := range ids {
+		if id == "" {
+			continue
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO order_aliases (provider, external_id, order_ref) VALUES (?, ?, ?)
+			ON CONFLICT DO NOTHING`, ev.Provider, id, ref); err != nil {
+			return nil, storeError(err, "record alias")
+		}
+	}
+	o, err := scanOrder(tx.QueryRowContext(ctx, `SELECT `+orderColumns+` FROM orders WHERE id = ?`, ref))
+	if err != nil {
+		return nil, storeError(err, "load order")
+	}
+	return o, nil
+}
+
+// raiser records anomalies within a transaction, keeping the first error.
+type raiser struct {
+	tx    *sql.Tx
+	now   time.Time
+	kinds []string
+	err   error
+}
+
+func newRaiser(tx *sql.Tx, now time.Time) *raiser { return &raiser{tx: tx, now: now} }
+
+// raise opens an anomaly of kind on the order, or adds the event to the one
+// already there. A resolved or acknowledged anomaly stays closed.
+func (r *raiser) raise(ctx context.Context, o *orderRow, kind string, seq int64, detail string) {
+	if r.err != nil {
+		return
+	}
+	seqs := "[]"
+	if seq > 0 {
+		seqs = fmt.Sprintf("[%d]", seq)
+	}
+	_, err := r.tx.ExecContext(ctx, `INSERT INTO anomalies (order_ref, kind, status, detail, event_seqs, opened_at, updated_at)
+		VALUES (?, ?, 'open', ?, ?, ?, ?)
+		ON CONFLICT (order_ref, kind) DO UPDATE SET
+			count = count + 1,
+			event_seqs = CASE WHEN ? > 0 THEN json_insert(event_seqs, '$[#]', ?) ELSE event_seqs END,
+			updated_at = excluded.updated_at`,
+		o.ref, kind, detail, seqs, formatTime(r.now), formatTime(r.now), seq, seq)
+	if err != nil {
+		r.err = storeError(err, "record anomaly")
+		return
+	}
+	r.kinds = append(r.kinds, kind)
+}
+
+// resolve closes an open anomaly whose condition cleared.
+func (r *raiser) resolve(ctx context.Context, ref int64, kind, resolution string) {
+	if r.err != nil {
+		return
+	}
+	_, err := r.tx.ExecContext(ctx, `UPDATE anomalies SET status = 'resolved', resolved_at = ?, updated_at = ?, resolution = ?
+		WHERE order_ref = ? AND kind = ? AND status = 'open'`, formatTime(r.now), formatTime(r.now), resolution, ref, kind)
+	if err != nil {
+		r.err = storeError(err, "resolve anomaly")
+	}
+}
+
+// mismatches compares what a money event says with what the shop registered.
+func (r *raiser) mismatches(ctx context.Context, o *orderRow, ev Event, seq int64) {
+	if !o.registered {
+		return
+	}
+	if ev.Mode != "" && o.mode.Valid && ev.Mode != o.mode.String {
+		r.raise(ctx, o, AnomalyModeMismatch, seq, fmt.Sprintf("%s sent a %s-mode %s for an order registered as %s.",
+			ev.Provider, ev.Mode, ev.Type, o.mode.String))
+	}
+	if ev.Kind != sm.KindPaid {
+		if ev.Kind == sm.KindRefunded && ev.Currency != "" && o.currency.Valid && ev.Currency != o.currency.String {
+			r.raise(ctx, o, AnomalyCurrencyMismatch, seq, fmt.Sprintf("%s refunded in %s for an order registered in %s.", ev.Provider, ev.Currency, o.currency.String))
+		}
+		return
+	}
+	if ev.Currency != "" && o.currency.Valid && ev.Currency != o.currency.String {
+		r.raise(ctx, o, AnomalyCurrencyMismatch, seq, fmt.Sprintf("%s captured %s %s for an order registered as %s %s.",
+			ev.Provider, formatAmount(ev.Amount), ev.Currency, formatAmount(o.amount.Int64), o.currency.String))
+	} else if ev.Amount > 0 && o.amount.Valid && ev.Amount != o.amount.Int64 {
+		r.raise(ctx, o, AnomalyAmountMismatch, seq, fmt.Sprintf("%s captured %s %s for an order registered as %s %s.",
+			ev.Provider, formatAmount(ev.Amount), ev.Currency, formatAmount(o.amount.Int64), o.currency.String))
+	}
+}
+
+// redirectMismatch flags an order whose final state contradicts what the
+// customer's redirect claimed.
+func (r *raiser) redirectMismatch(ctx context.Context, o *orderRow, seq int64) {
+	if !o.redirect.Valid {
+		return
+	}
+	if msg := redirectContradiction(o.redirect.String, o.state); msg != "" {
+		r.raise(ctx, o, AnomalyRedirectMismatch, seq, msg)
+	}
+}
+
+// redirectContradiction explains how a redirect outcome and a state
+// contradict each other, or returns "".
+func redirectContradiction(outcome string, state sm.State) string {
+	switch {
+	case outcome == RedirectSuccess && (state == sm.Failed || state == sm.Expired):
+		return fmt.Sprintf("The customer came back with success, but the provider says the checkout %s. Check whether the customer was charged.", state)
+	case outcome != RedirectSuccess && state.Captured():
+		return fmt.Sprintf("The customer came back with %s, but the provider says the order is %s. The customer may think they were not charged.", outcome, state)
+	}
+	return ""
+}
+
+func nullString(s string) any {
+	if s == "" {
+		return nil
+	}
+	return s
+}
+
+func timeOrNone(t time.Time) string {
+	if t.IsZero() {
+		return "none"
+	}
+	return t.UTC().Format(time.RFC3339)
+}
+
+func since(from, to time.Time) string {
+	if from.IsZero() {
+		return "some time"
+	}
+	return to.Sub(from).Round(time.Second).String()
+}
+
+// formatAmount shows minor units as stored: currencies differ in decimals.
+func formatAmount(minor int64) string { return fmt.Sprintf("%d", minor) }
+
+// sortedKeys is for deterministic output.
+func sortedKeys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}

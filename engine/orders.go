@@ -1,0 +1,497 @@
+package engine
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	sm "github.com/orderstate/orderstate/statemachine"
+)
+
+// RegisterOrder records the order the shop created a checkout for. It is
+// idempotent: registering the same order again with the same details is OK.
+// A webhook that came before the registration is attached to it. Returns
+// EINVALID for a bad field and ECONFLICT when the order id or the checkout is
+// already registered with different details.
+func (db *DB) RegisterOrder(ctx context.Context, reg Registration) (*Order, error) {
+	reg.Currency = strings.ToUpper(strings.TrimSpace(reg.Currency))
+	if reg.Mode == "" {
+		reg.Mode = ModeLive
+	}
+	if err := validateRegistration(reg); err != nil {
+		return nil, err
+	}
+	err := db.Update(ctx, func(tx *sql.Tx) error { return db.register(ctx, tx, reg) })
+	if err != nil {
+		return nil, err
+	}
+	return db.Order(ctx, reg.OrderID)
+}
+
+func validateRegistration(reg Registration) error {
+	switch {
+	case reg.OrderID == "" || len(reg.OrderID) > 200:
+		return Errorf(EINVALID, "order_id must be 1 to 200 characters")
+	case reg.Provider == "":
+		return Errorf(EINVALID, "provider is required")
+	case reg.CheckoutID == "" || len(reg.CheckoutID) > 200:
+		return Errorf(EINVALID, "checkout_id must be 1 to 200 characters")
+	case reg.Amount < 0:
+		return Errorf(EINVALID, "amount must be in minor units, zero or more; got %d", reg.Amount)
+	case len(reg.Currency) != 3 || strings.Trim(reg.Currency, "ABCDEFGHIJKLMNOPQRSTUVWXYZ") != "":
+		return Errorf(EINVALID, "currency must be a three-letter ISO 4217 code; got %q", reg.Currency)
+	case reg.Mode != ModeLive && reg.Mode != ModeTest:
+		return Errorf(EINVALID, "mode must be live or test; got %q", reg.Mode)
+	}
+	return nil
+}
+
+func (db *DB) register(ctx context.Context, tx *sql.Tx, reg Registration) error {
+	now := db.now()
+	byID, err := loadOrder(ctx, tx, `order_id = ?`, reg.OrderID)
+	if err != nil {
+		return err
+	}
+	var byCheckout *orderRow
+	var ref int64
+	err = tx.QueryRowContext(ctx, `SELECT order_ref FROM order_aliases WHERE provider = ? AND external_id = ?`, reg.Provider, reg.CheckoutID).Scan(&ref)
+	switch {
+	case err == nil:
+		if byCheckout, err = loadOrder(ctx, tx, `id = ?`, ref); err != nil {
+			return err
+		}
+	case !errors.Is(err, sql.ErrNoRows):
+		return storeError(err, "alias lookup")
+	}
+
+	if byID != nil {
+		if byID.provider != reg.Provider || byID.checkoutID != reg.CheckoutID || byID.amount.Int64 != reg.Amount ||
+			byID.currency.String != reg.Currency || byID.mode.String != reg.Mode {
+			return Errorf(ECONFLICT, "order %s is already registered as %s %s, %d %s, %s", reg.OrderID,
+				byID.provider, byID.checkoutID, byID.amount.Int64, byID.currency.String, byID.mode.String)
+		}
+		return nil
+	}
+	if byCheckout != nil && byCheckout.orderID.Valid {
+		return Errorf(ECONFLICT, "%s checkout %s is already registered to order %s", reg.Provider, reg.CheckoutID, byCheckout.orderID.String)
+	}
+
+	if byCheckout == nil {
+		r, err := tx.ExecContext(ctx, `INSERT INTO orders (order_id, provider, checkout_id, amount, currency, mode, registered_at,
+			state, created_at, updated_at, state_since) VALUES (?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?)`,
+			reg.OrderID, reg.Provider, reg.CheckoutID, reg.Amount, reg.Currency, reg.Mode,
+			formatTime(now), formatTime(now), formatTime(now), formatTime(now))
+		if err != nil {
+			return storeError(err, "register order")
+		}
+		if ref, err = r.LastInsertId(); err != nil {
+			return storeError(err, "register order")
+		}
+		_, err = tx.ExecContext(ctx, `INSERT INTO order_aliases (provider, external_id, order_ref) VALUES (?, ?, ?)`, reg.Provider, reg.CheckoutID, ref)
+		return storeError2(err, "record alias")
+	}
+
+	// Webhooks came first: attach the registration to the order they made,
+	// re-resolve a refund state against the registered amount, and compare
+	// what they said with what the shop registered.
+	o := byCheckout
+	o.totals.Registered = reg.Amount
+	state := sm.Recount(o.state, o.totals)
+	stateSince := o.stateSince
+	if state != o.state {
+		stateSince = now
+	}
+	_, err = tx.ExecContext(ctx, `UPDATE orders SET order_id = ?, amount = ?, currency = ?, mode = ?, registered_at = ?,
+		state = ?, state_since = ?, updated_at = ? WHERE id = ?`,
+		reg.OrderID, reg.Amount, reg.Currency, reg.Mode, formatTime(now), string(state), formatTime(stateSince), formatTime(now), o.ref)
+	if err != nil {
+		return storeError(err, "register order")
+	}
+	o.orderID = sql.NullString{String: reg.OrderID, Valid: true}
+	o.amount = sql.NullInt64{Int64: reg.Amount, Valid: true}
+	o.currency = sql.NullString{String: reg.Currency, Valid: true}
+	o.mode = sql.NullString{String: reg.Mode, Valid: true}
+	o.registered, o.state = true, state
+
+	rows, err := tx.QueryContext(ctx, `SELECT id, provider, provider_event_id, provider_type, kind, amount, COALESCE(currency, ''), COALESCE(mode, '')
+		FROM events WHERE order_ref = ? AND original_id IS NULL ORDER BY id`, o.ref)
+	if err != nil {
+		return storeError(err, "load events")
+	}
+	type stored struct {
+		seq int64
+		ev  Event
+	}
+	var evs []stored
+	for rows.Next() {
+		var s stored
+		var kind string
+		if err := rows.Scan(&s.seq, &s.ev.Provider, &s.ev.EventID, &s.ev.Type, &kind, &s.ev.Amount, &s.ev.Currency, &s.ev.Mode); err != nil {
+			rows.Close()
+			return storeError(err, "load events")
+		}
+		s.ev.Kind = sm.Kind(kind)
+		evs = append(evs, s)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return storeError(err, "load events")
+	}
+	raised := newRaiser(tx, now)
+	for _, s := range evs {
+		raised.mismatches(ctx, o, s.ev, s.seq)
+	}
+	return raised.err
+}
+
+// storeError2 is storeError that passes nil through.
+func storeError2(err error, msg string) error {
+	if err == nil {
+		return nil
+	}
+	return storeError(err, msg)
+}
+
+func loadOrder(ctx context.Context, q interface {
+	QueryRowContext(context.Context, string, ...any) *sql.Row
+}, where string, args ...any) (*orderRow, error) {
+	o, err := scanOrder(q.QueryRowContext(ctx, `SELECT `+orderColumns+` FROM orders WHERE `+where, args...))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, nil
+	} else if err != nil {
+		return nil, storeError(err, "load order")
+	}
+	return o, nil
+}
+
+// ReportRedirect records that the customer came back to the shop with the
+// given outcome. Returns ENOTFOUND for an order nobody registered and
+// EINVALID for an unknown outcome.
+func (db *DB) ReportRedirect(ctx context.Context, orderID, outcome string) (*Order, error) {
+	switch outcome {
+	case RedirectSuccess, RedirectCancel, RedirectFailure:
+	default:
+		return nil, Errorf(EINVALID, "outcome must be success, cancel or failure; got %q", outcome)
+	}
+	err := db.Update(ctx, func(tx *sql.Tx) error {
+		o, err := loadOrder(ctx, tx, `order_id = ?`, orderID)
+		if err != nil {
+			return err
+		} else if o == nil {
+			return Errorf(ENOTFOUND, "order %s is not registered", orderID)
+		}
+		now := db.now()
+		if _, err := tx.ExecContext(ctx, `UPDATE orders SET redirect_outcome = ?, redirect_at = ?, updated_at = ? WHERE id = ?`,
+			outcome, formatTime(now), formatTime(now), o.ref); err != nil {
+			return storeError(err, "record redirect")
+		}
+		o.redirect = sql.NullString{String: outcome, Valid: true}
+		o.redirectAt = now
+		raised := newRaiser(tx, now)
+		raised.redirectMismatch(ctx, o, 0)
+		return raised.err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return db.Order(ctx, orderID)
+}
+
+// Order returns the authoritative view of the order the shop registered
+// under orderID. Returns ENOTFOUND when there is none.
+func (db *DB) Order(ctx context.Context, orderID string) (*Order, error) {
+	return db.orderView(ctx, `order_id = ?`, orderID)
+}
+
+// OrderByCheckout returns the order a provider's checkout id (or any other
+// id a webhook named it by) belongs to, registered or not.
+func (db *DB) OrderByCheckout(ctx context.Context, provider, checkoutID string) (*Order, error) {
+	return db.orderView(ctx, `id = (SELECT order_ref FROM order_aliases WHERE provider = ? AND external_id = ?)`, provider, checkoutID)
+}
+
+func (db *DB) orderView(ctx context.Context, where string, args ...any) (*Order, error) {
+	tx, err := db.read.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		return nil, storeError(err, "read order")
+	}
+	defer tx.Rollback()
+	o, err := loadOrder(ctx, tx, where, args...)
+	if err != nil {
+		return nil, err
+	} else if o == nil {
+		return nil, Errorf(ENOTFOUND, "no order %s", strings.Trim(fmt.Sprint(args...), "[]"))
+	}
+	view := o.view()
+	if view.Anomalies, err = queryAnomalies(ctx, tx, AnomalyFilter{OrderRef: o.ref}); err != nil {
+		return nil, err
+	}
+	if view.Events, err = timeline(ctx, tx, o.ref); err != nil {
+		return nil, err
+	}
+	return view, nil
+}
+
+func (o *orderRow) view() *Order {
+	v := &Order{
+		Ref: o.ref, OrderID: o.orderID.String, Provider: o.provider, CheckoutID: o.checkoutID, State: o.state,
+		Amount: o.amount.Int64, Currency: o.currency.String, Mode: o.mode.String, Registered: o.registered,
+		Captured: o.totals.Captured, Refunded: o.totals.Refunded, StateSince: o.stateSince, CreatedAt: o.createdAt,
+		UpdatedAt: o.lastEventAt, Anomalies: []Anomaly{}, Events: []Entry{},
+	}
+	if v.UpdatedAt.Before(o.stateSince) {
+		v.UpdatedAt = o.stateSince
+	}
+	if o.redirect.Valid {
+		v.Redirect = &Redirect{Outcome: o.redirect.String, At: o.redirectAt}
+	}
+	return v
+}
+
+func timeline(ctx context.Context, tx *sql.Tx, ref int64) ([]Entry, error) {
+	rows, err := tx.QueryContext(ctx, `SELECT id, provider_event_id, provider_type, kind, result, COALESCE(from_state, ''),
+		COALESCE(to_state, ''), amount, COALESCE(currency, ''), COALESCE(mode, ''), occurred_at, received_at, out_of_order, unsigned
+		FROM events WHERE order_ref = ? ORDER BY id`, ref)
+	if err != nil {
+		return nil, storeError(err, "read timeline")
+	}
+	defer rows.Close()
+	out := []Entry{}
+	for rows.Next() {
+		var e Entry
+		var kind, result, from, to string
+		var occurred, received sql.NullString
+		if err := rows.Scan(&e.Seq, &e.ProviderEventID, &e.ProviderType, &kind, &result, &from, &to, &e.Amount,
+			&e.Currency, &e.Mode, &occurred, &received, &e.OutOfOrder, &e.Unsigned); err != nil {
+			return nil, storeError(err, "read timeline")
+		}
+		e.Kind, e.Result, e.FromState, e.ToState = sm.Kind(kind), sm.Result(result), sm.State(from), sm.State(to)
+		if t := parseTime(occurred); !t.IsZero() {
+			e.OccurredAt = &t
+		}
+		e.ReceivedAt = parseTime(received)
+		out = append(out, e)
+	}
+	return out, storeError2(rows.Err(), "read timeline")
+}
+
+// Anomalies lists anomalies matching f, newest first.
+func (db *DB) Anomalies(ctx context.Context, f AnomalyFilter) ([]Anomaly, error) {
+	tx, err := db.read.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		return nil, storeError(err, "read anomalies")
+	}
+	defer tx.Rollback()
+	return queryAnomalies(ctx, tx, f)
+}
+
+func queryAnomalies(ctx context.Context, tx *sql.Tx, f AnomalyFilter) ([]Anomaly, error) {
+	where, args := []string{"1 = 1"}, []any{}
+	add := func(cond string, v any) { where = append(where, cond); args = append(args, v) }
+	if f.Kind != "" {
+		add("a.kind = ?", f.Kind)
+	}
+	if f.Provider != "" {
+		add("o.provider = ?", f.Provider)
+	}
+	if f.Status != "" {
+		add("a.status = ?", f.Status)
+	}
+	if f.Severity != "" {
+		kinds := []string{}
+		for _, k := range AnomalyKinds {
+			if Severity(k) == f.Severity {
+				kinds = append(kinds, "'"+k+"'")
+			}
+		}
+		where = append(where, "a.kind IN ("+strings.Join(kinds, ",")+")")
+	}
+	if f.OrderRef != 0 {
+		add("a.order_ref = ?", f.OrderRef)
+	}
+	if !f.Since.IsZero() {
+		add("a.opened_at >= ?", formatTime(f.Since))
+	}
+	if !f.Until.IsZero() {
+		add("a.opened_at < ?", formatTime(f.Until))
+	}
+	limit := f.Limit
+	if limit <= 0 {
+		limit = 1000
+	}
+	rows, err := tx.QueryContext(ctx, `SELECT a.id, a.kind, a.status, a.detail, a.event_seqs, a.count, a.opened_at, a.updated_at,
+		a.resolved_at, COALESCE(a.resolution, ''), COALESCE(a.note, ''), COALESCE(o.order_id, ''), o.provider, o.checkout_id, o.state
+		FROM anomalies a JOIN orders o ON o.id = a.order_ref WHERE `+strings.Join(where, " AND ")+`
+		ORDER BY a.id DESC LIMIT ?`, append(args, limit)...)
+	if err != nil {
+		return nil, storeError(err, "read anomalies")
+	}
+	defer rows.Close()
+	out := []Anomaly{}
+	for rows.Next() {
+		a, err := scanAnomaly(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, a)
+	}
+	return out, storeError2(rows.Err(), "read anomalies")
+}
+
+func scanAnomaly(row interface{ Scan(...any) error }) (Anomaly, error) {
+	var a Anomaly
+	var seqs, state string
+	var opened, updated, resolved sql.NullString
+	if err := row.Scan(&a.ID, &a.Kind, &a.Status, &a.Detail, &seqs, &a.Count, &opened, &updated, &resolved,
+		&a.Resolution, &a.Note, &a.OrderID, &a.Provider, &a.CheckoutID, &state); err != nil {
+		return a, storeError(err, "read anomaly")
+	}
+	a.State = sm.State(state)
+	a.Severity = Severity(a.Kind)
+	a.OpenedAt, a.UpdatedAt = parseTime(opened), parseTime(updated)
+	if t := parseTime(resolved); !t.IsZero() {
+		a.ResolvedAt = &t
+	}
+	a.EventSeqs = []int64{}
+	_ = json.Unmarshal([]byte(seqs), &a.EventSeqs)
+	return a, nil
+}
+
+// AckAnomaly records that a person looked at an anomaly, with their note.
+// Returns ENOTFOUND for an unknown id.
+func (db *DB) AckAnomaly(ctx context.Context, id int64, note string) (*Anomaly, error) {
+	if len(note) > 2000 {
+		return nil, Errorf(EINVALID, "note is longer than 2000 characters")
+	}
+	err := db.Update(ctx, func(tx *sql.Tx) error {
+		now := formatTime(db.now())
+		r, err := tx.ExecContext(ctx, `UPDATE anomalies SET status = 'acknowledged', note = ?, updated_at = ?,
+			resolved_at = COALESCE(resolved_at, ?) WHERE id = ?`, note, now, now, id)
+		if err != nil {
+			return storeError(err, "acknowledge anomaly")
+		}
+		if n, _ := r.RowsAffected(); n == 0 {
+			return Errorf(ENOTFOUND, "no anomaly %d", id)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	tx, err := db.read.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		return nil, storeError(err, "read anomaly")
+	}
+	defer tx.Rollback()
+	a, err := scanAnomaly(tx.QueryRowContext(ctx, `SELECT a.id, a.kind, a.status, a.detail, a.event_seqs, a.count, a.opened_at,
+		a.updated_at, a.resolved_at, COALESCE(a.resolution, ''), COALESCE(a.note, ''), COALESCE(o.order_id, ''), o.provider,
+		o.checkout_id, o.state FROM anomalies a JOIN orders o ON o.id = a.order_ref WHERE a.id = ?`, id))
+	if err != nil {
+		return nil, err
+	}
+	return &a, nil
+}
+
+// ReplayDiff is an order whose stored state differs from the fold of its
+// stored events.
+type ReplayDiff struct {
+	Ref        int64
+	OrderID    string
+	Provider   string
+	CheckoutID string
+	Stored     sm.State
+	Replayed   sm.State
+	Events     int
+}
+
+// Replay rebuilds every order from its stored events (originals only, in
+// arrival order) and calls fn for each order whose state would change. With
+// fix, it also writes the replayed state. It returns the number of orders
+// checked.
+func (db *DB) Replay(ctx context.Context, fix bool, fn func(ReplayDiff)) (int, error) {
+	tx, err := db.read.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		return 0, storeError(err, "replay")
+	}
+	defer tx.Rollback()
+	rows, err := tx.QueryContext(ctx, `SELECT o.id, COALESCE(o.order_id, ''), o.provider, o.checkout_id, o.state, COALESCE(o.amount, 0),
+		e.kind, e.amount FROM orders o LEFT JOIN events e ON e.order_ref = o.id AND e.original_id IS NULL
+		ORDER BY o.id, e.id`)
+	if err != nil {
+		return 0, storeError(err, "replay")
+	}
+	defer rows.Close()
+	var cur *ReplayDiff
+	var totals sm.Totals
+	n := 0
+	var diffs []ReplayDiff
+	flush := func() {
+		if cur != nil && cur.Replayed != cur.Stored {
+			diffs = append(diffs, *cur)
+			fn(*cur)
+		}
+	}
+	for rows.Next() {
+		var d ReplayDiff
+		var stored string
+		var registered int64
+		var kind sql.NullString
+		var amount sql.NullInt64
+		if err := rows.Scan(&d.Ref, &d.OrderID, &d.Provider, &d.CheckoutID, &stored, &registered, &kind, &amount); err != nil {
+			return n, storeError(err, "replay")
+		}
+		if cur == nil || cur.Ref != d.Ref {
+			flush()
+			d.Stored, d.Replayed = sm.State(stored), sm.Pending
+			cur, totals = &d, sm.Totals{Registered: registered}
+			n++
+		}
+		if !kind.Valid {
+			continue
+		}
+		out, err := sm.Apply(cur.Replayed, &totals, sm.Kind(kind.String), amount.Int64)
+		if err != nil {
+			return n, Wrap(EINTERNAL, err, "replay order %d", cur.Ref)
+		}
+		cur.Replayed = out.To
+		cur.Events++
+	}
+	if err := rows.Err(); err != nil {
+		return n, storeError(err, "replay")
+	}
+	flush()
+	if !fix || len(diffs) == 0 {
+		return n, nil
+	}
+	return n, db.Update(ctx, func(tx *sql.Tx) error {
+		now := formatTime(db.now())
+		for _, d := range diffs {
+			if _, err := tx.ExecContext(ctx, `UPDATE orders SET state = ?, state_since = ?, updated_at = ? WHERE id = ?`,
+				string(d.Replayed), now, now, d.Ref); err != nil {
+				return storeError(err, "replay fix")
+			}
+		}
+		return nil
+	})
+}
+
+// RecordRejections adds counts of refused requests (provider, reason) for
+// the hour they happened in.
+func (db *DB) RecordRejections(ctx context.Context, at time.Time, counts map[[2]string]int) error {
+	if len(counts) == 0 {
+		return nil
+	}
+	hour := formatTime(at.UTC().Truncate(time.Hour))
+	return db.Update(ctx, func(tx *sql.Tx) error {
+		for k, n := range counts {
+			if _, err := tx.ExecContext(ctx, `INSERT INTO rejections (provider, reason, hour, count) VALUES (?, ?, ?, ?)
+				ON CONFLICT (provider, reason, hour) DO UPDATE SET count = count + excluded.count`, k[0], k[1], hour, n); err != nil {
+				return storeError(err, "record rejections")
+			}
+		}
+		return nil
+	})
+}

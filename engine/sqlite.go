@@ -1,0 +1,377 @@
+package engine
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"net/url"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
+)
+
+//go:embed migrations/*.sql
+var migrationFS embed.FS
+
+// Options tune a DB; the zero value is a sane default.
+type Options struct {
+	// Now is the clock; time.Now when nil.
+	Now func() time.Time
+	// Logger receives internal errors; slog.Default when nil.
+	Logger *slog.Logger
+	// BusyTimeout is how long a statement waits on a lock held by another
+	// process (a reconcile run, say) before the store answers unavailable.
+	BusyTimeout time.Duration
+	// MaxBatch bounds how many writes share one transaction.
+	MaxBatch int
+	// Readers is the size of the read connection pool.
+	Readers int
+}
+
+// DB is the SQLite store. Writes are serialised through one goroutine that
+// commits them in groups; reads run on a separate pool.
+type DB struct {
+	path   string
+	opts   Options
+	now    func() time.Time
+	log    *slog.Logger
+	write  *sql.DB
+	read   *sql.DB
+	ops    chan *op
+	quit   chan struct{}
+	wg     sync.WaitGroup
+	closed sync.Once
+
+	mu       sync.Mutex
+	stopping bool
+}
+
+// Open opens (creating if needed) the SQLite file at path, applies pending
+// migrations and starts the writer.
+func Open(ctx context.Context, path string, opts Options) (*DB, error) {
+	if path == "" {
+		return nil, Errorf(EINVALID, "database path is empty")
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.BusyTimeout <= 0 {
+		opts.BusyTimeout = 5 * time.Second
+	}
+	if opts.MaxBatch <= 0 {
+		opts.MaxBatch = 256
+	}
+	if opts.Readers <= 0 {
+		opts.Readers = 4
+	}
+	db := &DB{path: path, opts: opts, now: func() time.Time { return opts.Now().UTC() }, log: opts.Logger,
+		ops: make(chan *op, 1024), quit: make(chan struct{})}
+
+	var err error
+	if db.write, err = sql.Open("sqlite", dsn(path, opts.BusyTimeout, false)); err != nil {
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
+	// One writer connection: SQLite admits one writer at a time anyway, and
+	// a single connection never fights itself for the lock.
+	db.write.SetMaxOpenConns(1)
+	db.write.SetConnMaxIdleTime(0)
+	if err := db.checkWAL(ctx); err != nil {
+		db.write.Close()
+		return nil, err
+	}
+	if err := db.migrate(ctx); err != nil {
+		db.write.Close()
+		return nil, err
+	}
+	if db.read, err = sql.Open("sqlite", dsn(path, opts.BusyTimeout, true)); err != nil {
+		db.write.Close()
+		return nil, fmt.Errorf("open %s for reading: %w", path, err)
+	}
+	db.read.SetMaxOpenConns(opts.Readers)
+	db.read.SetMaxIdleConns(opts.Readers)
+	db.wg.Add(1)
+	go db.writer()
+	return db, nil
+}
+
+// dsn puts every pragma in the connection string so each pooled connection
+// gets them, not just the first one.
+func dsn(path string, busy time.Duration, readOnly bool) string {
+	q := url.Values{}
+	q.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", busy.Milliseconds()))
+	q.Add("_pragma", "journal_mode(WAL)")
+	q.Add("_pragma", "synchronous(FULL)")
+	q.Add("_pragma", "foreign_keys(1)")
+	if readOnly {
+		q.Add("_pragma", "query_only(1)")
+	} else {
+		q.Set("_txlock", "immediate")
+	}
+	q.Set("_time_format", "sqlite")
+	return "file:" + (&url.URL{Path: path}).EscapedPath() + "?" + q.Encode()
+}
+
+func (db *DB) checkWAL(ctx context.Context) error {
+	var mode string
+	if err := db.write.QueryRowContext(ctx, "PRAGMA journal_mode").Scan(&mode); err != nil {
+		return Wrap(EUNAVAILABLE, err, "cannot open database %s", db.path)
+	}
+	if !strings.EqualFold(mode, "wal") {
+		return Errorf(EUNAVAILABLE, "database %s is in journal mode %q, want wal", db.path, mode)
+	}
+	return nil
+}
+
+func (db *DB) migrate(ctx context.Context) error {
+	if _, err := db.write.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)`); err != nil {
+		return Wrap(EUNAVAILABLE, err, "cannot create migrations table in %s", db.path)
+	}
+	names, err := fs.Glob(migrationFS, "migrations/*.sql")
+	if err != nil {
+		return err
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		if err := db.migrateFile(ctx, name); err != nil {
+			return fmt.Errorf("migration %s: %w", name, err)
+		}
+	}
+	return nil
+}
+
+func (db *DB) migrateFile(ctx context.Context, name string) error {
+	tx, err := db.write.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	var n int
+	if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM migrations WHERE name = ?`, name).Scan(&n); err != nil {
+		return err
+	} else if n > 0 {
+		return nil
+	}
+	body, err := fs.ReadFile(migrationFS, name)
+	if err != nil {
+		return err
+	}
+	if _, err := tx.ExecContext(ctx, string(body)); err != nil {
+		return err
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO migrations (name, applied_at) VALUES (?, ?)`, name, formatTime(db.now())); err != nil {
+		return err
+	}
+	return tx.Commit()
+}
+
+// Close stops accepting writes, lets queued ones commit and closes the
+// connections.
+func (db *DB) Close() error {
+	var err error
+	db.closed.Do(func() {
+		db.mu.Lock()
+		db.stopping = true
+		db.mu.Unlock()
+		close(db.quit)
+		db.wg.Wait()
+		if db.read != nil {
+			err = errors.Join(err, db.read.Close())
+		}
+		err = errors.Join(err, db.write.Close())
+	})
+	return err
+}
+
+// Path is the database file.
+func (db *DB) Path() string { return db.path }
+
+// Now is the store's clock, in UTC.
+func (db *DB) Now() time.Time { return db.now() }
+
+// Ping checks the store can be read and written: /readyz.
+func (db *DB) Ping(ctx context.Context) error {
+	if err := db.read.PingContext(ctx); err != nil {
+		return Wrap(EUNAVAILABLE, err, "database cannot be read")
+	}
+	return db.Update(ctx, func(tx *sql.Tx) error {
+		// Writing the watermark of the probe itself proves a commit works
+		// (a read-only or full disk fails here).
+		_, err := tx.ExecContext(ctx, `INSERT INTO watermarks (name, at) VALUES ('readyz', ?)
+			ON CONFLICT (name) DO UPDATE SET at = excluded.at`, formatTime(db.now()))
+		return err
+	})
+}
+
+// op is one unit of work for the writer: run in its own savepoint inside a
+// shared transaction.
+type op struct {
+	ctx  context.Context
+	fn   func(*sql.Tx) error
+	done chan error
+}
+
+// Update runs fn in a write transaction shared with other concurrent
+// writes, and returns once that transaction is durably committed (nil) or
+// fn's own work has been rolled back (its error). fn must not keep tx.
+func (db *DB) Update(ctx context.Context, fn func(*sql.Tx) error) error {
+	db.mu.Lock()
+	stopping := db.stopping
+	db.mu.Unlock()
+	if stopping {
+		return Errorf(ESHUTDOWN, "orderstate is shutting down; retry")
+	}
+	o := &op{ctx: ctx, fn: fn, done: make(chan error, 1)}
+	select {
+	case db.ops <- o:
+	case <-ctx.Done():
+		return Wrap(EUNAVAILABLE, ctx.Err(), "request cancelled before it was stored")
+	case <-db.quit:
+		return Errorf(ESHUTDOWN, "orderstate is shutting down; retry")
+	}
+	// Once queued, the op is always answered: the caller must learn whether
+	// its write committed, so it waits even past its own cancellation.
+	return <-o.done
+}
+
+func (db *DB) writer() {
+	defer db.wg.Done()
+	batch := make([]*op, 0, db.opts.MaxBatch)
+	for {
+		batch = batch[:0]
+		select {
+		case o := <-db.ops:
+			batch = append(batch, o)
+		case <-db.quit:
+			// Drain what was queued before the quit, then stop.
+			for {
+				select {
+				case o := <-db.ops:
+					db.commit([]*op{o})
+				default:
+					return
+				}
+			}
+		}
+	fill:
+		for len(batch) < db.opts.MaxBatch {
+			select {
+			case o := <-db.ops:
+				batch = append(batch, o)
+			default:
+				break fill
+			}
+		}
+		db.commit(batch)
+	}
+}
+
+// commit runs a batch in one transaction, each op in a savepoint, and
+// answers every op after the commit.
+func (db *DB) commit(batch []*op) {
+	errs := make([]error, len(batch))
+	fail := func(err error) {
+		for i := range batch {
+			if errs[i] == nil {
+				errs[i] = err
+			}
+		}
+		for i, o := range batch {
+			o.done <- errs[i]
+		}
+	}
+	ctx := context.Background()
+	tx, err := db.write.BeginTx(ctx, nil)
+	if err != nil {
+		fail(storeError(err, "cannot begin a write transaction"))
+		return
+	}
+	for i, o := range batch {
+		if err := o.ctx.Err(); err != nil {
+			errs[i] = Wrap(EUNAVAILABLE, err, "request cancelled before it was stored")
+			continue
+		}
+		if _, err := tx.ExecContext(ctx, "SAVEPOINT op"); err != nil {
+			tx.Rollback()
+			fail(storeError(err, "cannot write"))
+			return
+		}
+		if errs[i] = o.fn(tx); errs[i] != nil {
+			if _, err := tx.ExecContext(ctx, "ROLLBACK TO op"); err != nil {
+				// SQLite rolled the whole transaction back (disk full, I/O
+				// error): nothing in this batch is stored.
+				tx.Rollback()
+				fail(storeError(errors.Join(errs[i], err), "cannot write"))
+				return
+			}
+		}
+		if _, err := tx.ExecContext(ctx, "RELEASE op"); err != nil {
+			tx.Rollback()
+			fail(storeError(err, "cannot write"))
+			return
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		tx.Rollback()
+		for i := range errs {
+			errs[i] = nil
+		}
+		fail(storeError(err, "cannot commit"))
+		return
+	}
+	for i, o := range batch {
+		o.done <- errs[i]
+	}
+}
+
+// storeError classifies a database error: anything that may pass when
+// retried (busy, full, read-only, I/O) is EUNAVAILABLE so the provider
+// retries; an *Error passes through.
+func storeError(err error, msg string) error {
+	var e *Error
+	if errors.As(err, &e) {
+		return err
+	}
+	var se *sqlite.Error
+	if errors.As(err, &se) {
+		switch se.Code() & 0xff {
+		case sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED, sqlite3.SQLITE_FULL, sqlite3.SQLITE_READONLY,
+			sqlite3.SQLITE_IOERR, sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_NOMEM, sqlite3.SQLITE_PROTOCOL:
+			return Wrap(EUNAVAILABLE, err, "the store cannot commit right now (%s); retry", msg)
+		}
+	}
+	return Wrap(EUNAVAILABLE, err, "the store failed (%s); retry", msg)
+}
+
+// timeLayout is fixed-width so stored times sort as text.
+const timeLayout = "2006-01-02T15:04:05.000000000Z"
+
+func formatTime(t time.Time) string { return t.UTC().Format(timeLayout) }
+
+func nullTime(t time.Time) any {
+	if t.IsZero() {
+		return nil
+	}
+	return formatTime(t)
+}
+
+func parseTime(s sql.NullString) time.Time {
+	if !s.Valid || s.String == "" {
+		return time.Time{}
+	}
+	t, err := time.Parse(timeLayout, s.String)
+	if err != nil {
+		t, _ = time.Parse(time.RFC3339Nano, s.String)
+	}
+	return t
+}
