@@ -1,0 +1,409 @@
+package engine_test
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"net/http"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	_ "modernc.org/sqlite"
+
+	"github.com/orderstate/orderstate/engine"
+	sm "github.com/orderstate/orderstate/statemachine"
+)
+
+// clock is a settable test clock.
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func newClock() *clock { return &clock{t: time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC)} }
+
+func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+func (c *clock) Add(d time.Duration) {
+	c.mu.Lock()
+	c.t = c.t.Add(d)
+	c.mu.Unlock()
+}
+
+func mustOpen(tb testing.TB, path string, c *clock) *engine.DB {
+	tb.Helper()
+	if path == "" {
+		path = filepath.Join(tb.TempDir(), "orderstate.db")
+	}
+	db, err := engine.Open(context.Background(), path, engine.Options{Now: c.Now})
+	require.NoError(tb, err)
+	tb.Cleanup(func() { db.Close() })
+	return db
+}
+
+func req(body string) *engine.Request {
+	return &engine.Request{Header: http.Header{"Content-Type": {"application/json"}, "Signature": {"secret-sig"}}, Body: []byte(body)}
+}
+
+func event(id string, kind sm.Kind, checkout string, amount int64) engine.Event {
+	return engine.Event{Provider: "tazapay", EventID: id, DedupeKey: id, Type: "test." + string(kind), Kind: kind,
+		CheckoutID: checkout, Amount: amount, Currency: "USD", Mode: engine.ModeLive}
+}
+
+func register(t *testing.T, db *engine.DB, orderID, checkout string, amount int64) {
+	t.Helper()
+	_, err := db.RegisterOrder(context.Background(), engine.Registration{OrderID: orderID, Provider: "tazapay",
+		CheckoutID: checkout, Amount: amount, Currency: "usd", Mode: engine.ModeLive})
+	require.NoError(t, err)
+}
+
+func kinds(as []engine.Anomaly) map[string]engine.Anomaly {
+	out := map[string]engine.Anomaly{}
+	for _, a := range as {
+		out[a.Kind] = a
+	}
+	return out
+}
+
+func TestIngest_RegisteredOrderReachesPaid(t *testing.T) {
+	t.Parallel()
+	ctx, c := context.Background(), newClock()
+	db := mustOpen(t, "", c)
+	register(t, db, "order_1", "chk_1", 4999)
+
+	for _, ev := range []engine.Event{event("e1", sm.KindCheckoutCreated, "chk_1", 0), event("e2", sm.KindPaymentProcessing, "chk_1", 0), event("e3", sm.KindPaid, "chk_1", 4999)} {
+		c.Add(time.Second)
+		res, err := db.Ingest(ctx, ev, req(`{}`))
+		require.NoError(t, err)
+		require.Equal(t, sm.Applied, res.Result)
+		require.Equal(t, "order_1", res.OrderID)
+	}
+	o, err := db.Order(ctx, "order_1")
+	require.NoError(t, err)
+	require.Equal(t, sm.Paid, o.State)
+	require.Equal(t, int64(4999), o.Captured)
+	require.Len(t, o.Events, 3)
+	require.Equal(t, sm.Processing, o.Events[2].FromState)
+	require.Equal(t, sm.Paid, o.Events[2].ToState)
+	require.Empty(t, o.Anomalies, "an in-order happy path raises nothing")
+
+	byCheckout, err := db.OrderByCheckout(ctx, "tazapay", "chk_1")
+	require.NoError(t, err)
+	require.Equal(t, o.OrderID, byCheckout.OrderID)
+}
+
+func TestIngest_DuplicatesAreCountedNotApplied(t *testing.T) {
+	t.Parallel()
+	ctx, c := context.Background(), newClock()
+	db := mustOpen(t, "", c)
+	register(t, db, "order_1", "chk_1", 100)
+	var results []sm.Result
+	for range 3 {
+		res, err := db.Ingest(ctx, event("e1", sm.KindPaid, "chk_1", 100), req(`{"id":"e1"}`))
+		require.NoError(t, err)
+		results = append(results, res.Result)
+	}
+	require.Equal(t, []sm.Result{sm.Applied, sm.Duplicate, sm.Duplicate}, results)
+	o, err := db.Order(ctx, "order_1")
+	require.NoError(t, err)
+	require.Equal(t, sm.Paid, o.State)
+	require.Equal(t, int64(100), o.Captured, "a duplicate must not add its amount again")
+	dup := kinds(o.Anomalies)[engine.AnomalyDuplicate]
+	require.Equal(t, 2, dup.Count)
+	require.Equal(t, engine.SeverityInfo, dup.Severity)
+	require.Len(t, dup.EventSeqs, 2)
+}
+
+func TestIngest_WebhookBeforeRegistration(t *testing.T) {
+	t.Parallel()
+	ctx, c := context.Background(), newClock()
+	db := mustOpen(t, "", c)
+	_, err := db.Ingest(ctx, event("e1", sm.KindRefunded, "chk_9", 500), req(`{}`))
+	require.NoError(t, err)
+	o, err := db.OrderByCheckout(ctx, "tazapay", "chk_9")
+	require.NoError(t, err)
+	require.False(t, o.Registered)
+	require.Equal(t, sm.PartiallyRefunded, o.State, "with no capture known, a refund cannot be called full")
+
+	_, err = db.Order(ctx, "order_9")
+	require.Equal(t, engine.ENOTFOUND, engine.ErrorCode(err))
+
+	register(t, db, "order_9", "chk_9", 500)
+	o, err = db.Order(ctx, "order_9")
+	require.NoError(t, err)
+	require.True(t, o.Registered)
+	require.Equal(t, sm.Refunded, o.State, "the registered amount makes the refund full")
+	require.Len(t, o.Events, 1)
+}
+
+func TestRegisterOrder_Conflicts(t *testing.T) {
+	t.Parallel()
+	ctx, c := context.Background(), newClock()
+	db := mustOpen(t, "", c)
+	register(t, db, "order_1", "chk_1", 100)
+	register(t, db, "order_1", "chk_1", 100) // idempotent
+
+	_, err := db.RegisterOrder(ctx, engine.Registration{OrderID: "order_1", Provider: "tazapay", CheckoutID: "chk_1", Amount: 200, Currency: "USD"})
+	require.Equal(t, engine.ECONFLICT, engine.ErrorCode(err))
+	_, err = db.RegisterOrder(ctx, engine.Registration{OrderID: "order_2", Provider: "tazapay", CheckoutID: "chk_1", Amount: 100, Currency: "USD"})
+	require.Equal(t, engine.ECONFLICT, engine.ErrorCode(err))
+	require.Contains(t, engine.ErrorMessage(err), "already registered to order order_1")
+
+	for name, reg := range map[string]engine.Registration{
+		"NoOrderID":    {Provider: "tazapay", CheckoutID: "c", Currency: "USD"},
+		"NoCheckout":   {OrderID: "o", Provider: "tazapay", Currency: "USD"},
+		"BadCurrency":  {OrderID: "o", Provider: "tazapay", CheckoutID: "c", Currency: "dollars"},
+		"Negative":     {OrderID: "o", Provider: "tazapay", CheckoutID: "c", Currency: "USD", Amount: -1},
+		"BadMode":      {OrderID: "o", Provider: "tazapay", CheckoutID: "c", Currency: "USD", Mode: "prod"},
+		"EmptyProvide": {OrderID: "o", CheckoutID: "c", Currency: "USD"},
+	} {
+		_, err := db.RegisterOrder(ctx, reg)
+		require.Equal(t, engine.EINVALID, engine.ErrorCode(err), name)
+	}
+}
+
+func TestIngest_AnomaliesAtIngest(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	cases := []struct {
+		name   string
+		events []engine.Event
+		want   []string
+		state  sm.State
+	}{
+		{"PaidAfterExpiredIsLate", []engine.Event{event("a", sm.KindExpired, "c", 0), event("b", sm.KindPaid, "c", 100)}, []string{engine.AnomalyLateAfterFinal}, sm.Paid},
+		{"ExpiredAfterPaidIsBenign", []engine.Event{event("a", sm.KindPaid, "c", 100), event("b", sm.KindExpired, "c", 0)}, nil, sm.Paid},
+		{"FailedAfterPaidConflicts", []engine.Event{event("a", sm.KindPaid, "c", 100), event("b", sm.KindFailed, "c", 0)}, []string{engine.AnomalyLateAfterFinal, engine.AnomalyConflict}, sm.NeedsReview},
+		{"FailedAfterSettlement", []engine.Event{event("a", sm.KindPaid, "c", 100), event("b", sm.KindFailedAfterSettlement, "c", 0)}, []string{engine.AnomalyFailedAfterSettlement}, sm.NeedsReview},
+		{"CreatedAfterPaidIsOutOfOrder", []engine.Event{event("a", sm.KindPaid, "c", 100), event("b", sm.KindCheckoutCreated, "c", 0)}, []string{engine.AnomalyOutOfOrder}, sm.Paid},
+		{"AmountMismatch", []engine.Event{event("a", sm.KindPaid, "c", 150)}, []string{engine.AnomalyAmountMismatch}, sm.Paid},
+		{"CurrencyMismatch", []engine.Event{func() engine.Event { e := event("a", sm.KindPaid, "c", 100); e.Currency = "EUR"; return e }()}, []string{engine.AnomalyCurrencyMismatch}, sm.Paid},
+		{"ModeMismatch", []engine.Event{func() engine.Event { e := event("a", sm.KindPaid, "c", 100); e.Mode = engine.ModeTest; return e }()}, []string{engine.AnomalyModeMismatch}, sm.Paid},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			c := newClock()
+			db := mustOpen(t, "", c)
+			register(t, db, "o", "c", 100)
+			for i, ev := range tc.events {
+				ev.OccurredAt = c.Now().Add(time.Duration(i) * time.Minute)
+				c.Add(time.Second)
+				_, err := db.Ingest(ctx, ev, req(`{}`))
+				require.NoError(t, err)
+			}
+			o, err := db.Order(ctx, "o")
+			require.NoError(t, err)
+			require.Equal(t, tc.state, o.State)
+			got := []string{}
+			for _, a := range o.Anomalies {
+				got = append(got, a.Kind)
+				require.NotEmpty(t, a.Detail)
+				require.Equal(t, engine.StatusOpen, a.Status)
+			}
+			require.ElementsMatch(t, tc.want, got)
+		})
+	}
+}
+
+func TestRedirectMismatch(t *testing.T) {
+	t.Parallel()
+	ctx, c := context.Background(), newClock()
+	db := mustOpen(t, "", c)
+	register(t, db, "o", "c", 100)
+	_, err := db.ReportRedirect(ctx, "o", "sideways")
+	require.Equal(t, engine.EINVALID, engine.ErrorCode(err))
+	_, err = db.ReportRedirect(ctx, "nobody", engine.RedirectSuccess)
+	require.Equal(t, engine.ENOTFOUND, engine.ErrorCode(err))
+
+	o, err := db.ReportRedirect(ctx, "o", engine.RedirectSuccess)
+	require.NoError(t, err)
+	require.Empty(t, o.Anomalies, "success with no webhook yet is not a mismatch")
+	_, err = db.Ingest(ctx, event("a", sm.KindExpired, "c", 0), req(`{}`))
+	require.NoError(t, err)
+	o, err = db.Order(ctx, "o")
+	require.NoError(t, err)
+	require.Contains(t, kinds(o.Anomalies), engine.AnomalyRedirectMismatch)
+}
+
+func TestIngest_RejectsBadEventsAndStoresNothing(t *testing.T) {
+	t.Parallel()
+	ctx, c := context.Background(), newClock()
+	db := mustOpen(t, "", c)
+	before := countRows(t, db.Path())
+	for name, ev := range map[string]engine.Event{
+		"NoDedupeKey": {Provider: "tazapay", Kind: sm.KindPaid, CheckoutID: "c"},
+		"BadKind":     {Provider: "tazapay", DedupeKey: "x", Kind: "exploded", CheckoutID: "c"},
+		"NoCheckout":  {Provider: "tazapay", DedupeKey: "x", Kind: sm.KindPaid},
+		"Negative":    {Provider: "tazapay", DedupeKey: "x", Kind: sm.KindPaid, CheckoutID: "c", Amount: -5},
+		"BadMode":     {Provider: "tazapay", DedupeKey: "x", Kind: sm.KindPaid, CheckoutID: "c", Mode: "prod"},
+	} {
+		_, err := db.Ingest(ctx, ev, req(`{}`))
+		require.Equal(t, engine.EINVALID, engine.ErrorCode(err), name)
+	}
+	require.Equal(t, before, countRows(t, db.Path()))
+}
+
+func TestIngest_UnknownTypeIsStoredAndIgnored(t *testing.T) {
+	t.Parallel()
+	ctx, c := context.Background(), newClock()
+	db := mustOpen(t, "", c)
+	register(t, db, "o", "c", 100)
+	ev := event("u1", sm.KindUnknown, "c", 0)
+	res, err := db.Ingest(ctx, ev, req(`{"type":"payout.created"}`))
+	require.NoError(t, err)
+	require.Equal(t, sm.Ignored, res.Result)
+	ev = event("u2", sm.KindUnknown, "", 0)
+	res, err = db.Ingest(ctx, ev, req(`{"type":"escrow.moved"}`))
+	require.NoError(t, err)
+	require.Equal(t, sm.Ignored, res.Result)
+	o, err := db.Order(ctx, "o")
+	require.NoError(t, err)
+	require.Equal(t, sm.Pending, o.State)
+	require.Equal(t, 2, countRows(t, db.Path())["raw_events"], "both bodies are kept raw")
+}
+
+// countRows counts every table's rows through a separate connection.
+func countRows(t *testing.T, path string) map[string]int {
+	t.Helper()
+	conn, err := sql.Open("sqlite", "file:"+path+"?_pragma=query_only(1)")
+	require.NoError(t, err)
+	defer conn.Close()
+	rows, err := conn.Query(`SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'`)
+	require.NoError(t, err)
+	var tables []string
+	for rows.Next() {
+		var n string
+		require.NoError(t, rows.Scan(&n))
+		tables = append(tables, n)
+	}
+	require.NoError(t, rows.Close())
+	out := map[string]int{}
+	for _, tbl := range tables {
+		var n int
+		require.NoError(t, conn.QueryRow(fmt.Sprintf(`SELECT COUNT(*) FROM %q`, tbl)).Scan(&n))
+		out[tbl] = n
+	}
+	return out
+}
+
+func TestReplay_MatchesStoredStateAndFindsTampering(t *testing.T) {
+	t.Parallel()
+	ctx, c := context.Background(), newClock()
+	path := filepath.Join(t.TempDir(), "o.db")
+	db := mustOpen(t, path, c)
+	register(t, db, "o1", "c1", 100)
+	register(t, db, "o2", "c2", 100)
+	for _, ev := range []engine.Event{event("a", sm.KindPaid, "c1", 100), event("b", sm.KindRefunded, "c1", 40), event("c", sm.KindExpired, "c2", 0)} {
+		_, err := db.Ingest(ctx, ev, req(`{}`))
+		require.NoError(t, err)
+	}
+	var diffs []engine.ReplayDiff
+	n, err := db.Replay(ctx, false, func(d engine.ReplayDiff) { diffs = append(diffs, d) })
+	require.NoError(t, err)
+	require.Equal(t, 2, n)
+	require.Empty(t, diffs)
+
+	conn, err := sql.Open("sqlite", "file:"+path)
+	require.NoError(t, err)
+	_, err = conn.Exec(`UPDATE orders SET state = 'paid' WHERE checkout_id = 'c2'`)
+	require.NoError(t, err)
+	conn.Close()
+	_, err = db.Replay(ctx, true, func(d engine.ReplayDiff) { diffs = append(diffs, d) })
+	require.NoError(t, err)
+	require.Len(t, diffs, 1)
+	require.Equal(t, sm.Paid, diffs[0].Stored)
+	require.Equal(t, sm.Expired, diffs[0].Replayed)
+	o, err := db.Order(ctx, "o2")
+	require.NoError(t, err)
+	require.Equal(t, sm.Expired, o.State, "--fix writes the replayed state")
+}
+
+func TestAckAnomaly(t *testing.T) {
+	t.Parallel()
+	ctx, c := context.Background(), newClock()
+	db := mustOpen(t, "", c)
+	register(t, db, "o", "c", 100)
+	_, err := db.Ingest(ctx, event("a", sm.KindPaid, "c", 250), req(`{}`))
+	require.NoError(t, err)
+	list, err := db.Anomalies(ctx, engine.AnomalyFilter{Kind: engine.AnomalyAmountMismatch})
+	require.NoError(t, err)
+	require.Len(t, list, 1)
+	a, err := db.AckAnomaly(ctx, list[0].ID, "customer paid shipping on top")
+	require.NoError(t, err)
+	require.Equal(t, engine.StatusAcknowledged, a.Status)
+	require.Equal(t, "customer paid shipping on top", a.Note)
+	_, err = db.AckAnomaly(ctx, 999, "")
+	require.Equal(t, engine.ENOTFOUND, engine.ErrorCode(err))
+	open, err := db.Anomalies(ctx, engine.AnomalyFilter{Status: engine.StatusOpen})
+	require.NoError(t, err)
+	require.Empty(t, open)
+}
+
+func TestStore_SurvivesReopen(t *testing.T) {
+	t.Parallel()
+	ctx, c := context.Background(), newClock()
+	path := filepath.Join(t.TempDir(), "o.db")
+	db, err := engine.Open(ctx, path, engine.Options{Now: c.Now})
+	require.NoError(t, err)
+	register(t, db, "o", "c", 100)
+	_, err = db.Ingest(ctx, event("a", sm.KindPaid, "c", 100), req(`{}`))
+	require.NoError(t, err)
+	before, err := db.Order(ctx, "o")
+	require.NoError(t, err)
+	require.NoError(t, db.Close())
+
+	db = mustOpen(t, path, c)
+	after, err := db.Order(ctx, "o")
+	require.NoError(t, err)
+	require.Equal(t, before, after)
+	_, err = db.Ingest(ctx, event("a", sm.KindPaid, "c", 100), req(`{}`))
+	require.NoError(t, err)
+	after, err = db.Order(ctx, "o")
+	require.NoError(t, err)
+	require.Equal(t, sm.Duplicate, after.Events[1].Result, "dedupe survives a restart")
+}
+
+func TestGroupCommit_OneBadWriteFailsAlone(t *testing.T) {
+	t.Parallel()
+	ctx, c := context.Background(), newClock()
+	db := mustOpen(t, "", c)
+	var wg sync.WaitGroup
+	errs := make([]error, 64)
+	for i := range errs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = db.Update(ctx, func(tx *sql.Tx) error {
+				if _, err := tx.ExecContext(ctx, `INSERT INTO watermarks (name, at) VALUES (?, 'x')`, fmt.Sprint("job", i)); err != nil {
+					return err
+				}
+				if i%8 == 3 {
+					return engine.Errorf(engine.EINVALID, "write %d refuses", i)
+				}
+				return nil
+			})
+		}()
+	}
+	wg.Wait()
+	for i, err := range errs {
+		var n int
+		require.NoError(t, openCount(t, db.Path(), fmt.Sprint("job", i), &n))
+		if i%8 == 3 {
+			require.Equal(t, engine.EINVALID, engine.ErrorCode(err))
+			require.Zero(t, n, "a failed write leaves nothing behind")
+		} else {
+			require.NoError(t, err)
+			require.Equal(t, 1, n, "write %d was acknowledged, so it is stored", i)
+		}
+	}
+}
+
+func openCount(t *testing.T, path, name string, n *int) error {
+	conn, err := sql.Open("sqlite", "file:"+path+"?_pragma=query_only(1)")
+	require.NoError(t, err)
+	defer conn.Close()
+	return conn.QueryRow(`SELECT COUNT(*) FROM watermarks WHERE name = ?`, name).Scan(n)
+}
