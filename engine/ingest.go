@@ -29,7 +29,7 @@ func (db *DB) Ingest(ctx context.Context, ev Event, req *Request) (IngestResult,
 	var res IngestResult
 	err = db.Update(ctx, func(tx *sql.Tx) error {
 		res = IngestResult{}
-		return db.ingest(ctx, tx, ev, headers, req.Body, &res)
+		return db.ingest(ctx, db.wrap(tx), ev, headers, req.Body, &res)
 	})
 	if err != nil {
 		return IngestResult{}, err
@@ -100,6 +100,38 @@ type orderRow struct {
 	lastEventAt time.Time
 }
 
+// The ingest path's statements, prepared once on the writer connection.
+const (
+	qDedupe      = `SELECT id, order_ref FROM events WHERE dedupe = ? AND original_id IS NULL`
+	qInsertEvent = `INSERT INTO events (order_ref, provider, dedupe, provider_event_id, provider_type, kind,
+		result, from_state, to_state, amount, currency, mode, occurred_at, received_at, out_of_order, unsigned)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+	qInsertRaw   = `INSERT INTO raw_events (event_id, headers, body) VALUES (?, ?, ?)`
+	qUpdateOrder = `UPDATE orders SET state = ?, captured = ?, refunded = ?, full_refund = ?, max_rank = ?,
+		max_occurred = ?, updated_at = ?, state_since = ?, last_event_at = ? WHERE id = ?`
+	qInsertDuplicate = `INSERT INTO events (order_ref, provider, dedupe, provider_event_id, provider_type, kind,
+		result, amount, currency, mode, occurred_at, received_at, unsigned, original_id)
+		VALUES (?, ?, ?, ?, ?, ?, 'duplicate', ?, ?, ?, ?, ?, ?, ?)`
+	qAliasLookup      = `SELECT order_ref FROM order_aliases WHERE provider = ? AND external_id = ?`
+	qOrderByReference = `SELECT id FROM orders WHERE order_id = ? AND provider = ?`
+	qInsertOrder      = `INSERT INTO orders (provider, checkout_id, state, created_at, updated_at, state_since)
+			VALUES (?, ?, 'pending', ?, ?, ?)`
+	qInsertAlias = `INSERT INTO order_aliases (provider, external_id, order_ref) VALUES (?, ?, ?)
+			ON CONFLICT DO NOTHING`
+	qRaise = `INSERT INTO anomalies (order_ref, kind, status, detail, event_seqs, opened_at, updated_at)
+		VALUES (?, ?, 'open', ?, ?, ?, ?)
+		ON CONFLICT (order_ref, kind) DO UPDATE SET
+			count = count + 1,
+			event_seqs = CASE WHEN ? > 0 THEN json_insert(event_seqs, '$[#]', ?) ELSE event_seqs END,
+			updated_at = excluded.updated_at`
+	qResolve = `UPDATE anomalies SET status = 'resolved', resolved_at = ?, updated_at = ?, resolution = ?
+		WHERE order_ref = ? AND kind = ? AND status = 'open'`
+	qOrderByID = `SELECT ` + orderColumns + ` FROM orders WHERE id = ?`
+)
+
+// hotQueries are prepared at Open.
+var hotQueries = []string{qDedupe, qInsertEvent, qInsertRaw, qUpdateOrder, qInsertDuplicate, qAliasLookup, qOrderByReference, qInsertOrder, qInsertAlias, qRaise, qResolve, qOrderByID}
+
 const orderColumns = `id, order_id, provider, checkout_id, amount, currency, mode, registered_at IS NOT NULL,
 	state, captured, refunded, full_refund, max_rank, max_occurred, redirect_outcome, redirect_at, state_since,
 	created_at, last_event_at`
@@ -124,13 +156,13 @@ func scanOrder(row interface{ Scan(...any) error }) (*orderRow, error) {
 	return &o, nil
 }
 
-func (db *DB) ingest(ctx context.Context, tx *sql.Tx, ev Event, headers, body []byte, res *IngestResult) error {
+func (db *DB) ingest(ctx context.Context, tx *wtx, ev Event, headers, body []byte, res *IngestResult) error {
 	now := db.now()
 	dedupe := DedupeHash(ev.Provider, ev.DedupeKey)
 
 	var origID int64
 	var origOrder sql.NullInt64
-	err := tx.QueryRowContext(ctx, `SELECT id, order_ref FROM events WHERE dedupe = ? AND original_id IS NULL`, dedupe).
+	err := tx.QueryRowContext(ctx, qDedupe, dedupe).
 		Scan(&origID, &origOrder)
 	switch {
 	case err == nil:
@@ -162,9 +194,7 @@ func (db *DB) ingest(ctx context.Context, tx *sql.Tx, ev Event, headers, body []
 	if o != nil {
 		orderRef, fromState, toState = o.ref, string(out.From), string(out.To)
 	}
-	r, err := tx.ExecContext(ctx, `INSERT INTO events (order_ref, provider, dedupe, provider_event_id, provider_type, kind,
-		result, from_state, to_state, amount, currency, mode, occurred_at, received_at, out_of_order, unsigned)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+	r, err := tx.ExecContext(ctx, qInsertEvent,
 		orderRef, ev.Provider, dedupe, ev.EventID, ev.Type, string(ev.Kind), string(out.Result), fromState, toState,
 		ev.Amount, nullString(ev.Currency), nullString(ev.Mode), nullTime(ev.OccurredAt), formatTime(now), outOfOrder, ev.Unsigned)
 	if err != nil {
@@ -174,7 +204,7 @@ func (db *DB) ingest(ctx context.Context, tx *sql.Tx, ev Event, headers, body []
 	if err != nil {
 		return storeError(err, "insert event")
 	}
-	if _, err := tx.ExecContext(ctx, `INSERT INTO raw_events (event_id, headers, body) VALUES (?, ?, ?)`, seq, headers, body); err != nil {
+	if _, err := tx.ExecContext(ctx, qInsertRaw, seq, headers, body); err != nil {
 		return storeError(err, "insert raw event")
 	}
 	res.Seq, res.Result = seq, out.Result
@@ -186,8 +216,7 @@ func (db *DB) ingest(ctx context.Context, tx *sql.Tx, ev Event, headers, body []
 	if out.Changed() {
 		stateSince = now
 	}
-	_, err = tx.ExecContext(ctx, `UPDATE orders SET state = ?, captured = ?, refunded = ?, full_refund = ?, max_rank = ?,
-		max_occurred = ?, updated_at = ?, state_since = ?, last_event_at = ? WHERE id = ?`,
+	_, err = tx.ExecContext(ctx, qUpdateOrder,
 		string(out.To), o.totals.Captured, o.totals.Refunded, o.totals.FullRefund, o.progress.MaxRank,
 		nullTime(o.progress.MaxOccurred), formatTime(now), formatTime(stateSince), formatTime(now), o.ref)
 	if err != nil {
@@ -226,14 +255,12 @@ func (db *DB) ingest(ctx context.Context, tx *sql.Tx, ev Event, headers, body []
 	return nil
 }
 
-func (db *DB) recordDuplicate(ctx context.Context, tx *sql.Tx, ev Event, dedupe []byte, origID int64, orderRef sql.NullInt64, now time.Time, res *IngestResult) error {
+func (db *DB) recordDuplicate(ctx context.Context, tx *wtx, ev Event, dedupe []byte, origID int64, orderRef sql.NullInt64, now time.Time, res *IngestResult) error {
 	var ref any
 	if orderRef.Valid {
 		ref = orderRef.Int64
 	}
-	r, err := tx.ExecContext(ctx, `INSERT INTO events (order_ref, provider, dedupe, provider_event_id, provider_type, kind,
-		result, amount, currency, mode, occurred_at, received_at, unsigned, original_id)
-		VALUES (?, ?, ?, ?, ?, ?, 'duplicate', ?, ?, ?, ?, ?, ?, ?)`,
+	r, err := tx.ExecContext(ctx, qInsertDuplicate,
 		ref, ev.Provider, dedupe, ev.EventID, ev.Type, string(ev.Kind), ev.Amount, nullString(ev.Currency),
 		nullString(ev.Mode), nullTime(ev.OccurredAt), formatTime(now), ev.Unsigned, origID)
 	if err != nil {
@@ -244,7 +271,7 @@ func (db *DB) recordDuplicate(ctx context.Context, tx *sql.Tx, ev Event, dedupe 
 	if !orderRef.Valid {
 		return nil
 	}
-	o, err := scanOrder(tx.QueryRowContext(ctx, `SELECT `+orderColumns+` FROM orders WHERE id = ?`, orderRef.Int64))
+	o, err := scanOrder(tx.QueryRowContext(ctx, qOrderByID, orderRef.Int64))
 	if err != nil {
 		return storeError(err, "load order")
 	}
@@ -257,29 +284,35 @@ func (db *DB) recordDuplicate(ctx context.Context, tx *sql.Tx, ev Event, dedupe 
 // resolveOrder finds the order an event is about, by any provider id it
 // carries or by the shop's reference, and creates an unregistered one when
 // nobody registered it yet. It records every id the event carries as an alias.
-func (db *DB) resolveOrder(ctx context.Context, tx *sql.Tx, ev Event, now time.Time) (*orderRow, error) {
+func (db *DB) resolveOrder(ctx context.Context, tx *wtx, ev Event, now time.Time) (*orderRow, error) {
 	ids := append([]string{ev.CheckoutID}, ev.Refs...)
 	var ref int64
+	var missing []string
 	for _, id := range ids {
 		if id == "" {
 			continue
 		}
-		err := tx.QueryRowContext(ctx, `SELECT order_ref FROM order_aliases WHERE provider = ? AND external_id = ?`, ev.Provider, id).Scan(&ref)
-		if err == nil {
-			break
-		} else if !errors.Is(err, sql.ErrNoRows) {
+		var found int64
+		err := tx.QueryRowContext(ctx, qAliasLookup, ev.Provider, id).Scan(&found)
+		switch {
+		case err == nil:
+			if ref == 0 {
+				ref = found
+			}
+		case errors.Is(err, sql.ErrNoRows):
+			missing = append(missing, id)
+		default:
 			return nil, storeError(err, "alias lookup")
 		}
 	}
 	if ref == 0 && ev.Reference != "" {
-		err := tx.QueryRowContext(ctx, `SELECT id FROM orders WHERE order_id = ? AND provider = ?`, ev.Reference, ev.Provider).Scan(&ref)
+		err := tx.QueryRowContext(ctx, qOrderByReference, ev.Reference, ev.Provider).Scan(&ref)
 		if err != nil && !errors.Is(err, sql.ErrNoRows) {
 			return nil, storeError(err, "reference lookup")
 		}
 	}
 	if ref == 0 {
-		r, err := tx.ExecContext(ctx, `INSERT INTO orders (provider, checkout_id, state, created_at, updated_at, state_since)
-			VALUES (?, ?, 'pending', ?, ?, ?)`, ev.Provider, ev.CheckoutID, formatTime(now), formatTime(now), formatTime(now))
+		r, err := tx.ExecContext(ctx, qInsertOrder, ev.Provider, ev.CheckoutID, formatTime(now), formatTime(now), formatTime(now))
 		if err != nil {
 			return nil, storeError(err, "create order")
 		}
@@ -287,16 +320,12 @@ func (db *DB) resolveOrder(ctx context.Context, tx *sql.Tx, ev Event, now time.T
 			return nil, storeError(err, "create order")
 		}
 	}
-	for _, id := range ids {
-		if id == "" {
-			continue
-		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO order_aliases (provider, external_id, order_ref) VALUES (?, ?, ?)
-			ON CONFLICT DO NOTHING`, ev.Provider, id, ref); err != nil {
+	for _, id := range missing {
+		if _, err := tx.ExecContext(ctx, qInsertAlias, ev.Provider, id, ref); err != nil {
 			return nil, storeError(err, "record alias")
 		}
 	}
-	o, err := scanOrder(tx.QueryRowContext(ctx, `SELECT `+orderColumns+` FROM orders WHERE id = ?`, ref))
+	o, err := scanOrder(tx.QueryRowContext(ctx, qOrderByID, ref))
 	if err != nil {
 		return nil, storeError(err, "load order")
 	}
@@ -305,13 +334,13 @@ func (db *DB) resolveOrder(ctx context.Context, tx *sql.Tx, ev Event, now time.T
 
 // raiser records anomalies within a transaction, keeping the first error.
 type raiser struct {
-	tx    *sql.Tx
+	tx    *wtx
 	now   time.Time
 	kinds []string
 	err   error
 }
 
-func newRaiser(tx *sql.Tx, now time.Time) *raiser { return &raiser{tx: tx, now: now} }
+func newRaiser(tx *wtx, now time.Time) *raiser { return &raiser{tx: tx, now: now} }
 
 // raise opens an anomaly of kind on the order, or adds the event to the one
 // already there. A resolved or acknowledged anomaly stays closed.
@@ -323,12 +352,7 @@ func (r *raiser) raise(ctx context.Context, o *orderRow, kind string, seq int64,
 	if seq > 0 {
 		seqs = fmt.Sprintf("[%d]", seq)
 	}
-	_, err := r.tx.ExecContext(ctx, `INSERT INTO anomalies (order_ref, kind, status, detail, event_seqs, opened_at, updated_at)
-		VALUES (?, ?, 'open', ?, ?, ?, ?)
-		ON CONFLICT (order_ref, kind) DO UPDATE SET
-			count = count + 1,
-			event_seqs = CASE WHEN ? > 0 THEN json_insert(event_seqs, '$[#]', ?) ELSE event_seqs END,
-			updated_at = excluded.updated_at`,
+	_, err := r.tx.ExecContext(ctx, qRaise,
 		o.ref, kind, detail, seqs, formatTime(r.now), formatTime(r.now), seq, seq)
 	if err != nil {
 		r.err = storeError(err, "record anomaly")
@@ -342,8 +366,7 @@ func (r *raiser) resolve(ctx context.Context, ref int64, kind, resolution string
 	if r.err != nil {
 		return
 	}
-	_, err := r.tx.ExecContext(ctx, `UPDATE anomalies SET status = 'resolved', resolved_at = ?, updated_at = ?, resolution = ?
-		WHERE order_ref = ? AND kind = ? AND status = 'open'`, formatTime(r.now), formatTime(r.now), resolution, ref, kind)
+	_, err := r.tx.ExecContext(ctx, qResolve, formatTime(r.now), formatTime(r.now), resolution, ref, kind)
 	if err != nil {
 		r.err = storeError(err, "resolve anomaly")
 	}

@@ -195,6 +195,7 @@ type AnomalyFilter struct {
 	Provider string
 	Status   string
 	Severity string
+	State    sm.State // the order's current state
 	OrderRef int64
 	Since    time.Time // opened at or after
 	Until    time.Time // opened before

@@ -25,7 +25,7 @@ func (db *DB) RegisterOrder(ctx context.Context, reg Registration) (*Order, erro
 	if err := validateRegistration(reg); err != nil {
 		return nil, err
 	}
-	err := db.Update(ctx, func(tx *sql.Tx) error { return db.register(ctx, tx, reg) })
+	err := db.Update(ctx, func(tx *sql.Tx) error { return db.register(ctx, db.wrap(tx), reg) })
 	if err != nil {
 		return nil, err
 	}
@@ -50,7 +50,7 @@ func validateRegistration(reg Registration) error {
 	return nil
 }
 
-func (db *DB) register(ctx context.Context, tx *sql.Tx, reg Registration) error {
+func (db *DB) register(ctx context.Context, tx *wtx, reg Registration) error {
 	now := db.now()
 	byID, err := loadOrder(ctx, tx, `order_id = ?`, reg.OrderID)
 	if err != nil {
@@ -177,7 +177,8 @@ func (db *DB) ReportRedirect(ctx context.Context, orderID, outcome string) (*Ord
 	default:
 		return nil, Errorf(EINVALID, "outcome must be success, cancel or failure; got %q", outcome)
 	}
-	err := db.Update(ctx, func(tx *sql.Tx) error {
+	err := db.Update(ctx, func(stx *sql.Tx) error {
+		tx := db.wrap(stx)
 		o, err := loadOrder(ctx, tx, `order_id = ?`, orderID)
 		if err != nil {
 			return err
@@ -308,6 +309,9 @@ func queryAnomalies(ctx context.Context, tx *sql.Tx, f AnomalyFilter) ([]Anomaly
 			}
 		}
 		where = append(where, "a.kind IN ("+strings.Join(kinds, ",")+")")
+	}
+	if f.State != "" {
+		add("o.state = ?", string(f.State))
 	}
 	if f.OrderRef != 0 {
 		add("a.order_ref = ?", f.OrderRef)

@@ -45,6 +45,7 @@ type DB struct {
 	log    *slog.Logger
 	write  *sql.DB
 	read   *sql.DB
+	stmts  stmtCache
 	ops    chan *op
 	quit   chan struct{}
 	wg     sync.WaitGroup
@@ -91,6 +92,10 @@ func Open(ctx context.Context, path string, opts Options) (*DB, error) {
 		return nil, err
 	}
 	if err := db.migrate(ctx); err != nil {
+		db.write.Close()
+		return nil, err
+	}
+	if err := db.stmts.prepare(ctx, db.write, hotQueries); err != nil {
 		db.write.Close()
 		return nil, err
 	}
@@ -185,6 +190,7 @@ func (db *DB) Close() error {
 		db.mu.Unlock()
 		close(db.quit)
 		db.wg.Wait()
+		db.stmts.close()
 		if db.read != nil {
 			err = errors.Join(err, db.read.Close())
 		}

@@ -1,0 +1,366 @@
+package engine
+
+import (
+	"context"
+	"database/sql"
+	"sort"
+	"strings"
+	"time"
+
+	sm "github.com/orderstate/orderstate/statemachine"
+)
+
+// ReportQuery says what a report covers.
+type ReportQuery struct {
+	Since time.Time // inclusive
+	Until time.Time // exclusive
+	// MaxPerKind bounds how many open anomalies of each kind come with their
+	// order and timeline; the rest are counted. 0 means 200.
+	MaxPerKind int
+	// MaxResolved bounds the list of anomalies closed in the period; the
+	// rest are counted. 0 means 1000.
+	MaxResolved int
+}
+
+// ReportData is what the report is built from, read in one snapshot.
+type ReportData struct {
+	Since time.Time
+	Until time.Time
+	// Reached counts the orders that reached their current state in the
+	// period, per provider.
+	Reached []StateCount
+	// InFlight counts the orders pending or processing now, however long ago
+	// they started.
+	InFlight []StateCount
+	// Open lists open action anomalies, per kind in AnomalyKinds order and
+	// oldest first, each with its order and event timeline.
+	Open []OpenAnomaly
+	// OpenCounts counts every open action anomaly, listed or not.
+	OpenCounts []KindCount
+	// Info counts the info anomalies opened in the period.
+	Info []KindCount
+	// Resolved lists anomalies resolved or acknowledged in the period, in
+	// the order they were closed; ResolvedTotal counts them all.
+	Resolved      []Anomaly
+	ResolvedTotal int
+	// Activity is each provider's webhook traffic in the period, sorted by
+	// provider.
+	Activity []ProviderActivity
+}
+
+// StateCount is a number of orders of one provider in one state.
+type StateCount struct {
+	Provider string
+	State    sm.State
+	Count    int
+}
+
+// KindCount is a number of anomalies of one kind on one provider's orders.
+type KindCount struct {
+	Kind     string
+	Provider string
+	Count    int
+	// New counts those opened in the period.
+	New int
+}
+
+// OpenAnomaly is an open anomaly with the order it is about; the order's
+// Events are its timeline and its Anomalies are left empty.
+type OpenAnomaly struct {
+	Anomaly Anomaly
+	Order   *Order
+}
+
+// ProviderActivity is one provider's webhook traffic in a period.
+type ProviderActivity struct {
+	Provider string
+	// Events counts every delivery received, duplicates included.
+	Events     int
+	Duplicates int
+	OutOfOrder int
+	// Unknown counts events of a type nobody documented; UnknownTypes
+	// breaks them down by the provider's type.
+	Unknown      int
+	UnknownTypes map[string]int
+	Unsigned     int
+	// Unregistered counts events about orders the shop never registered.
+	Unregistered int
+	// Rejected counts requests refused before anything was stored, by reason.
+	Rejected map[string]int
+	// Lags are received_at minus occurred_at of each original event that
+	// carried a provider time, ascending.
+	Lags []time.Duration
+}
+
+// anomalyColumns are scanAnomaly's columns followed by the order's row id.
+const anomalyColumns = `a.id, a.kind, a.status, a.detail, a.event_seqs, a.count, a.opened_at, a.updated_at,
+	a.resolved_at, COALESCE(a.resolution, ''), COALESCE(a.note, ''), COALESCE(o.order_id, ''), o.provider, o.checkout_id,
+	o.state, a.order_ref`
+
+// ReportData reads what a report for q needs. Every query is bounded by an
+// index range (the period, or the open anomalies), so its cost follows the
+// period's traffic and the open backlog, not the size of the store.
+func (db *DB) ReportData(ctx context.Context, q ReportQuery) (*ReportData, error) {
+	if q.MaxPerKind <= 0 {
+		q.MaxPerKind = 200
+	}
+	if q.MaxResolved <= 0 {
+		q.MaxResolved = 1000
+	}
+	if !q.Since.Before(q.Until) {
+		return nil, Errorf(EINVALID, "report period is empty: %s to %s", formatTime(q.Since), formatTime(q.Until))
+	}
+	tx, err := db.read.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		return nil, storeError(err, "read report data")
+	}
+	defer tx.Rollback()
+	r := &reportReader{ctx: ctx, tx: tx, since: formatTime(q.Since), until: formatTime(q.Until)}
+	d := &ReportData{Since: q.Since.UTC(), Until: q.Until.UTC()}
+	d.Reached = r.stateCounts(`SELECT provider, state, COUNT(*) FROM orders INDEXED BY orders_state_since
+		WHERE state IN (`+stateList(sm.States)+`) AND state_since >= ? AND state_since < ? GROUP BY provider, state`, r.since, r.until)
+	d.InFlight = r.stateCounts(`SELECT provider, state, COUNT(*) FROM orders INDEXED BY orders_state_since
+		WHERE state IN ('pending', 'processing') GROUP BY provider, state`)
+	action, info := kindsBySeverity()
+	for _, kind := range action {
+		d.Open = append(d.Open, r.open(kind, q.MaxPerKind)...)
+	}
+	d.OpenCounts = r.kindCounts(`SELECT a.kind, o.provider, COUNT(*), COALESCE(SUM(a.opened_at >= ? AND a.opened_at < ?), 0)
+		FROM anomalies a INDEXED BY anomalies_status JOIN orders o ON o.id = a.order_ref
+		WHERE a.status = 'open' AND a.kind IN (`+action.list()+`) GROUP BY a.kind, o.provider`, r.since, r.until)
+	d.Info = r.kindCounts(`SELECT a.kind, o.provider, COUNT(*), COUNT(*) FROM anomalies a INDEXED BY anomalies_opened
+		JOIN orders o ON o.id = a.order_ref WHERE a.opened_at >= ? AND a.opened_at < ? AND a.kind IN (`+info.list()+`)
+		GROUP BY a.kind, o.provider`, r.since, r.until)
+	d.Resolved, d.ResolvedTotal = r.resolved(q.MaxResolved)
+	d.Activity = r.activity()
+	if r.err != nil {
+		return nil, r.err
+	}
+	return d, nil
+}
+
+// reportReader runs the report's queries in one read transaction, keeping
+// the first error.
+type reportReader struct {
+	ctx          context.Context
+	tx           *sql.Tx
+	since, until string
+	err          error
+}
+
+func (r *reportReader) fail(err error) {
+	if r.err == nil && err != nil {
+		r.err = storeError(err, "read report data")
+	}
+}
+
+// each runs query and calls scan for every row, stopping at the first error.
+func (r *reportReader) each(query string, args []any, scan func(*sql.Rows) error) {
+	if r.err != nil {
+		return
+	}
+	rows, err := r.tx.QueryContext(r.ctx, query, args...)
+	if err != nil {
+		r.fail(err)
+		return
+	}
+	defer rows.Close()
+	for rows.Next() {
+		if err := scan(rows); err != nil {
+			r.fail(err)
+			return
+		}
+	}
+	r.fail(rows.Err())
+}
+
+func (r *reportReader) stateCounts(query string, args ...any) []StateCount {
+	out := []StateCount{}
+	r.each(query, args, func(rows *sql.Rows) error {
+		var c StateCount
+		var state string
+		err := rows.Scan(&c.Provider, &state, &c.Count)
+		c.State = sm.State(state)
+		out = append(out, c)
+		return err
+	})
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Provider != out[j].Provider {
+			return out[i].Provider < out[j].Provider
+		}
+		return out[i].State < out[j].State
+	})
+	return out
+}
+
+func (r *reportReader) kindCounts(query string, args ...any) []KindCount {
+	out := []KindCount{}
+	r.each(query, args, func(rows *sql.Rows) error {
+		var c KindCount
+		err := rows.Scan(&c.Kind, &c.Provider, &c.Count, &c.New)
+		out = append(out, c)
+		return err
+	})
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Kind != out[j].Kind {
+			return out[i].Kind < out[j].Kind
+		}
+		return out[i].Provider < out[j].Provider
+	})
+	return out
+}
+
+func (r *reportReader) open(kind string, limit int) []OpenAnomaly {
+	type listed struct {
+		a   Anomaly
+		ref int64
+	}
+	var found []listed
+	r.each(`SELECT `+anomalyColumns+` FROM anomalies a INDEXED BY anomalies_status JOIN orders o ON o.id = a.order_ref
+		WHERE a.status = 'open' AND a.kind = ? ORDER BY a.opened_at, a.id LIMIT ?`, []any{kind, limit}, func(rows *sql.Rows) error {
+		var l listed
+		a, err := scanAnomaly(withRef{rows, &l.ref})
+		l.a = a
+		found = append(found, l)
+		return err
+	})
+	out := make([]OpenAnomaly, 0, len(found))
+	for _, l := range found {
+		if r.err != nil {
+			break
+		}
+		o, err := loadOrder(r.ctx, r.tx, `id = ?`, l.ref)
+		if err != nil || o == nil {
+			r.fail(err)
+			continue
+		}
+		view := o.view()
+		view.Events, err = timeline(r.ctx, r.tx, l.ref)
+		r.fail(err)
+		out = append(out, OpenAnomaly{Anomaly: l.a, Order: view})
+	}
+	return out
+}
+
+func (r *reportReader) resolved(limit int) ([]Anomaly, int) {
+	out := []Anomaly{}
+	total := 0
+	r.each(`SELECT `+anomalyColumns+` FROM anomalies a INDEXED BY anomalies_resolved JOIN orders o ON o.id = a.order_ref
+		WHERE a.resolved_at >= ? AND a.resolved_at < ? AND a.status IN ('resolved', 'acknowledged')
+		ORDER BY a.resolved_at, a.id`, []any{r.since, r.until}, func(rows *sql.Rows) error {
+		total++
+		if len(out) >= limit {
+			return nil
+		}
+		var ref int64
+		a, err := scanAnomaly(withRef{rows, &ref})
+		out = append(out, a)
+		return err
+	})
+	return out, total
+}
+
+func (r *reportReader) activity() []ProviderActivity {
+	by := map[string]*ProviderActivity{}
+	get := func(p string) *ProviderActivity {
+		if a, ok := by[p]; ok {
+			return a
+		}
+		a := &ProviderActivity{Provider: p, UnknownTypes: map[string]int{}, Rejected: map[string]int{}, Lags: []time.Duration{}}
+		by[p] = a
+		return a
+	}
+	r.each(`SELECT e.provider, COUNT(*), COALESCE(SUM(e.result = 'duplicate'), 0), COALESCE(SUM(e.out_of_order), 0),
+		COALESCE(SUM(e.kind = 'unknown'), 0), COALESCE(SUM(e.unsigned), 0),
+		COALESCE(SUM(o.id IS NOT NULL AND o.registered_at IS NULL), 0)
+		FROM events e INDEXED BY events_received LEFT JOIN orders o ON o.id = e.order_ref
+		WHERE e.received_at >= ? AND e.received_at < ? GROUP BY e.provider`, []any{r.since, r.until}, func(rows *sql.Rows) error {
+		var p string
+		var n, dup, ooo, unk, uns, unreg int
+		if err := rows.Scan(&p, &n, &dup, &ooo, &unk, &uns, &unreg); err != nil {
+			return err
+		}
+		a := get(p)
+		a.Events, a.Duplicates, a.OutOfOrder, a.Unknown, a.Unsigned, a.Unregistered = n, dup, ooo, unk, uns, unreg
+		return nil
+	})
+	r.each(`SELECT provider, provider_type, COUNT(*) FROM events INDEXED BY events_received
+		WHERE received_at >= ? AND received_at < ? AND kind = 'unknown' GROUP BY provider, provider_type`,
+		[]any{r.since, r.until}, func(rows *sql.Rows) error {
+			var p, typ string
+			var n int
+			err := rows.Scan(&p, &typ, &n)
+			get(p).UnknownTypes[typ] = n
+			return err
+		})
+	// Rejections are counted per hour; an hour belongs to the period its
+	// start falls in.
+	r.each(`SELECT provider, reason, SUM(count) FROM rejections WHERE hour >= ? AND hour < ? GROUP BY provider, reason`,
+		[]any{r.since, r.until}, func(rows *sql.Rows) error {
+			var p, reason string
+			var n int
+			err := rows.Scan(&p, &reason, &n)
+			get(p).Rejected[reason] = n
+			return err
+		})
+	// Redeliveries are left out of the lag: their provider time is the
+	// original's, so they would measure the provider's retry schedule.
+	r.each(`SELECT provider, occurred_at, received_at FROM events INDEXED BY events_received
+		WHERE received_at >= ? AND received_at < ? AND occurred_at IS NOT NULL AND original_id IS NULL`,
+		[]any{r.since, r.until}, func(rows *sql.Rows) error {
+			var p string
+			var occ, rec sql.NullString
+			if err := rows.Scan(&p, &occ, &rec); err != nil {
+				return err
+			}
+			a := get(p)
+			a.Lags = append(a.Lags, parseTime(rec).Sub(parseTime(occ)))
+			return nil
+		})
+	out := make([]ProviderActivity, 0, len(by))
+	for _, p := range sortedKeys(by) {
+		a := by[p]
+		sort.Slice(a.Lags, func(i, j int) bool { return a.Lags[i] < a.Lags[j] })
+		out = append(out, *a)
+	}
+	return out
+}
+
+// withRef scans scanAnomaly's columns plus a trailing order row id.
+type withRef struct {
+	row interface{ Scan(...any) error }
+	ref *int64
+}
+
+func (w withRef) Scan(dest ...any) error { return w.row.Scan(append(dest, w.ref)...) }
+
+type kindList []string
+
+// list renders constant kind names as SQL literals; they come from
+// AnomalyKinds, never from input.
+func (k kindList) list() string {
+	q := make([]string, len(k))
+	for i, s := range k {
+		q[i] = "'" + s + "'"
+	}
+	return strings.Join(q, ", ")
+}
+
+func kindsBySeverity() (action, info kindList) {
+	for _, k := range AnomalyKinds {
+		if Severity(k) == SeverityAction {
+			action = append(action, k)
+		} else {
+			info = append(info, k)
+		}
+	}
+	return action, info
+}
+
+func stateList(states []sm.State) string {
+	q := make([]string, len(states))
+	for i, s := range states {
+		q[i] = "'" + string(s) + "'"
+	}
+	return strings.Join(q, ", ")
+}

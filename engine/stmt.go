@@ -1,0 +1,69 @@
+package engine
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"sync"
+)
+
+// stmtCache keeps the writer's hot statements prepared on its one
+// connection: the ingest path runs the same handful of statements for every
+// webhook, and preparing them each time costs more than running them. They
+// are prepared at Open, while the connection is free; preparing later would
+// wait for the connection the running transaction holds.
+type stmtCache struct {
+	mu sync.Mutex
+	m  map[string]*sql.Stmt
+}
+
+func (c *stmtCache) prepare(ctx context.Context, db *sql.DB, queries []string) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.m = make(map[string]*sql.Stmt, len(queries))
+	for _, q := range queries {
+		s, err := db.PrepareContext(ctx, q)
+		if err != nil {
+			return fmt.Errorf("prepare %q: %w", q, err)
+		}
+		c.m[q] = s
+	}
+	return nil
+}
+
+func (c *stmtCache) get(query string) *sql.Stmt {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.m[query]
+}
+
+func (c *stmtCache) close() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, s := range c.m {
+		s.Close()
+	}
+	c.m = nil
+}
+
+// wtx is a write transaction whose statements come from the cache.
+type wtx struct {
+	*sql.Tx
+	db *DB
+}
+
+func (db *DB) wrap(tx *sql.Tx) *wtx { return &wtx{Tx: tx, db: db} }
+
+func (t *wtx) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	if s := t.db.stmts.get(query); s != nil {
+		return t.Tx.StmtContext(ctx, s).ExecContext(ctx, args...)
+	}
+	return t.Tx.ExecContext(ctx, query, args...)
+}
+
+func (t *wtx) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
+	if s := t.db.stmts.get(query); s != nil {
+		return t.Tx.StmtContext(ctx, s).QueryRowContext(ctx, args...)
+	}
+	return t.Tx.QueryRowContext(ctx, query, args...)
+}

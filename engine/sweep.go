@@ -1,0 +1,232 @@
+package engine
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"strings"
+	"time"
+
+	sm "github.com/orderstate/orderstate/statemachine"
+)
+
+// Sweep runs fn in one write transaction with the primitives the time-based
+// anomaly rules need. Candidates, raises, resolutions and the cursors that
+// record how far the rules got commit together, so a sweep that fails leaves
+// nothing half done and the next one starts from the same place.
+//
+// fn runs on the store's writer, so webhooks wait while it runs: it must
+// touch only the rows its windows select, through the indexes.
+func (db *DB) Sweep(ctx context.Context, fn func(*SweepTx) error) error {
+	return db.Update(ctx, func(tx *sql.Tx) error {
+		now, w := db.now(), db.wrap(tx)
+		return fn(&SweepTx{ctx: ctx, tx: w, now: now, r: newRaiser(w, now)})
+	})
+}
+
+// SweepTx is the sweep's handle on the write transaction; valid only inside
+// the function given to Sweep.
+type SweepTx struct {
+	ctx context.Context
+	tx  *wtx
+	now time.Time
+	r   *raiser
+}
+
+// SweepOrder is an order as the time-based rules see it.
+type SweepOrder struct {
+	Ref        int64
+	OrderID    string
+	Provider   string
+	CheckoutID string
+	State      sm.State
+	StateSince time.Time
+	// Redirect is nil until the shop reports the customer's return.
+	Redirect *Redirect
+	// Open lists the kinds of the order's open anomalies.
+	Open []string
+}
+
+// IsOpen reports whether the order has an open anomaly of kind.
+func (o SweepOrder) IsOpen(kind string) bool {
+	for _, k := range o.Open {
+		if k == kind {
+			return true
+		}
+	}
+	return false
+}
+
+// Now is the store's clock at the start of the transaction. The rules
+// compare it with times the store stamped, so it must be the same clock.
+func (s *SweepTx) Now() time.Time { return s.now }
+
+// sweepColumns reads an order for the rules; the open kinds come from the
+// (order_ref, kind) unique index, one probe per order.
+const sweepColumns = `o.id, COALESCE(o.order_id, ''), o.provider, o.checkout_id, o.state, o.state_since,
+	o.redirect_outcome, o.redirect_at,
+	(SELECT group_concat(a.kind) FROM anomalies a WHERE a.order_ref = o.id AND a.status = 'open')`
+
+// InState returns the orders in state whose state_since is in [from, to),
+// oldest first. A zero from means no lower bound.
+func (s *SweepTx) InState(state sm.State, from, to time.Time) ([]SweepOrder, error) {
+	// INDEXED BY makes a missing or unusable index an error instead of a
+	// silent scan of every order.
+	return s.orders(`SELECT `+sweepColumns+` FROM orders o INDEXED BY orders_state_since
+		WHERE o.state = ? AND o.state_since >= ? AND o.state_since < ? ORDER BY o.state_since, o.id`,
+		string(state), lowerBound(from), formatTime(to))
+}
+
+// Redirected returns the orders whose redirect was reported in [from, to),
+// oldest first. A zero from means no lower bound.
+func (s *SweepTx) Redirected(from, to time.Time) ([]SweepOrder, error) {
+	return s.orders(`SELECT `+sweepColumns+` FROM orders o INDEXED BY orders_redirect
+		WHERE o.redirect_at >= ? AND o.redirect_at < ? ORDER BY o.redirect_at, o.id`,
+		lowerBound(from), formatTime(to))
+}
+
+// Changed returns the orders whose state changed or whose redirect was
+// reported in [from, to): the only ones whose time-based anomalies can have
+// cleared since a sweep that ended at from.
+func (s *SweepTx) Changed(from, to time.Time) ([]SweepOrder, error) {
+	states := make([]string, len(sm.States))
+	args := make([]any, 0, len(sm.States)+4)
+	for i, st := range sm.States {
+		states[i] = "?"
+		args = append(args, string(st))
+	}
+	args = append(args, lowerBound(from), formatTime(to), lowerBound(from), formatTime(to))
+	return s.orders(`SELECT `+sweepColumns+` FROM orders o INDEXED BY orders_state_since
+		WHERE o.state IN (`+strings.Join(states, ", ")+`) AND o.state_since >= ? AND o.state_since < ?
+		UNION
+		SELECT `+sweepColumns+` FROM orders o INDEXED BY orders_redirect
+		WHERE o.redirect_at >= ? AND o.redirect_at < ?
+		ORDER BY 1`, args...)
+}
+
+// WithOpen returns the orders that have an open anomaly of any of kinds.
+func (s *SweepTx) WithOpen(kinds ...string) ([]SweepOrder, error) {
+	if len(kinds) == 0 {
+		return nil, nil
+	}
+	marks := make([]string, len(kinds))
+	args := make([]any, len(kinds))
+	for i, k := range kinds {
+		marks[i], args[i] = "?", k
+	}
+	return s.orders(`SELECT `+sweepColumns+` FROM orders o WHERE o.id IN (
+		SELECT a.order_ref FROM anomalies a INDEXED BY anomalies_status
+		WHERE a.status = 'open' AND a.kind IN (`+strings.Join(marks, ", ")+`)) ORDER BY o.id`, args...)
+}
+
+func (s *SweepTx) orders(query string, args ...any) ([]SweepOrder, error) {
+	rows, err := s.tx.QueryContext(s.ctx, query, args...)
+	if err != nil {
+		return nil, storeError(err, "sweep candidates")
+	}
+	defer rows.Close()
+	var out []SweepOrder
+	for rows.Next() {
+		var o SweepOrder
+		var state string
+		var since, outcome, redirectAt, open sql.NullString
+		if err := rows.Scan(&o.Ref, &o.OrderID, &o.Provider, &o.CheckoutID, &state, &since, &outcome, &redirectAt, &open); err != nil {
+			return nil, storeError(err, "sweep candidates")
+		}
+		o.State, o.StateSince = sm.State(state), parseTime(since)
+		if outcome.Valid {
+			o.Redirect = &Redirect{Outcome: outcome.String, At: parseTime(redirectAt)}
+		}
+		if open.Valid && open.String != "" {
+			o.Open = strings.Split(open.String, ",")
+		}
+		out = append(out, o)
+	}
+	return out, storeError2(rows.Err(), "sweep candidates")
+}
+
+// Raise opens an anomaly of kind on the order unless one of that kind was
+// ever recorded for it, and reports whether it did. Unlike the ingest path,
+// which counts each event that shows the anomaly again, a rule re-checked
+// on every sweep is not a new occurrence; and a resolved or acknowledged
+// anomaly stays closed.
+func (s *SweepTx) Raise(o SweepOrder, kind, detail string) (bool, error) {
+	return s.r.ensure(s.ctx, o.Ref, kind, detail), s.r.err
+}
+
+// Resolve closes the order's open anomaly of kind, with the resolution why
+// returns given when the anomaly was opened, and reports whether there was
+// one to close.
+func (s *SweepTx) Resolve(o SweepOrder, kind string, why func(openedAt time.Time) string) (bool, error) {
+	var opened sql.NullString
+	err := s.tx.QueryRowContext(s.ctx, `SELECT opened_at FROM anomalies WHERE order_ref = ? AND kind = ? AND status = 'open'`,
+		o.Ref, kind).Scan(&opened)
+	if errors.Is(err, sql.ErrNoRows) {
+		return false, nil
+	} else if err != nil {
+		return false, storeError(err, "sweep resolve")
+	}
+	s.r.resolve(s.ctx, o.Ref, kind, why(parseTime(opened)))
+	return s.r.err == nil, s.r.err
+}
+
+// Cursor returns how far the rule named name got (zero if never run).
+func (s *SweepTx) Cursor(name string) (time.Time, error) {
+	var at sql.NullString
+	err := s.tx.QueryRowContext(s.ctx, `SELECT at FROM watermarks WHERE name = ?`, name).Scan(&at)
+	if errors.Is(err, sql.ErrNoRows) {
+		return time.Time{}, nil
+	} else if err != nil {
+		return time.Time{}, storeError(err, "read sweep cursor")
+	}
+	return parseTime(at), nil
+}
+
+// SetCursor records how far the rule named name got, committed with the
+// anomalies it raised.
+func (s *SweepTx) SetCursor(name string, at time.Time) error {
+	_, err := s.tx.ExecContext(s.ctx, `INSERT INTO watermarks (name, at) VALUES (?, ?)
+		ON CONFLICT (name) DO UPDATE SET at = excluded.at`, name, formatTime(at))
+	return storeError2(err, "set sweep cursor")
+}
+
+// ensure is raise for rules that are re-checked rather than triggered by an
+// event: ON CONFLICT DO NOTHING keeps the count and a closed status as they
+// are.
+func (r *raiser) ensure(ctx context.Context, ref int64, kind, detail string) bool {
+	if r.err != nil {
+		return false
+	}
+	res, err := r.tx.ExecContext(ctx, `INSERT INTO anomalies (order_ref, kind, status, detail, opened_at, updated_at)
+		VALUES (?, ?, 'open', ?, ?, ?) ON CONFLICT (order_ref, kind) DO NOTHING`,
+		ref, kind, detail, formatTime(r.now), formatTime(r.now))
+	if err != nil {
+		r.err = storeError(err, "record anomaly")
+		return false
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		r.err = storeError(err, "record anomaly")
+		return false
+	}
+	if n > 0 {
+		r.kinds = append(r.kinds, kind)
+	}
+	return n > 0
+}
+
+// RedirectContradiction explains how the outcome the customer's redirect
+// claimed contradicts the order's state, or returns "" when it does not.
+// It is the rule ingest raises redirect_mismatch by, shared so the sweep's
+// re-check can never disagree with it.
+func RedirectContradiction(outcome string, state sm.State) string {
+	return redirectContradiction(outcome, state)
+}
+
+// lowerBound is the text every stored time sorts at or after, for a zero from.
+func lowerBound(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return formatTime(t)
+}
