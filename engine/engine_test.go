@@ -407,3 +407,35 @@ func openCount(t *testing.T, path, name string, n *int) error {
 	defer conn.Close()
 	return conn.QueryRow(`SELECT COUNT(*) FROM watermarks WHERE name = ?`, name).Scan(n)
 }
+
+func TestIngest_OrdersStoredApartAreMerged(t *testing.T) {
+	t.Parallel()
+	ctx, c := context.Background(), newClock()
+	db := mustOpen(t, "", c)
+	register(t, db, "order_1", "chk_1", 4999)
+	// A payment attempt knows only the payin id: it cannot find the order yet.
+	attempt := event("att", sm.KindPaymentAttemptFailed, "pay_1", 0)
+	_, err := db.Ingest(ctx, attempt, req(`{}`))
+	require.NoError(t, err)
+	orphan, err := db.OrderByCheckout(ctx, "tazapay", "pay_1")
+	require.NoError(t, err)
+	require.False(t, orphan.Registered)
+
+	// checkout.paid names both ids: the two are one order.
+	paid := event("paid", sm.KindPaid, "chk_1", 4999)
+	paid.Refs = []string{"pay_1"}
+	_, err = db.Ingest(ctx, paid, req(`{}`))
+	require.NoError(t, err)
+	o, err := db.Order(ctx, "order_1")
+	require.NoError(t, err)
+	require.Equal(t, sm.Paid, o.State)
+	require.Len(t, o.Events, 2)
+	byPayin, err := db.OrderByCheckout(ctx, "tazapay", "pay_1")
+	require.NoError(t, err)
+	require.Equal(t, "order_1", byPayin.OrderID)
+	require.Equal(t, 1, countRows(t, db.Path())["orders"], "the orphan is gone")
+	var diffs int
+	_, err = db.Replay(ctx, false, func(engine.ReplayDiff) { diffs++ })
+	require.NoError(t, err)
+	require.Zero(t, diffs)
+}

@@ -288,6 +288,7 @@ func (db *DB) resolveOrder(ctx context.Context, tx *wtx, ev Event, now time.Time
 	ids := append([]string{ev.CheckoutID}, ev.Refs...)
 	var ref int64
 	var missing []string
+	var others []int64
 	for _, id := range ids {
 		if id == "" {
 			continue
@@ -298,11 +299,22 @@ func (db *DB) resolveOrder(ctx context.Context, tx *wtx, ev Event, now time.Time
 		case err == nil:
 			if ref == 0 {
 				ref = found
+			} else if found != ref {
+				others = append(others, found)
 			}
 		case errors.Is(err, sql.ErrNoRows):
 			missing = append(missing, id)
 		default:
 			return nil, storeError(err, "alias lookup")
+		}
+	}
+	if len(others) > 0 {
+		// The event names, by different ids, orders that were stored apart
+		// (a payment attempt that knew only the payin id arrived before
+		// anything tied it to the checkout): they are one order.
+		var err error
+		if ref, err = db.merge(ctx, tx, ref, others, now); err != nil {
+			return nil, err
 		}
 	}
 	if ref == 0 && ev.Reference != "" {

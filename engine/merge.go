@@ -1,0 +1,98 @@
+package engine
+
+import (
+	"context"
+	"database/sql"
+	"time"
+
+	sm "github.com/orderstate/orderstate/statemachine"
+)
+
+// merge folds orders that turned out to be the same checkout into one and
+// returns the order kept: the one the shop registered, else the oldest. Two
+// orders the shop registered separately are never merged; the first is
+// returned and the event is applied to it alone.
+func (db *DB) merge(ctx context.Context, tx *wtx, first int64, others []int64, now time.Time) (int64, error) {
+	ids := append([]int64{first}, others...)
+	target, registered := int64(0), 0
+	for _, id := range ids {
+		var isReg bool
+		if err := tx.QueryRowContext(ctx, `SELECT order_id IS NOT NULL FROM orders WHERE id = ?`, id).Scan(&isReg); err != nil {
+			return 0, storeError(err, "merge orders")
+		}
+		if isReg {
+			registered++
+			target = id
+		}
+	}
+	if registered > 1 {
+		return first, nil
+	}
+	if target == 0 {
+		target = first
+		for _, id := range ids {
+			target = min(target, id)
+		}
+	}
+	for _, id := range ids {
+		if id == target {
+			continue
+		}
+		steps := []struct {
+			q    string
+			args []any
+		}{
+			{`UPDATE events SET order_ref = ? WHERE order_ref = ?`, []any{target, id}},
+			{`UPDATE order_aliases SET order_ref = ? WHERE order_ref = ?`, []any{target, id}},
+			// One anomaly of a kind per order: the kept order's wins.
+			{`UPDATE OR IGNORE anomalies SET order_ref = ? WHERE order_ref = ?`, []any{target, id}},
+			{`DELETE FROM anomalies WHERE order_ref = ?`, []any{id}},
+			{`DELETE FROM orders WHERE id = ?`, []any{id}},
+		}
+		for _, st := range steps {
+			if _, err := tx.ExecContext(ctx, st.q, st.args...); err != nil {
+				return 0, storeError(err, "merge orders")
+			}
+		}
+	}
+	return target, db.refold(ctx, tx, target, now)
+}
+
+// refold recomputes an order's state, totals and progress from its stored
+// events, as replay does.
+func (db *DB) refold(ctx context.Context, tx *wtx, ref int64, now time.Time) error {
+	o, err := scanOrder(tx.QueryRowContext(ctx, qOrderByID, ref))
+	if err != nil {
+		return storeError(err, "refold order")
+	}
+	rows, err := tx.QueryContext(ctx, `SELECT kind, amount, occurred_at FROM events WHERE order_ref = ? AND original_id IS NULL ORDER BY id`, ref)
+	if err != nil {
+		return storeError(err, "refold order")
+	}
+	defer rows.Close()
+	state, totals, progress := sm.Pending, sm.Totals{Registered: o.totals.Registered}, sm.NewProgress()
+	for rows.Next() {
+		var kind string
+		var amount int64
+		var occurred sql.NullString
+		if err := rows.Scan(&kind, &amount, &occurred); err != nil {
+			return storeError(err, "refold order")
+		}
+		progress.Observe(sm.Kind(kind), parseTime(occurred))
+		out, err := sm.Apply(state, &totals, sm.Kind(kind), amount)
+		if err != nil {
+			return Wrap(EINTERNAL, err, "refold order %d", ref)
+		}
+		state = out.To
+	}
+	if err := rows.Err(); err != nil {
+		return storeError(err, "refold order")
+	}
+	since := o.stateSince
+	if state != o.state {
+		since = now
+	}
+	_, err = tx.ExecContext(ctx, qUpdateOrder, string(state), totals.Captured, totals.Refunded, totals.FullRefund,
+		progress.MaxRank, nullTime(progress.MaxOccurred), formatTime(now), formatTime(since), formatTime(now), ref)
+	return storeError2(err, "refold order")
+}
