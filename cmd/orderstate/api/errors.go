@@ -1,0 +1,63 @@
+package api
+
+import (
+	"encoding/json"
+	"log/slog"
+	"net/http"
+
+	"github.com/orderstate/orderstate/engine"
+)
+
+// statusByCode is the one place engine error codes become HTTP statuses.
+// A provider retries on 5xx (and Tazapay on some 4xx), so only an error that
+// may pass on a retry is a 5xx.
+var statusByCode = map[string]int{
+	engine.EINVALID:      http.StatusBadRequest,
+	engine.EUNAUTHORIZED: http.StatusUnauthorized,
+	engine.ENOTFOUND:     http.StatusNotFound,
+	engine.ECONFLICT:     http.StatusConflict,
+	engine.ETOOLARGE:     http.StatusRequestEntityTooLarge,
+	engine.EUNSUPPORTED:  http.StatusUnsupportedMediaType,
+	engine.EUNAVAILABLE:  http.StatusServiceUnavailable,
+	engine.EOVERLOADED:   http.StatusServiceUnavailable,
+	engine.ESHUTDOWN:     http.StatusServiceUnavailable,
+	engine.EINTERNAL:     http.StatusInternalServerError,
+}
+
+// StatusOf maps an error to its HTTP status.
+func StatusOf(err error) int {
+	if s, ok := statusByCode[engine.ErrorCode(err)]; ok {
+		return s
+	}
+	return http.StatusInternalServerError
+}
+
+type errorBody struct {
+	Error struct {
+		Code    string `json:"code"`
+		Message string `json:"message"`
+	} `json:"error"`
+}
+
+func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	status := StatusOf(err)
+	if status >= 500 {
+		s.log.ErrorContext(r.Context(), "request failed", slog.String("method", r.Method),
+			slog.String("path", r.URL.Path), slog.Int("status", status), slog.Any("err", err))
+	}
+	if status == http.StatusServiceUnavailable {
+		w.Header().Set("Retry-After", "5")
+	}
+	var body errorBody
+	body.Error.Code = engine.ErrorCode(err)
+	body.Error.Message = engine.ErrorMessage(err)
+	writeJSON(w, status, body)
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(v)
+}

@@ -1,0 +1,458 @@
+package api
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"mime"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/orderstate/orderstate/engine"
+)
+
+// Config tunes the server; zero fields take the defaults below.
+type Config struct {
+	Addr string
+	// Token, when set, is required as a bearer token on /v1/*.
+	Token string
+	// MaxBody bounds a request body; larger ones get 413.
+	MaxBody int64
+	// MaxInFlight bounds webhooks handled at once; past it a webhook gets
+	// 503 with Retry-After instead of queueing without bound.
+	MaxInFlight int
+	// Providers are the names PUT /v1/orders accepts.
+	Providers         []string
+	ReadHeaderTimeout time.Duration
+	ReadTimeout       time.Duration
+	WriteTimeout      time.Duration
+	IdleTimeout       time.Duration
+	MaxHeaderBytes    int
+}
+
+// Defaults for Config.
+const (
+	DefaultAddr        = "127.0.0.1:8080"
+	DefaultMaxBody     = 256 << 10
+	DefaultMaxInFlight = 512
+)
+
+// ReportSource serves stored reports; the engine's DB is one.
+type ReportSource interface {
+	Reports(ctx context.Context, limit int) ([]engine.StoredReport, error)
+	Report(ctx context.Context, id int64) (*engine.StoredReport, error)
+}
+
+// Server is the HTTP server.
+type Server struct {
+	cfg      Config
+	store    engine.Store
+	reports  ReportSource
+	pipeline *engine.Pipeline
+	log      *slog.Logger
+	metrics  *Metrics
+	slots    chan struct{}
+	http     *http.Server
+	ln       net.Listener
+	done     chan error
+}
+
+// New builds a server; Open starts it.
+func New(cfg Config, store engine.Store, reports ReportSource, pipeline *engine.Pipeline, metrics *Metrics, log *slog.Logger) *Server {
+	if cfg.Addr == "" {
+		cfg.Addr = DefaultAddr
+	}
+	if cfg.MaxBody <= 0 {
+		cfg.MaxBody = DefaultMaxBody
+	}
+	if cfg.MaxInFlight <= 0 {
+		cfg.MaxInFlight = DefaultMaxInFlight
+	}
+	if cfg.ReadHeaderTimeout <= 0 {
+		cfg.ReadHeaderTimeout = 5 * time.Second
+	}
+	if cfg.ReadTimeout <= 0 {
+		cfg.ReadTimeout = 15 * time.Second
+	}
+	if cfg.WriteTimeout <= 0 {
+		cfg.WriteTimeout = 30 * time.Second
+	}
+	if cfg.IdleTimeout <= 0 {
+		cfg.IdleTimeout = 90 * time.Second
+	}
+	if cfg.MaxHeaderBytes <= 0 {
+		cfg.MaxHeaderBytes = 64 << 10
+	}
+	if metrics == nil {
+		metrics = NewMetrics()
+	}
+	if log == nil {
+		log = slog.Default()
+	}
+	s := &Server{cfg: cfg, store: store, reports: reports, pipeline: pipeline, log: log, metrics: metrics,
+		slots: make(chan struct{}, cfg.MaxInFlight), done: make(chan error, 1)}
+	s.http = &http.Server{
+		Handler:           s.Handler(),
+		ReadHeaderTimeout: cfg.ReadHeaderTimeout,
+		ReadTimeout:       cfg.ReadTimeout,
+		WriteTimeout:      cfg.WriteTimeout,
+		IdleTimeout:       cfg.IdleTimeout,
+		MaxHeaderBytes:    cfg.MaxHeaderBytes,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+	}
+	return s
+}
+
+// Handler is the full route table.
+func (s *Server) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /webhooks/{provider}", s.handleWebhook)
+	mux.Handle("PUT /v1/orders/{order_id}", s.auth(s.handleOrderRegister))
+	mux.Handle("POST /v1/orders/{order_id}/redirect", s.auth(s.handleRedirect))
+	mux.Handle("GET /v1/orders/{order_id}", s.auth(s.handleOrderGet))
+	mux.Handle("GET /v1/checkouts/{provider}/{checkout_id}", s.auth(s.handleCheckoutGet))
+	mux.Handle("GET /v1/anomalies", s.auth(s.handleAnomalies))
+	mux.Handle("POST /v1/anomalies/{id}/ack", s.auth(s.handleAnomalyAck))
+	mux.Handle("GET /v1/reports", s.auth(s.handleReports))
+	mux.Handle("GET /v1/reports/{id}", s.auth(s.handleReport))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+	mux.HandleFunc("GET /readyz", s.handleReady)
+	mux.Handle("GET /metrics", promhttp.HandlerFor(s.metrics.Registry, promhttp.HandlerOpts{}))
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		s.writeError(w, r, engine.Errorf(engine.ENOTFOUND, "no route %s %s", r.Method, r.URL.Path))
+	})
+	return mux
+}
+
+// Open binds the listener (so a bad address fails here, not later) and
+// serves in the background.
+func (s *Server) Open() error {
+	ln, err := net.Listen("tcp", s.cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", s.cfg.Addr, err)
+	}
+	s.ln = ln
+	go func() {
+		err := s.http.Serve(ln)
+		if errors.Is(err, http.ErrServerClosed) {
+			err = nil
+		}
+		s.done <- err
+	}()
+	return nil
+}
+
+// Addr is the bound address (with the real port when Addr asked for 0).
+func (s *Server) Addr() string {
+	if s.ln == nil {
+		return s.cfg.Addr
+	}
+	return s.ln.Addr().String()
+}
+
+// URL is the server's base URL.
+func (s *Server) URL() string { return "http://" + s.Addr() }
+
+// Close stops accepting connections and waits for in-flight requests (and
+// so their commits) to finish, up to ctx's deadline.
+func (s *Server) Close(ctx context.Context) error {
+	err := s.http.Shutdown(ctx)
+	if s.ln != nil {
+		if serr := <-s.done; serr != nil && err == nil {
+			err = serr
+		}
+	}
+	return err
+}
+
+func (s *Server) auth(next http.HandlerFunc) http.Handler {
+	want := sha256.Sum256([]byte(s.cfg.Token))
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if s.cfg.Token != "" {
+			got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+			// Comparing fixed-size hashes keeps the comparison constant-time
+			// whatever the lengths.
+			sum := sha256.Sum256([]byte(got))
+			if !ok || subtle.ConstantTimeCompare(sum[:], want[:]) != 1 {
+				w.Header().Set("WWW-Authenticate", `Bearer realm="orderstate"`)
+				s.writeError(w, r, engine.Errorf(engine.EUNAUTHORIZED, "a valid bearer token is required for /v1"))
+				return
+			}
+		}
+		next(w, r)
+	})
+}
+
+func (s *Server) handleWebhook(w http.ResponseWriter, r *http.Request) {
+	provider := r.PathValue("provider")
+	fail := func(err error) {
+		s.metrics.Webhooks.WithLabelValues(s.providerLabel(provider), engine.ErrorCode(err)).Inc()
+		s.writeError(w, r, err)
+	}
+	if !s.pipeline.Has(provider) {
+		fail(engine.Errorf(engine.ENOTFOUND, "no provider %q is configured; configured: %s", provider, strings.Join(s.pipeline.Providers(), ", ")))
+		return
+	}
+	if ct := r.Header.Get("Content-Type"); ct != "" {
+		mt, _, err := mime.ParseMediaType(ct)
+		if err != nil || (mt != "application/json" && !strings.HasSuffix(mt, "+json")) {
+			s.pipeline.Reject(provider, "content_type")
+			fail(engine.Errorf(engine.EUNSUPPORTED, "content type %q is not JSON", ct))
+			return
+		}
+	}
+	select {
+	case s.slots <- struct{}{}:
+		defer func() { <-s.slots }()
+	default:
+		fail(engine.Errorf(engine.EOVERLOADED, "too many webhooks in flight; retry"))
+		return
+	}
+	s.metrics.InFlight.Inc()
+	defer s.metrics.InFlight.Dec()
+	start := time.Now()
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.cfg.MaxBody))
+	if err != nil {
+		var tooLarge *http.MaxBytesError
+		if errors.As(err, &tooLarge) {
+			s.pipeline.Reject(provider, "too_large")
+			fail(engine.Errorf(engine.ETOOLARGE, "body is larger than %d bytes", s.cfg.MaxBody))
+			return
+		}
+		fail(engine.Wrap(engine.EINVALID, err, "cannot read the request body"))
+		return
+	}
+	res, err := s.pipeline.Handle(r.Context(), provider, &engine.Request{Header: r.Header, Body: body})
+	if err != nil {
+		fail(err)
+		return
+	}
+	s.metrics.Ingest.WithLabelValues(provider).Observe(time.Since(start).Seconds())
+	s.metrics.Webhooks.WithLabelValues(provider, string(res.Result)).Inc()
+	writeJSON(w, http.StatusOK, res)
+}
+
+// providerLabel keeps metric cardinality bounded against made-up names.
+func (s *Server) providerLabel(p string) string {
+	if s.pipeline.Has(p) {
+		return p
+	}
+	return "unknown"
+}
+
+func (s *Server) decode(w http.ResponseWriter, r *http.Request, v any) error {
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, s.cfg.MaxBody))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		var tooLarge *http.MaxBytesError
+		if errors.As(err, &tooLarge) {
+			return engine.Errorf(engine.ETOOLARGE, "body is larger than %d bytes", s.cfg.MaxBody)
+		}
+		return engine.Errorf(engine.EINVALID, "body is not valid JSON for this endpoint: %v", err)
+	}
+	return nil
+}
+
+func (s *Server) handleOrderRegister(w http.ResponseWriter, r *http.Request) {
+	var reg engine.Registration
+	if err := s.decode(w, r, &reg); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	id := r.PathValue("order_id")
+	if reg.OrderID != "" && reg.OrderID != id {
+		s.writeError(w, r, engine.Errorf(engine.EINVALID, "order_id in the body (%q) differs from the path (%q)", reg.OrderID, id))
+		return
+	}
+	reg.OrderID = id
+	if !s.knownProvider(reg.Provider) {
+		s.writeError(w, r, engine.Errorf(engine.EINVALID, "provider must be one of %s; got %q", strings.Join(s.cfg.Providers, ", "), reg.Provider))
+		return
+	}
+	o, err := s.store.RegisterOrder(r.Context(), reg)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, o)
+}
+
+func (s *Server) knownProvider(p string) bool {
+	if len(s.cfg.Providers) == 0 {
+		return s.pipeline.Has(p)
+	}
+	for _, v := range s.cfg.Providers {
+		if v == p {
+			return true
+		}
+	}
+	return false
+}
+
+func (s *Server) handleRedirect(w http.ResponseWriter, r *http.Request) {
+	var body struct {
+		Outcome string `json:"outcome"`
+	}
+	if err := s.decode(w, r, &body); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	o, err := s.store.ReportRedirect(r.Context(), r.PathValue("order_id"), body.Outcome)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, o)
+}
+
+func (s *Server) handleOrderGet(w http.ResponseWriter, r *http.Request) {
+	o, err := s.store.Order(r.Context(), r.PathValue("order_id"))
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, o)
+}
+
+func (s *Server) handleCheckoutGet(w http.ResponseWriter, r *http.Request) {
+	o, err := s.store.OrderByCheckout(r.Context(), r.PathValue("provider"), r.PathValue("checkout_id"))
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, o)
+}
+
+func (s *Server) handleAnomalies(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	f := engine.AnomalyFilter{Kind: q.Get("kind"), Provider: q.Get("provider"), Status: q.Get("status"), Severity: q.Get("severity")}
+	var err error
+	if f.Since, err = parseWhen(q.Get("since")); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if f.Until, err = parseWhen(q.Get("until")); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if v := q.Get("limit"); v != "" {
+		if f.Limit, err = strconv.Atoi(v); err != nil || f.Limit <= 0 {
+			s.writeError(w, r, engine.Errorf(engine.EINVALID, "limit must be a positive integer; got %q", v))
+			return
+		}
+	}
+	if f.Kind != "" && !contains(engine.AnomalyKinds, f.Kind) {
+		s.writeError(w, r, engine.Errorf(engine.EINVALID, "unknown anomaly kind %q; kinds: %s", f.Kind, strings.Join(engine.AnomalyKinds, ", ")))
+		return
+	}
+	list, err := s.store.Anomalies(r.Context(), f)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"anomalies": list})
+}
+
+// parseWhen reads a time as RFC 3339 or as a duration before now ("24h").
+func parseWhen(v string) (time.Time, error) {
+	if v == "" {
+		return time.Time{}, nil
+	}
+	if d, err := time.ParseDuration(v); err == nil {
+		return time.Now().UTC().Add(-d), nil
+	}
+	t, err := time.Parse(time.RFC3339, v)
+	if err != nil {
+		return time.Time{}, engine.Errorf(engine.EINVALID, "time %q is neither RFC 3339 nor a duration like 24h", v)
+	}
+	return t, nil
+}
+
+func (s *Server) handleAnomalyAck(w http.ResponseWriter, r *http.Request) {
+	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
+	if err != nil {
+		s.writeError(w, r, engine.Errorf(engine.EINVALID, "anomaly id must be an integer"))
+		return
+	}
+	var body struct {
+		Note string `json:"note"`
+	}
+	if err := s.decode(w, r, &body); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	a, err := s.store.AckAnomaly(r.Context(), id, body.Note)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, a)
+}
+
+func (s *Server) handleReports(w http.ResponseWriter, r *http.Request) {
+	list, err := s.reports.Reports(r.Context(), 100)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"reports": list})
+}
+
+// handleReport serves a report as JSON by default, or as Markdown or HTML
+// with ?format=md|html.
+func (s *Server) handleReport(w http.ResponseWriter, r *http.Request) {
+	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
+	if err != nil {
+		s.writeError(w, r, engine.Errorf(engine.EINVALID, "report id must be an integer"))
+		return
+	}
+	rep, err := s.reports.Report(r.Context(), id)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	switch f := r.URL.Query().Get("format"); f {
+	case "", "json":
+		w.Header().Set("Content-Type", "application/json; charset=utf-8")
+		_, _ = w.Write(rep.JSON)
+	case "md", "markdown":
+		w.Header().Set("Content-Type", "text/markdown; charset=utf-8")
+		_, _ = io.WriteString(w, rep.Markdown)
+	case "html":
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		_, _ = io.WriteString(w, rep.HTML)
+	default:
+		s.writeError(w, r, engine.Errorf(engine.EINVALID, "format must be json, md or html; got %q", f))
+	}
+}
+
+func (s *Server) handleReady(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	if err := s.store.Ping(ctx); err != nil {
+		s.writeError(w, r, engine.Wrap(engine.EUNAVAILABLE, err, "not ready: the store cannot commit"))
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+}
+
+func contains(ss []string, s string) bool {
+	for _, v := range ss {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,46 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"time"
+
+	"github.com/orderstate/orderstate/engine"
+)
+
+func runReplay(ctx context.Context, args []string, env func(string) string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("replay", "replay [--db PATH] [--fix]", stderr)
+	var sf storeFlags
+	sf.register(fs)
+	fix := fs.Bool("fix", false, "write the replayed state of each differing order")
+	if err := parse(fs, args, env); err != nil {
+		return err
+	}
+	db, err := sf.open(ctx, discardLogger(), time.Now)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	diffs := 0
+	n, err := db.Replay(ctx, *fix, func(d engine.ReplayDiff) {
+		diffs++
+		id := d.OrderID
+		if id == "" {
+			id = "-"
+		}
+		fmt.Fprintf(stdout, "order %s (%s %s): stored %s, events say %s (%d events)\n", id, d.Provider, d.CheckoutID, d.Stored, d.Replayed, d.Events)
+	})
+	if err != nil {
+		return err
+	}
+	verb := "would change"
+	if *fix {
+		verb = "changed"
+	}
+	fmt.Fprintf(stdout, "replayed %d orders: %d %s\n", n, diffs, verb)
+	return nil
+}
+
+func discardLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }

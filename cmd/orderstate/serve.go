@@ -1,0 +1,135 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"time"
+
+	"github.com/orderstate/orderstate/cmd/orderstate/api"
+	"github.com/orderstate/orderstate/engine"
+)
+
+// serveFlags is everything `serve` (and the in-process server of `demo`)
+// is configured with.
+type serveFlags struct {
+	store     storeFlags
+	logs      logFlags
+	providers providerFlags
+	recon     reconcileFlags
+
+	addr            string
+	token           string
+	maxBody         int64
+	maxInFlight     int
+	shutdownTimeout time.Duration
+}
+
+func (f *serveFlags) register(fs *flag.FlagSet) {
+	f.store.register(fs)
+	f.logs.register(fs)
+	f.providers.register(fs)
+	f.recon.register(fs)
+	fs.StringVar(&f.addr, "addr", api.DefaultAddr, "address to listen on; the default keeps the sidecar private to its host")
+	fs.StringVar(&f.token, "token", "", "bearer token required on /v1/* (empty: no token)")
+	fs.Int64Var(&f.maxBody, "max-body", api.DefaultMaxBody, "largest request body accepted, in bytes")
+	fs.IntVar(&f.maxInFlight, "max-inflight", api.DefaultMaxInFlight, "webhooks handled at once; more get 503 and are retried by the provider")
+	fs.DurationVar(&f.shutdownTimeout, "shutdown-timeout", 20*time.Second, "how long SIGTERM waits for in-flight requests to finish")
+}
+
+func runServe(ctx context.Context, args []string, env func(string) string, stdout, stderr io.Writer) error {
+	var f serveFlags
+	fs := newFlagSet("serve", "serve [flags]", stderr)
+	f.register(fs)
+	if err := parse(fs, args, env); err != nil {
+		return err
+	}
+	log, err := f.logs.logger(stderr)
+	if err != nil {
+		return err
+	}
+	s, err := startSidecar(ctx, &f, log, time.Now)
+	if err != nil {
+		return err
+	}
+	log.Info("orderstate serving", slog.String("addr", s.server.URL()), slog.String("db", f.store.db),
+		slog.Any("providers", s.pipeline.Providers()), slog.String("version", Version))
+	<-ctx.Done()
+	log.Info("signal received, finishing in-flight requests", slog.Duration("timeout", f.shutdownTimeout))
+	return s.close(f.shutdownTimeout)
+}
+
+// sidecar is a running server with its store, pipeline and reconciler.
+type sidecar struct {
+	db       *engine.DB
+	pipeline *engine.Pipeline
+	server   *api.Server
+	log      *slog.Logger
+	stopBg   context.CancelFunc
+	bgDone   chan struct{}
+}
+
+// startSidecar opens the store and starts the HTTP server and background
+// jobs. now is the clock the store and adapters use.
+func startSidecar(ctx context.Context, f *serveFlags, log *slog.Logger, now func() time.Time) (*sidecar, error) {
+	adapters, err := f.providers.adapters(log)
+	if err != nil {
+		return nil, err
+	}
+	if len(adapters) == 0 {
+		log.Warn("no provider secret is configured, so every webhook will be refused; set ORDERSTATE_TOKENZ_SECRET, ORDERSTATE_YOCO_SECRET, ORDERSTATE_TAZAPAY_SECRET or ORDERSTATE_TWEED_SECRET")
+	}
+	db, err := f.store.open(ctx, log, now)
+	if err != nil {
+		return nil, err
+	}
+	pipeline := engine.NewPipeline(db, now, adapters...)
+	metrics := api.NewMetrics()
+	server := api.New(api.Config{Addr: f.addr, Token: f.token, MaxBody: f.maxBody, MaxInFlight: f.maxInFlight, Providers: knownProviders},
+		db, db, pipeline, metrics, log)
+	if err := server.Open(); err != nil {
+		db.Close()
+		return nil, err
+	}
+	bg, stop := context.WithCancel(context.WithoutCancel(ctx))
+	s := &sidecar{db: db, pipeline: pipeline, server: server, log: log, stopBg: stop, bgDone: make(chan struct{})}
+	go s.flushRejections(bg)
+	return s, nil
+}
+
+// flushRejections writes the counts of refused requests once a minute.
+func (s *sidecar) flushRejections(ctx context.Context) {
+	defer close(s.bgDone)
+	t := time.NewTicker(time.Minute)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if err := s.pipeline.Flush(ctx); err != nil {
+				s.log.Warn("cannot record rejected requests; will retry", slog.Any("err", err))
+			}
+		}
+	}
+}
+
+// close drains the server (each in-flight webhook finishes and commits),
+// stops background jobs and closes the store.
+func (s *sidecar) close(timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	err := s.server.Close(ctx)
+	if err != nil {
+		err = fmt.Errorf("shutting down the server: %w", err)
+	}
+	s.stopBg()
+	<-s.bgDone
+	if ferr := s.pipeline.Flush(ctx); ferr != nil {
+		err = errors.Join(err, ferr)
+	}
+	return errors.Join(err, s.db.Close())
+}
