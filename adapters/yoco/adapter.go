@@ -275,15 +275,20 @@ func (a *Adapter) Parse(req *engine.Request) (engine.Event, error) {
 			return engine.Event{}, invalid("Yoco %s event %s: %s", ev.Type, ev.EventID, describe(err, "payload"))
 		}
 	}
-	ev.CheckoutID = p.Metadata.CheckoutID
-	if ev.CheckoutID == "" {
-		return engine.Event{}, invalid("Yoco %s event %s has no payload.metadata.checkoutId", ev.Type, ev.EventID)
-	}
 	// Refunds name the payment, not themselves: the payment id is what an
 	// earlier payment.succeeded recorded as another name for the checkout.
 	ref := p.ID
 	if strings.HasPrefix(env.Type, "refund.") {
 		ref = p.PaymentID
+	}
+	ev.CheckoutID = p.Metadata.CheckoutID
+	if ev.CheckoutID == "" && strings.HasPrefix(env.Type, "refund.") && ref != "" {
+		// A refund made from the dashboard may carry no checkout metadata;
+		// the payment id still finds the order.
+		ev.CheckoutID = ref
+	}
+	if ev.CheckoutID == "" {
+		return engine.Event{}, invalid("Yoco %s event %s has no payload.metadata.checkoutId", ev.Type, ev.EventID)
 	}
 	if ref != "" && ref != ev.CheckoutID {
 		ev.Refs = []string{ref}

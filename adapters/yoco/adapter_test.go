@@ -216,6 +216,13 @@ func TestParse_Shapes(t *testing.T) {
 		require.Zero(t, ev.Amount)
 		require.Equal(t, []string{"p_1"}, ev.Refs)
 	})
+	t.Run("RefundWithoutCheckoutFindsThePayment", func(t *testing.T) {
+		t.Parallel()
+		ev, err := parse(`{"id":"evt_1","type":"refund.succeeded","payload":{"id":"rfd_1","paymentId":"p_1","amount":500,"currency":"ZAR"}}`)
+		require.NoError(t, err)
+		require.Equal(t, "p_1", ev.CheckoutID)
+		require.Empty(t, ev.Refs)
+	})
 	t.Run("UpperCaseMode", func(t *testing.T) {
 		t.Parallel()
 		ev, err := parse(`{"id":"evt_1","type":"payment.succeeded","payload":{"id":"p_1","mode":"LIVE","metadata":{"checkoutId":"ch_1"}}}`)
