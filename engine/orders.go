@@ -215,11 +215,12 @@ func (db *DB) OrderByCheckout(ctx context.Context, provider, checkoutID string) 
 }
 
 func (db *DB) orderView(ctx context.Context, where string, args ...any) (*Order, error) {
-	tx, err := db.read.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	stx, err := db.read.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
 	if err != nil {
 		return nil, storeError(err, "read order")
 	}
-	defer tx.Rollback()
+	defer stx.Rollback()
+	tx := db.rwrap(stx)
 	o, err := loadOrder(ctx, tx, where, args...)
 	if err != nil {
 		return nil, err
@@ -252,10 +253,8 @@ func (o *orderRow) view() *Order {
 	return v
 }
 
-func timeline(ctx context.Context, tx *sql.Tx, ref int64) ([]Entry, error) {
-	rows, err := tx.QueryContext(ctx, `SELECT id, provider_event_id, provider_type, kind, result, COALESCE(from_state, ''),
-		COALESCE(to_state, ''), amount, COALESCE(currency, ''), COALESCE(mode, ''), occurred_at, received_at, out_of_order, unsigned
-		FROM events WHERE order_ref = ? ORDER BY id`, ref)
+func timeline(ctx context.Context, tx querier, ref int64) ([]Entry, error) {
+	rows, err := tx.QueryContext(ctx, qTimeline, ref)
 	if err != nil {
 		return nil, storeError(err, "read timeline")
 	}
@@ -289,7 +288,27 @@ func (db *DB) Anomalies(ctx context.Context, f AnomalyFilter) ([]Anomaly, error)
 	return queryAnomalies(ctx, tx, f)
 }
 
-func queryAnomalies(ctx context.Context, tx *sql.Tx, f AnomalyFilter) ([]Anomaly, error) {
+func queryAnomalies(ctx context.Context, tx querier, f AnomalyFilter) ([]Anomaly, error) {
+	query, args := anomalyQuery(f)
+	rows, err := tx.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, storeError(err, "read anomalies")
+	}
+	defer rows.Close()
+	out := []Anomaly{}
+	for rows.Next() {
+		a, err := scanAnomaly(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, a)
+	}
+	return out, storeError2(rows.Err(), "read anomalies")
+}
+
+// anomalyQuery builds the query for f; the same filter shape always gives
+// the same text, so the per-order one can be prepared once.
+func anomalyQuery(f AnomalyFilter) (string, []any) {
 	where, args := []string{"1 = 1"}, []any{}
 	add := func(cond string, v any) { where = append(where, cond); args = append(args, v) }
 	if f.Kind != "" {
@@ -326,23 +345,10 @@ func queryAnomalies(ctx context.Context, tx *sql.Tx, f AnomalyFilter) ([]Anomaly
 	if limit <= 0 {
 		limit = 1000
 	}
-	rows, err := tx.QueryContext(ctx, `SELECT a.id, a.kind, a.status, a.detail, a.event_seqs, a.count, a.opened_at, a.updated_at,
+	return `SELECT a.id, a.kind, a.status, a.detail, a.event_seqs, a.count, a.opened_at, a.updated_at,
 		a.resolved_at, COALESCE(a.resolution, ''), COALESCE(a.note, ''), COALESCE(o.order_id, ''), o.provider, o.checkout_id, o.state
-		FROM anomalies a JOIN orders o ON o.id = a.order_ref WHERE `+strings.Join(where, " AND ")+`
-		ORDER BY a.id DESC LIMIT ?`, append(args, limit)...)
-	if err != nil {
-		return nil, storeError(err, "read anomalies")
-	}
-	defer rows.Close()
-	out := []Anomaly{}
-	for rows.Next() {
-		a, err := scanAnomaly(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, a)
-	}
-	return out, storeError2(rows.Err(), "read anomalies")
+		FROM anomalies a JOIN orders o ON o.id = a.order_ref WHERE ` + strings.Join(where, " AND ") + `
+		ORDER BY a.id DESC LIMIT ?`, append(args, limit)
 }
 
 func scanAnomaly(row interface{ Scan(...any) error }) (Anomaly, error) {

@@ -5,6 +5,7 @@ import (
 	"sort"
 	"sync"
 	"time"
+	"unicode/utf8"
 )
 
 // Store is what the HTTP API, the reconciler and the CLI need from storage.
@@ -79,6 +80,12 @@ func (p *Pipeline) Handle(ctx context.Context, provider string, req *Request) (I
 	if err := a.Verify(req, p.now()); err != nil {
 		p.Reject(provider, "signature")
 		return IngestResult{}, err
+	}
+	// JSON must be UTF-8, and a decoder turns each invalid byte into U+FFFD,
+	// so two different ids could be stored as one and deduplicated together.
+	if !utf8.Valid(req.Body) {
+		p.Reject(provider, "malformed")
+		return IngestResult{}, Errorf(EINVALID, "body is not valid UTF-8")
 	}
 	ev, err := a.Parse(req)
 	if err != nil {

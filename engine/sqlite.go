@@ -46,7 +46,9 @@ type DB struct {
 	log    *slog.Logger
 	write  *sql.DB
 	read   *sql.DB
-	stmts  stmtCache
+	stmts  stmtCache // writer's, on its one connection
+	rstmts stmtCache // readers'
+
 	ops    chan *op
 	quit   chan struct{}
 	wg     sync.WaitGroup
@@ -109,6 +111,11 @@ func Open(ctx context.Context, path string, opts Options) (*DB, error) {
 	}
 	db.read.SetMaxOpenConns(opts.Readers)
 	db.read.SetMaxIdleConns(opts.Readers)
+	if err := db.rstmts.prepare(ctx, db.read, readQueries()); err != nil {
+		db.read.Close()
+		db.write.Close()
+		return nil, err
+	}
 	db.wg.Add(1)
 	go db.writer()
 	return db, nil
@@ -122,6 +129,7 @@ func dsn(path string, busy time.Duration, readOnly bool) string {
 	q.Add("_pragma", "journal_mode(WAL)")
 	q.Add("_pragma", "synchronous(FULL)")
 	q.Add("_pragma", "foreign_keys(1)")
+	q.Add("_pragma", "temp_store(MEMORY)")
 	if readOnly {
 		q.Add("_pragma", "query_only(1)")
 	} else {
@@ -215,6 +223,7 @@ func (db *DB) Close() error {
 		close(db.quit)
 		db.wg.Wait()
 		db.stmts.close()
+		db.rstmts.close()
 		if db.read != nil {
 			err = errors.Join(err, db.read.Close())
 		}
@@ -243,8 +252,9 @@ func (db *DB) Ping(ctx context.Context) error {
 	})
 }
 
-// op is one unit of work for the writer: run in its own savepoint inside a
-// shared transaction.
+// op is one unit of work for the writer, run inside a transaction shared
+// with other ops. fn may run more than once (when another op in its batch
+// fails), so it must not keep state from an earlier run.
 type op struct {
 	ctx  context.Context
 	fn   func(*sql.Tx) error
@@ -306,62 +316,61 @@ func (db *DB) writer() {
 	}
 }
 
-// commit runs a batch in one transaction, each op in a savepoint, and
-// answers every op after the commit.
+// commit runs a batch in one transaction and answers every op after the
+// commit. Ops rarely fail, so the batch runs optimistically with no
+// savepoints (SQLite writes every page a savepoint touches to a statement
+// journal); when one op fails, the transaction is rolled back, the rest are
+// committed without it, and it is run alone, so it fails by itself.
 func (db *DB) commit(batch []*op) {
-	errs := make([]error, len(batch))
-	fail := func(err error) {
-		for i := range batch {
-			if errs[i] == nil {
-				errs[i] = err
-			}
+	live := make([]*op, 0, len(batch))
+	for _, o := range batch {
+		if err := o.ctx.Err(); err != nil {
+			o.done <- Wrap(EUNAVAILABLE, err, "request cancelled before it was stored")
+			continue
 		}
-		for i, o := range batch {
-			o.done <- errs[i]
-		}
+		live = append(live, o)
 	}
+	if len(live) == 0 {
+		return
+	}
+	failed, err := db.runAll(live)
+	switch {
+	case err == nil:
+		for _, o := range live {
+			o.done <- nil
+		}
+	case failed < 0 || len(live) == 1:
+		// The transaction itself failed (begin, commit, a full disk):
+		// nothing in it is stored.
+		for _, o := range live {
+			o.done <- err
+		}
+	default:
+		rest := append(append(make([]*op, 0, len(live)-1), live[:failed]...), live[failed+1:]...)
+		db.commit(rest)
+		db.commit(live[failed : failed+1])
+	}
+}
+
+// runAll runs ops in one transaction. On an op's error it rolls back and
+// returns that op's index; on a transaction error, -1.
+func (db *DB) runAll(ops []*op) (int, error) {
 	ctx := context.Background()
 	tx, err := db.write.BeginTx(ctx, nil)
 	if err != nil {
-		fail(storeError(err, "cannot begin a write transaction"))
-		return
+		return -1, storeError(err, "cannot begin a write transaction")
 	}
-	for i, o := range batch {
-		if err := o.ctx.Err(); err != nil {
-			errs[i] = Wrap(EUNAVAILABLE, err, "request cancelled before it was stored")
-			continue
-		}
-		if _, err := tx.ExecContext(ctx, "SAVEPOINT op"); err != nil {
+	for i, o := range ops {
+		if err := o.fn(tx); err != nil {
 			tx.Rollback()
-			fail(storeError(err, "cannot write"))
-			return
-		}
-		if errs[i] = o.fn(tx); errs[i] != nil {
-			if _, err := tx.ExecContext(ctx, "ROLLBACK TO op"); err != nil {
-				// SQLite rolled the whole transaction back (disk full, I/O
-				// error): nothing in this batch is stored.
-				tx.Rollback()
-				fail(storeError(errors.Join(errs[i], err), "cannot write"))
-				return
-			}
-		}
-		if _, err := tx.ExecContext(ctx, "RELEASE op"); err != nil {
-			tx.Rollback()
-			fail(storeError(err, "cannot write"))
-			return
+			return i, err
 		}
 	}
 	if err := tx.Commit(); err != nil {
 		tx.Rollback()
-		for i := range errs {
-			errs[i] = nil
-		}
-		fail(storeError(err, "cannot commit"))
-		return
+		return -1, storeError(err, "cannot commit")
 	}
-	for i, o := range batch {
-		o.done <- errs[i]
-	}
+	return -1, nil
 }
 
 // storeError classifies a database error: anything that may pass when

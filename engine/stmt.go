@@ -67,3 +67,47 @@ func (t *wtx) QueryRowContext(ctx context.Context, query string, args ...any) *s
 	}
 	return t.Tx.QueryRowContext(ctx, query, args...)
 }
+
+// querier is what read helpers need from a transaction.
+type querier interface {
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+// rtx is a read transaction whose hot statements come from the read
+// cache; the pool prepares each on a connection the first time it is used
+// there.
+type rtx struct {
+	*sql.Tx
+	db *DB
+}
+
+func (db *DB) rwrap(tx *sql.Tx) *rtx { return &rtx{Tx: tx, db: db} }
+
+func (t *rtx) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	if s := t.db.rstmts.get(query); s != nil {
+		return t.Tx.StmtContext(ctx, s).QueryContext(ctx, args...)
+	}
+	return t.Tx.QueryContext(ctx, query, args...)
+}
+
+func (t *rtx) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
+	if s := t.db.rstmts.get(query); s != nil {
+		return t.Tx.StmtContext(ctx, s).QueryRowContext(ctx, args...)
+	}
+	return t.Tx.QueryRowContext(ctx, query, args...)
+}
+
+// The order view's statements, prepared once for the read pool.
+const (
+	qTimeline = `SELECT id, provider_event_id, provider_type, kind, result, COALESCE(from_state, ''),
+		COALESCE(to_state, ''), amount, COALESCE(currency, ''), COALESCE(mode, ''), occurred_at, received_at, out_of_order, unsigned
+		FROM events WHERE order_ref = ? ORDER BY id`
+	qOrderByOrderID  = `SELECT ` + orderColumns + ` FROM orders WHERE order_id = ?`
+	qOrderByCheckout = `SELECT ` + orderColumns + ` FROM orders WHERE id = (SELECT order_ref FROM order_aliases WHERE provider = ? AND external_id = ?)`
+)
+
+func readQueries() []string {
+	perOrder, _ := anomalyQuery(AnomalyFilter{OrderRef: 1})
+	return []string{qTimeline, qOrderByOrderID, qOrderByCheckout, perOrder}
+}

@@ -86,21 +86,20 @@ func (s *SweepTx) Redirected(from, to time.Time) ([]SweepOrder, error) {
 }
 
 // Changed returns the orders whose state changed or whose redirect was
-// reported in [from, to): the only ones whose time-based anomalies can have
-// cleared since a sweep that ended at from.
-func (s *SweepTx) Changed(from, to time.Time) ([]SweepOrder, error) {
+// reported at or after from: the only ones whose time-based anomalies can
+// have cleared since a sweep that ran at from.
+func (s *SweepTx) Changed(from time.Time) ([]SweepOrder, error) {
 	states := make([]string, len(sm.States))
-	args := make([]any, 0, len(sm.States)+4)
+	args := make([]any, 0, len(sm.States)+2)
 	for i, st := range sm.States {
 		states[i] = "?"
 		args = append(args, string(st))
 	}
-	args = append(args, lowerBound(from), formatTime(to), lowerBound(from), formatTime(to))
+	args = append(args, lowerBound(from), lowerBound(from))
 	return s.orders(`SELECT `+sweepColumns+` FROM orders o INDEXED BY orders_state_since
-		WHERE o.state IN (`+strings.Join(states, ", ")+`) AND o.state_since >= ? AND o.state_since < ?
+		WHERE o.state IN (`+strings.Join(states, ", ")+`) AND o.state_since >= ?
 		UNION
-		SELECT `+sweepColumns+` FROM orders o INDEXED BY orders_redirect
-		WHERE o.redirect_at >= ? AND o.redirect_at < ?
+		SELECT `+sweepColumns+` FROM orders o INDEXED BY orders_redirect WHERE o.redirect_at >= ?
 		ORDER BY 1`, args...)
 }
 

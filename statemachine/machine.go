@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"sync"
 
 	"github.com/looplab/fsm"
 )
@@ -14,6 +15,11 @@ import (
 // descriptions. A rule whose target depends on the amounts becomes one fsm
 // event per possible target, named kind>target.
 var fsmEvents = compile(Table)
+
+// machines are reused: building one compiles the table into maps, which
+// costs more than the transition. Each use sets the order's state first, so
+// nothing carries over between orders.
+var machines = sync.Pool{New: func() any { return fsm.NewFSM(string(Pending), fsmEvents, nil) }}
 
 func compile(table []Rule) fsm.Events {
 	var out fsm.Events
@@ -85,7 +91,9 @@ func Apply(s State, t *Totals, k Kind, amount int64) (Outcome, error) {
 		to = t.RefundState()
 		name = eventName(k, to, true)
 	}
-	m := fsm.NewFSM(string(s), fsmEvents, nil)
+	m := machines.Get().(*fsm.FSM)
+	defer machines.Put(m)
+	m.SetState(string(s))
 	if err := m.Event(context.Background(), name); err != nil {
 		var same fsm.NoTransitionError
 		if !errors.As(err, &same) || same.Err != nil {

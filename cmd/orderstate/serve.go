@@ -11,6 +11,7 @@ import (
 
 	"github.com/orderstate/orderstate/cmd/orderstate/api"
 	"github.com/orderstate/orderstate/engine"
+	"github.com/orderstate/orderstate/reconcile"
 )
 
 // serveFlags is everything `serve` (and the in-process server of `demo`)
@@ -26,6 +27,7 @@ type serveFlags struct {
 	maxBody         int64
 	maxInFlight     int
 	shutdownTimeout time.Duration
+	pprofAddr       string
 }
 
 func (f *serveFlags) register(fs *flag.FlagSet) {
@@ -38,6 +40,7 @@ func (f *serveFlags) register(fs *flag.FlagSet) {
 	fs.Int64Var(&f.maxBody, "max-body", api.DefaultMaxBody, "largest request body accepted, in bytes")
 	fs.IntVar(&f.maxInFlight, "max-inflight", api.DefaultMaxInFlight, "webhooks handled at once; more get 503 and are retried by the provider")
 	fs.DurationVar(&f.shutdownTimeout, "shutdown-timeout", 20*time.Second, "how long SIGTERM waits for in-flight requests to finish")
+	fs.StringVar(&f.pprofAddr, "pprof-addr", "", "serve Go's profiler on this address (e.g. 127.0.0.1:6060); empty: off")
 }
 
 func runServe(ctx context.Context, args []string, env func(string) string, stdout, stderr io.Writer) error {
@@ -68,6 +71,7 @@ type sidecar struct {
 	pipeline *engine.Pipeline
 	server   *api.Server
 	log      *slog.Logger
+	recon    *reconcile.Scheduler
 	stopBg   context.CancelFunc
 	bgDone   chan struct{}
 }
@@ -86,6 +90,11 @@ func startSidecar(ctx context.Context, f *serveFlags, log *slog.Logger, now func
 	if err != nil {
 		return nil, err
 	}
+	rec, err := reconcile.New(db, f.recon.config(), now, log)
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
 	pipeline := engine.NewPipeline(db, now, adapters...)
 	metrics := api.NewMetrics()
 	server := api.New(api.Config{Addr: f.addr, Token: f.token, MaxBody: f.maxBody, MaxInFlight: f.maxInFlight, Providers: knownProviders},
@@ -94,8 +103,21 @@ func startSidecar(ctx context.Context, f *serveFlags, log *slog.Logger, now func
 		db.Close()
 		return nil, err
 	}
+	if f.pprofAddr != "" {
+		if err := servePprof(f.pprofAddr, log); err != nil {
+			server.Close(ctx)
+			db.Close()
+			return nil, err
+		}
+	}
+	sched, err := rec.Start(ctx)
+	if err != nil {
+		_ = server.Close(ctx)
+		db.Close()
+		return nil, err
+	}
 	bg, stop := context.WithCancel(context.WithoutCancel(ctx))
-	s := &sidecar{db: db, pipeline: pipeline, server: server, log: log, stopBg: stop, bgDone: make(chan struct{})}
+	s := &sidecar{db: db, pipeline: pipeline, server: server, log: log, recon: sched, stopBg: stop, bgDone: make(chan struct{})}
 	go s.flushRejections(bg)
 	return s, nil
 }
@@ -126,6 +148,7 @@ func (s *sidecar) close(timeout time.Duration) error {
 	if err != nil {
 		err = fmt.Errorf("shutting down the server: %w", err)
 	}
+	err = errors.Join(err, s.recon.Stop(ctx))
 	s.stopBg()
 	<-s.bgDone
 	if ferr := s.pipeline.Flush(ctx); ferr != nil {

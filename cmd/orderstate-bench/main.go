@@ -1,0 +1,511 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	_ "modernc.org/sqlite"
+
+	"github.com/orderstate/orderstate/engine"
+	"github.com/orderstate/orderstate/engine/bulkload"
+)
+
+type config struct {
+	bin         string
+	dir         string
+	duration    time.Duration
+	largeOrders int
+	skipLarge   bool
+	readers     int
+	out         string
+}
+
+func main() {
+	var c config
+	flag.StringVar(&c.bin, "bin", "bin/orderstate", "the orderstate binary to measure")
+	flag.StringVar(&c.dir, "dir", ".bench", "working directory; the large store is built here once and reused")
+	flag.DurationVar(&c.duration, "duration", 5*time.Second, "how long each ingest measurement runs")
+	flag.IntVar(&c.largeOrders, "large-orders", 1_000_000, "orders in the large store (three events each)")
+	flag.BoolVar(&c.skipLarge, "skip-large", false, "skip the large-store measurements")
+	flag.IntVar(&c.readers, "readers", 8, "concurrent order readers during the read measurement")
+	flag.StringVar(&c.out, "out", "", "also write the table to this file")
+	flag.Parse()
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, c); err != nil {
+		fmt.Fprintln(os.Stderr, "orderstate-bench:", err)
+		os.Exit(1)
+	}
+}
+
+// row is one line of the results table.
+type row struct {
+	what, value, ratio, note string
+}
+
+func run(ctx context.Context, c config) error {
+	if err := os.MkdirAll(c.dir, 0o755); err != nil {
+		return err
+	}
+	var rows []row
+	add := func(r row) {
+		rows = append(rows, r)
+		fmt.Fprintf(os.Stderr, "  %-58s %s %s %s\n", r.what, r.value, r.ratio, r.note)
+	}
+	fmt.Fprintf(os.Stderr, "orderstate-bench: %d CPUs, %s each measurement, working in %s\n", runtime.NumCPU(), c.duration, c.dir)
+
+	// 1. The yardstick: what this disk commits with the store's pragmas.
+	bare, err := bareInsertRate(ctx, filepath.Join(c.dir, "bare.db"), c.duration)
+	if err != nil {
+		return fmt.Errorf("bare insert: %w", err)
+	}
+	add(row{"bare durable insert, one 2 KB row per transaction", fmt.Sprintf("%.0f tx/s", bare), "1.00", "the limit"})
+
+	// 2. Ingest on a fresh store.
+	fresh := filepath.Join(c.dir, "fresh.db")
+	removeDB(fresh)
+	srv, err := startServer(ctx, c.bin, fresh)
+	if err != nil {
+		return err
+	}
+	var peakRSS int64
+	freshRates := map[int]result{}
+	var meanBody float64
+	for i, conc := range []int{1, 8, 64} {
+		w := newWorkload(fmt.Sprintf("f%d", conc), 0, ordersFor(conc, c.duration), 0.1, uint64(i+1))
+		meanBody = w.meanBodyBytes()
+		if err := srv.register(ctx, w); err != nil {
+			return err
+		}
+		res := srv.ingest(ctx, w, conc, c.duration, nil)
+		freshRates[conc] = res
+		add(row{fmt.Sprintf("ingest, fresh store, concurrency %d", conc), res.String(), fmt.Sprintf("%.2f", res.rate/bare), res.errNote()})
+	}
+
+	// 3. Reads during ingest.
+	w := newWorkload("r", 0, ordersFor(8, c.duration), 0.1, 9)
+	if err := srv.register(ctx, w); err != nil {
+		return err
+	}
+	half := len(w.deliveries) / 2
+	first, second := &workload{deliveries: w.deliveries[:half]}, &workload{deliveries: w.deliveries[half:]}
+	alone := srv.ingest(ctx, first, 8, c.duration, nil)
+	var reads atomic.Int64
+	withReaders := srv.ingest(ctx, second, 8, c.duration, func(ctx context.Context) {
+		srv.readOrders(ctx, w.orderIDs, c.readers, &reads)
+	})
+	readRate := float64(reads.Load()) / withReaders.elapsed.Seconds()
+	add(row{"ingest, concurrency 8, no readers", alone.String(), "", ""})
+	add(row{fmt.Sprintf("ingest, concurrency 8, with %d readers", c.readers), withReaders.String(), fmt.Sprintf("%.2f", withReaders.rate/alone.rate), "ratio to no readers"})
+	add(row{"GET /v1/orders/{id} during that ingest", fmt.Sprintf("%.0f reads/s", readRate), "", ""})
+	peakRSS = max(peakRSS, srv.peakRSS())
+	if err := srv.stop(); err != nil {
+		return err
+	}
+	perEvent, err := bytesPerEvent(fresh)
+	if err != nil {
+		return err
+	}
+	add(row{"store bytes per event (fresh store)", fmt.Sprintf("%.0f B", perEvent), fmt.Sprintf("%.2f", perEvent/meanBody), fmt.Sprintf("ratio to the mean raw body (%.0f B)", meanBody)})
+
+	// 4. The large store.
+	if !c.skipLarge {
+		large := filepath.Join(c.dir, fmt.Sprintf("large-%d.db", c.largeOrders))
+		took, err := ensureLarge(ctx, large, c.largeOrders)
+		if err != nil {
+			return err
+		}
+		note := "reused"
+		if took > 0 {
+			note = fmt.Sprintf("built in %s", took.Round(time.Second))
+		}
+		add(row{fmt.Sprintf("large store: %d orders, 3 events each", c.largeOrders), note, "", ""})
+		srv, err := startServer(ctx, c.bin, large)
+		if err != nil {
+			return err
+		}
+		tag := fmt.Sprintf("L%d", time.Now().Unix())
+		w := newWorkload(tag, 0, ordersFor(64, c.duration), 0.1, 77)
+		if err := srv.register(ctx, w); err != nil {
+			return err
+		}
+		res := srv.ingest(ctx, w, 64, c.duration, nil)
+		add(row{"ingest, large store, concurrency 64", res.String(), fmt.Sprintf("%.2f", res.rate/freshRates[64].rate), "ratio to fresh, concurrency 64"})
+		peakRSS = max(peakRSS, srv.peakRSS())
+		if err := srv.stop(); err != nil {
+			return err
+		}
+		for _, job := range []string{"reconcile", "report"} {
+			d, err := timeCommand(ctx, c.bin, job, large)
+			if err != nil {
+				return err
+			}
+			add(row{fmt.Sprintf("orderstate %s on the large store (whole command)", job), d.Round(time.Millisecond).String(), "", ""})
+		}
+	}
+	add(row{"server peak RSS (VmHWM) over all runs", fmt.Sprintf("%.0f MB", float64(peakRSS)/1e6), "", ""})
+
+	var buf bytes.Buffer
+	tw := tabwriter.NewWriter(&buf, 2, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "| measurement\t| result\t| ratio\t| note\t|")
+	fmt.Fprintln(tw, "|---\t|---\t|---\t|---\t|")
+	for _, r := range rows {
+		fmt.Fprintf(tw, "| %s\t| %s\t| %s\t| %s\t|\n", r.what, r.value, r.ratio, r.note)
+	}
+	tw.Flush()
+	fmt.Print(buf.String())
+	if c.out != "" {
+		return os.WriteFile(c.out, buf.Bytes(), 0o644)
+	}
+	return nil
+}
+
+// ordersFor sizes a workload so it does not run out before the duration.
+func ordersFor(conc int, d time.Duration) int {
+	perSec := map[int]int{1: 1500, 8: 4000, 64: 6000}[conc]
+	return int(d.Seconds()*float64(perSec)) + 2000
+}
+
+func removeDB(path string) {
+	for _, s := range []string{"", "-wal", "-shm"} {
+		os.Remove(path + s)
+	}
+}
+
+// bareInsertRate commits one 2 KB row per transaction, as durably as the
+// store does, for d.
+func bareInsertRate(ctx context.Context, path string, d time.Duration) (float64, error) {
+	removeDB(path)
+	defer removeDB(path)
+	db, err := engine.Open(ctx, path, engine.Options{}) // same file format and page size
+	if err != nil {
+		return 0, err
+	}
+	db.Close()
+	q := url.Values{}
+	q.Add("_pragma", "busy_timeout(5000)")
+	q.Add("_pragma", "journal_mode(WAL)")
+	q.Add("_pragma", "synchronous(FULL)")
+	conn, err := sql.Open("sqlite", "file:"+path+"?"+q.Encode())
+	if err != nil {
+		return 0, err
+	}
+	defer conn.Close()
+	conn.SetMaxOpenConns(1)
+	if _, err := conn.ExecContext(ctx, `CREATE TABLE bare (id INTEGER PRIMARY KEY, body BLOB)`); err != nil {
+		return 0, err
+	}
+	body := bytes.Repeat([]byte("x"), 2048)
+	n, start := 0, time.Now()
+	for time.Since(start) < d {
+		if _, err := conn.ExecContext(ctx, `INSERT INTO bare (body) VALUES (?)`, body); err != nil {
+			return 0, err
+		}
+		n++
+	}
+	return float64(n) / time.Since(start).Seconds(), nil
+}
+
+func ensureLarge(ctx context.Context, path string, orders int) (time.Duration, error) {
+	done := path + ".complete"
+	if _, err := os.Stat(done); err == nil {
+		return 0, nil
+	}
+	removeDB(path)
+	fmt.Fprintf(os.Stderr, "  building the large store (%d orders, once; reused by later runs)\n", orders)
+	start := time.Now()
+	last := time.Now()
+	err := bulkload.Build(ctx, path, bulkload.Spec{Orders: orders, EventsPerOrder: 3, BodyBytes: 2300, Seed: 1}, func(n, total int) {
+		if time.Since(last) > 5*time.Second {
+			last = time.Now()
+			fmt.Fprintf(os.Stderr, "    %d/%d orders (%s)\n", n, total, time.Since(start).Round(time.Second))
+		}
+	})
+	if err != nil {
+		return 0, err
+	}
+	took := time.Since(start)
+	return took, os.WriteFile(done, []byte(took.String()+"\n"), 0o644)
+}
+
+func bytesPerEvent(path string) (float64, error) {
+	st, err := os.Stat(path)
+	if err != nil {
+		return 0, err
+	}
+	conn, err := sql.Open("sqlite", "file:"+path+"?_pragma=query_only(1)")
+	if err != nil {
+		return 0, err
+	}
+	defer conn.Close()
+	var n int64
+	if err := conn.QueryRow(`SELECT COUNT(*) FROM events WHERE original_id IS NULL`).Scan(&n); err != nil {
+		return 0, err
+	}
+	return float64(st.Size()) / float64(max(n, 1)), nil
+}
+
+func timeCommand(ctx context.Context, bin, cmd, db string) (time.Duration, error) {
+	args := []string{cmd, "--db", db}
+	if cmd == "report" {
+		args = append(args, "--since", "24h", "--format", "json")
+	}
+	start := time.Now()
+	c := exec.CommandContext(ctx, bin, args...)
+	c.Stdout = io.Discard
+	var stderr bytes.Buffer
+	c.Stderr = &stderr
+	if err := c.Run(); err != nil {
+		return 0, fmt.Errorf("%s: %w: %s", cmd, err, stderr.String())
+	}
+	return time.Since(start), nil
+}
+
+// server is `orderstate serve` running as a child process.
+type server struct {
+	cmd    *exec.Cmd
+	base   string
+	client *http.Client
+	stderr bytes.Buffer
+}
+
+func freePort() (string, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer ln.Close()
+	return ln.Addr().String(), nil
+}
+
+func startServer(ctx context.Context, bin, db string) (*server, error) {
+	addr, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	s := &server{base: "http://" + addr, client: &http.Client{
+		Timeout:   30 * time.Second,
+		Transport: &http.Transport{MaxIdleConns: 512, MaxIdleConnsPerHost: 512, MaxConnsPerHost: 0},
+	}}
+	s.cmd = exec.CommandContext(ctx, bin, "serve", "--addr", addr, "--db", db, "--log-level", "warn",
+		"--sweep-schedule", "@every 1h", "--report-schedule", "@every 24h", "--reports-dir", filepath.Join(filepath.Dir(db), "reports"),
+		"--max-inflight", "1024")
+	if p := os.Getenv("ORDERSTATE_BENCH_PPROF"); p != "" {
+		s.cmd.Args = append(s.cmd.Args, "--pprof-addr", p)
+	}
+	s.cmd.Env = append(os.Environ(), "ORDERSTATE_TOKENZ_SECRET="+tokenzSecret, "ORDERSTATE_YOCO_SECRET="+yocoSecret,
+		"ORDERSTATE_TAZAPAY_SECRET="+tazapaySecret, "ORDERSTATE_TWEED_SECRET="+tweedSecret)
+	s.cmd.Stderr = &s.stderr
+	if err := s.cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start %s: %w", bin, err)
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	for time.Now().Before(deadline) {
+		resp, err := s.client.Get(s.base + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return s, nil
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	s.cmd.Process.Kill()
+	return nil, fmt.Errorf("server did not become ready: %s", s.stderr.String())
+}
+
+func (s *server) stop() error {
+	s.cmd.Process.Signal(syscall.SIGTERM)
+	err := s.cmd.Wait()
+	if err != nil {
+		return fmt.Errorf("server exit: %w: %s", err, s.stderr.String())
+	}
+	return nil
+}
+
+// peakRSS is the server's high-water resident set, from /proc.
+func (s *server) peakRSS() int64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", s.cmd.Process.Pid))
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(line); len(f) >= 2 && f[0] == "VmHWM:" {
+			kb, _ := strconv.ParseInt(f[1], 10, 64)
+			return kb * 1024
+		}
+	}
+	return 0
+}
+
+func (s *server) register(ctx context.Context, w *workload) error {
+	var wg sync.WaitGroup
+	var next atomic.Int64
+	errs := make(chan error, 16)
+	for range 16 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= len(w.registrations) || ctx.Err() != nil {
+					return
+				}
+				r := w.registrations[i]
+				req, _ := http.NewRequestWithContext(ctx, "PUT", s.base+"/v1/orders/"+r.orderID, bytes.NewReader(r.body))
+				resp, err := s.client.Do(req)
+				if err != nil {
+					errs <- err
+					return
+				}
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != http.StatusOK {
+					errs <- fmt.Errorf("register %s: status %d", r.orderID, resp.StatusCode)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	return <-errs
+}
+
+type result struct {
+	n, errors     int
+	elapsed       time.Duration
+	rate          float64
+	p50, p99, max time.Duration
+	firstErr      string
+}
+
+func (r result) String() string {
+	return fmt.Sprintf("%.0f webhooks/s, p50 %s, p99 %s, max %s", r.rate, ms(r.p50), ms(r.p99), ms(r.max))
+}
+
+func (r result) errNote() string {
+	if r.errors == 0 {
+		return ""
+	}
+	return fmt.Sprintf("%d errors (%s)", r.errors, r.firstErr)
+}
+
+func ms(d time.Duration) string { return fmt.Sprintf("%.1f ms", float64(d.Microseconds())/1000) }
+
+// ingest posts w's deliveries with conc workers for at most d; side runs
+// alongside for as long.
+func (s *server) ingest(ctx context.Context, w *workload, conc int, d time.Duration, side func(context.Context)) result {
+	ctx, cancel := context.WithTimeout(ctx, d)
+	defer cancel()
+	var next atomic.Int64
+	var mu sync.Mutex
+	var lat []time.Duration
+	var errCount int
+	var firstErr string
+	var wg sync.WaitGroup
+	if side != nil {
+		wg.Add(1)
+		go func() { defer wg.Done(); side(ctx) }()
+	}
+	start := time.Now()
+	for range conc {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			local := make([]time.Duration, 0, 4096)
+			for ctx.Err() == nil {
+				i := int(next.Add(1)) - 1
+				if i >= len(w.deliveries) {
+					break
+				}
+				dl := w.deliveries[i]
+				req, _ := http.NewRequestWithContext(ctx, "POST", s.base+"/webhooks/"+dl.provider, bytes.NewReader(dl.body))
+				req.Header = dl.header(time.Now())
+				t0 := time.Now()
+				resp, err := s.client.Do(req)
+				if err != nil {
+					if ctx.Err() == nil {
+						mu.Lock()
+						errCount++
+						firstErr = err.Error()
+						mu.Unlock()
+					}
+					continue
+				}
+				body, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != http.StatusOK {
+					mu.Lock()
+					errCount++
+					if firstErr == "" {
+						firstErr = fmt.Sprintf("%d %s", resp.StatusCode, bytes.TrimSpace(body))
+					}
+					mu.Unlock()
+					continue
+				}
+				local = append(local, time.Since(t0))
+			}
+			mu.Lock()
+			lat = append(lat, local...)
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
+	r := result{n: len(lat), errors: errCount, elapsed: elapsed, firstErr: firstErr}
+	if len(lat) > 0 {
+		r.rate = float64(len(lat)) / elapsed.Seconds()
+		r.p50, r.p99, r.max = lat[len(lat)/2], lat[len(lat)*99/100], lat[len(lat)-1]
+	}
+	return r
+}
+
+// readOrders asks for random orders until ctx ends.
+func (s *server) readOrders(ctx context.Context, ids []string, readers int, count *atomic.Int64) {
+	var wg sync.WaitGroup
+	for r := range readers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := r; ctx.Err() == nil; i += 7919 {
+				req, _ := http.NewRequestWithContext(ctx, "GET", s.base+"/v1/orders/"+ids[i%len(ids)], nil)
+				resp, err := s.client.Do(req)
+				if err != nil {
+					if errors.Is(err, context.DeadlineExceeded) || ctx.Err() != nil {
+						return
+					}
+					continue
+				}
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode == http.StatusOK {
+					count.Add(1)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+}

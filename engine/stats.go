@@ -1,0 +1,28 @@
+package engine
+
+import "context"
+
+// OpenAnomalyCounts returns how many anomalies of each kind are open. It
+// reads only the (status, kind) index, so a metrics scrape stays cheap
+// however many anomalies the store holds.
+func (db *DB) OpenAnomalyCounts(ctx context.Context) (map[string]int, error) {
+	rows, err := db.read.QueryContext(ctx, `SELECT kind, COUNT(*) FROM anomalies INDEXED BY anomalies_status
+		WHERE status = 'open' GROUP BY kind`)
+	if err != nil {
+		return nil, storeError(err, "count open anomalies")
+	}
+	defer rows.Close()
+	out := map[string]int{}
+	for rows.Next() {
+		var kind string
+		var n int
+		if err := rows.Scan(&kind, &n); err != nil {
+			return nil, storeError(err, "count open anomalies")
+		}
+		out[kind] = n
+	}
+	if err := rows.Err(); err != nil {
+		return nil, storeError(err, "count open anomalies")
+	}
+	return out, nil
+}
