@@ -22,6 +22,10 @@ fuzz: ## run each adapter's fuzz target for FUZZTIME (default 10s)
 		$(GO) test -run='^$$' -fuzz=FuzzVerifyParse -fuzztime=$(FUZZTIME) ./adapters/$$p || exit 1; \
 	done
 
+bench: build ## measure ingest, reads, sweep and report against the real server (builds a 1M-order store once, in .bench)
+	$(GO) build -o bin/orderstate-bench ./cmd/orderstate-bench
+	./bin/orderstate-bench --bin $(BIN) --dir .bench --out .bench/results.md
+
 demo: build ## play a day of shop traffic through a fresh sidecar and check its findings
 	./$(BIN) demo
 
