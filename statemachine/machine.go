@@ -139,7 +139,9 @@ func Mermaid() string {
 		}
 		for _, f := range r.From {
 			for _, to := range targets {
-				if f == to {
+				// Refunds only add up: one never takes a refunded order back
+				// to partially refunded (a larger capture can).
+				if f == to || (r.Kind == KindRefunded && f == Refunded && to == PartiallyRefunded) {
 					continue
 				}
 				key := [2]string{string(f), string(to)}

@@ -1,6 +1,8 @@
 package statemachine_test
 
 import (
+	"flag"
+	"os"
 	"strings"
 	"testing"
 
@@ -80,4 +82,21 @@ func TestMermaid_NamesEveryStateAndKind(t *testing.T) {
 		require.Contains(t, d, string(k))
 	}
 	require.Contains(t, d, "paid --> needs_review: failed, failed_after_settlement")
+}
+
+var update = flag.Bool("update", false, "rewrite golden files")
+
+// TestMermaid_Golden keeps the README's diagram honest: it is this file.
+func TestMermaid_Golden(t *testing.T) {
+	t.Parallel()
+	const golden = "../testdata/fsm.mmd"
+	if *update {
+		require.NoError(t, os.WriteFile(golden, []byte(sm.Mermaid()), 0o644))
+	}
+	want, err := os.ReadFile(golden)
+	require.NoError(t, err)
+	require.Equal(t, string(want), sm.Mermaid())
+	readme, err := os.ReadFile("../README.md")
+	require.NoError(t, err)
+	require.Contains(t, string(readme), "```mermaid\n"+string(want)+"```", "README.md shows an outdated diagram")
 }
