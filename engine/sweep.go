@@ -20,17 +20,43 @@ import (
 func (db *DB) Sweep(ctx context.Context, fn func(*SweepTx) error) error {
 	return db.Update(ctx, func(tx *sql.Tx) error {
 		now, w := db.now(), db.wrap(tx)
-		return fn(&SweepTx{ctx: ctx, tx: w, now: now, r: newRaiser(w, now)})
+		return fn(&SweepTx{ctx: ctx, tx: w, now: now, r: newRaiser(w, now), stmts: map[string]*sql.Stmt{}})
 	})
 }
 
 // SweepTx is the sweep's handle on the write transaction; valid only inside
 // the function given to Sweep.
 type SweepTx struct {
-	ctx context.Context
-	tx  *wtx
-	now time.Time
-	r   *raiser
+	ctx   context.Context
+	tx    *wtx
+	now   time.Time
+	r     *raiser
+	stmts map[string]*sql.Stmt
+}
+
+// stmt prepares query on the transaction once per sweep: a first sweep
+// raises tens of thousands of anomalies, and preparing the same statement
+// for each costs about as much as running it. The statements close with
+// the transaction.
+func (s *SweepTx) stmt(query string) (*sql.Stmt, error) {
+	if st, ok := s.stmts[query]; ok {
+		return st, nil
+	}
+	st, err := s.tx.Tx.PrepareContext(s.ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	s.stmts[query] = st
+	return st, nil
+}
+
+// ExecContext runs query through the sweep's prepared statements.
+func (s *SweepTx) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	st, err := s.stmt(query)
+	if err != nil {
+		return nil, err
+	}
+	return st.ExecContext(ctx, args...)
 }
 
 // SweepOrder is an order as the time-based rules see it.
@@ -150,7 +176,7 @@ func (s *SweepTx) orders(query string, args ...any) ([]SweepOrder, error) {
 // on every sweep is not a new occurrence; and a resolved or acknowledged
 // anomaly stays closed.
 func (s *SweepTx) Raise(o SweepOrder, kind, detail string) (bool, error) {
-	return s.r.ensure(s.ctx, o.Ref, kind, detail), s.r.err
+	return s.r.ensure(s.ctx, s, o.Ref, kind, detail), s.r.err
 }
 
 // Resolve closes the order's open anomaly of kind, with the resolution why
@@ -158,8 +184,11 @@ func (s *SweepTx) Raise(o SweepOrder, kind, detail string) (bool, error) {
 // one to close.
 func (s *SweepTx) Resolve(o SweepOrder, kind string, why func(openedAt time.Time) string) (bool, error) {
 	var opened sql.NullString
-	err := s.tx.QueryRowContext(s.ctx, `SELECT opened_at FROM anomalies WHERE order_ref = ? AND kind = ? AND status = 'open'`,
-		o.Ref, kind).Scan(&opened)
+	st, err := s.stmt(`SELECT opened_at FROM anomalies WHERE order_ref = ? AND kind = ? AND status = 'open'`)
+	if err != nil {
+		return false, storeError(err, "sweep resolve")
+	}
+	err = st.QueryRowContext(s.ctx, o.Ref, kind).Scan(&opened)
 	if errors.Is(err, sql.ErrNoRows) {
 		return false, nil
 	} else if err != nil {
@@ -191,12 +220,14 @@ func (s *SweepTx) SetCursor(name string, at time.Time) error {
 
 // ensure is raise for rules that are re-checked rather than triggered by an
 // event: ON CONFLICT DO NOTHING keeps the count and a closed status as they
-// are.
-func (r *raiser) ensure(ctx context.Context, ref int64, kind, detail string) bool {
+// are. x runs the statement, so a caller raising many can prepare it once.
+func (r *raiser) ensure(ctx context.Context, x interface {
+	ExecContext(context.Context, string, ...any) (sql.Result, error)
+}, ref int64, kind, detail string) bool {
 	if r.err != nil {
 		return false
 	}
-	res, err := r.tx.ExecContext(ctx, `INSERT INTO anomalies (order_ref, kind, status, detail, opened_at, updated_at)
+	res, err := x.ExecContext(ctx, `INSERT INTO anomalies (order_ref, kind, status, detail, opened_at, updated_at)
 		VALUES (?, ?, 'open', ?, ?, ?) ON CONFLICT (order_ref, kind) DO NOTHING`,
 		ref, kind, detail, formatTime(r.now), formatTime(r.now))
 	if err != nil {

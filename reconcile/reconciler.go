@@ -1,0 +1,176 @@
+package reconcile
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/robfig/cron/v3"
+
+	"github.com/orderstate/orderstate/engine"
+)
+
+// Store is what the reconciler needs from storage; *engine.DB is one.
+type Store interface {
+	// Sweep runs fn in one write transaction.
+	Sweep(ctx context.Context, fn func(*engine.SweepTx) error) error
+	// ReportData returns EINVALID for an empty period.
+	ReportData(ctx context.Context, q engine.ReportQuery) (*engine.ReportData, error)
+	SaveReport(ctx context.Context, r engine.StoredReport) (int64, error)
+	Watermark(ctx context.Context, name string) (time.Time, error)
+	SetWatermark(ctx context.Context, name string, at time.Time) error
+}
+
+var _ Store = (*engine.DB)(nil)
+
+// Defaults, as DESIGN lists them.
+const (
+	DefaultRedirectGrace  = 15 * time.Minute
+	DefaultStuckAfter     = 24 * time.Hour
+	DefaultSweepSchedule  = "@every 5m"
+	DefaultReportSchedule = "0 3 * * *"
+	DefaultReportPeriod   = 24 * time.Hour
+	DefaultMaxPerKind     = 200
+)
+
+// Config holds the reconciler's thresholds and schedules; zero fields take
+// the defaults.
+type Config struct {
+	// RedirectGrace is how long after the customer's successful redirect a
+	// confirming webhook may take before it is missing.
+	RedirectGrace time.Duration
+	// StuckAfter is how long an order may stay pending or processing.
+	StuckAfter time.Duration
+	// PendingTTL and ProcessingTTL override StuckAfter for one state: a
+	// checkout nobody paid may linger longer than a payment in flight.
+	PendingTTL    time.Duration
+	ProcessingTTL time.Duration
+	// SweepSchedule and ReportSchedule are five-field cron specs, in UTC,
+	// or descriptors such as "@every 10s" and "@daily".
+	SweepSchedule  string
+	ReportSchedule string
+	// ReportsDir receives each scheduled report as JSON, Markdown and HTML;
+	// empty keeps reports in the store only.
+	ReportsDir string
+	// ReportPeriod is what the first report covers when no earlier report
+	// marks where it should start.
+	ReportPeriod time.Duration
+	// MaxPerKind bounds how many open anomalies of each kind a report lists
+	// with their evidence; the rest are counted. A report a person reads is
+	// no use at ten thousand entries, and the API lists them all.
+	MaxPerKind int
+}
+
+func (c Config) withDefaults() Config {
+	if c.RedirectGrace == 0 {
+		c.RedirectGrace = DefaultRedirectGrace
+	}
+	if c.StuckAfter == 0 {
+		c.StuckAfter = DefaultStuckAfter
+	}
+	if c.PendingTTL == 0 {
+		c.PendingTTL = c.StuckAfter
+	}
+	if c.ProcessingTTL == 0 {
+		c.ProcessingTTL = c.StuckAfter
+	}
+	if c.SweepSchedule == "" {
+		c.SweepSchedule = DefaultSweepSchedule
+	}
+	if c.ReportSchedule == "" {
+		c.ReportSchedule = DefaultReportSchedule
+	}
+	if c.ReportPeriod == 0 {
+		c.ReportPeriod = DefaultReportPeriod
+	}
+	if c.MaxPerKind == 0 {
+		c.MaxPerKind = DefaultMaxPerKind
+	}
+	return c
+}
+
+// parser reads five-field specs (minute first, as crontab and DESIGN write
+// them) and descriptors, so "0 3 * * *" and "@every 10s" both work.
+var parser = cron.NewParser(cron.Minute | cron.Hour | cron.Dom | cron.Month | cron.Dow | cron.Descriptor)
+
+func (c Config) validate() error {
+	for name, d := range map[string]time.Duration{"redirect grace": c.RedirectGrace, "stuck after": c.StuckAfter,
+		"pending time-to-live": c.PendingTTL, "processing time-to-live": c.ProcessingTTL, "report period": c.ReportPeriod} {
+		if d < 0 {
+			return engine.Errorf(engine.EINVALID, "%s must not be negative; got %s", name, d)
+		}
+	}
+	if c.MaxPerKind < 0 {
+		return engine.Errorf(engine.EINVALID, "the number of anomalies listed per kind must not be negative; got %d", c.MaxPerKind)
+	}
+	if _, err := parser.Parse(c.SweepSchedule); err != nil {
+		return engine.Errorf(engine.EINVALID, "sweep schedule %q: %v", c.SweepSchedule, err)
+	}
+	if _, err := parser.Parse(c.ReportSchedule); err != nil {
+		return engine.Errorf(engine.EINVALID, "report schedule %q: %v", c.ReportSchedule, err)
+	}
+	return nil
+}
+
+// Reconciler runs the sweep and builds reports over a store.
+type Reconciler struct {
+	store Store
+	cfg   Config
+	now   func() time.Time
+	log   *slog.Logger
+}
+
+// New returns a reconciler over store. now is the clock reports are dated
+// by and schedules are caught up against (time.Now when nil); the sweep
+// uses the store's clock, which stamped the times it compares. Returns
+// EINVALID for a negative threshold or a schedule that does not parse.
+func New(store Store, cfg Config, now func() time.Time, log *slog.Logger) (*Reconciler, error) {
+	cfg = cfg.withDefaults()
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	if now == nil {
+		now = time.Now
+	}
+	if log == nil {
+		log = slog.Default()
+	}
+	return &Reconciler{store: store, cfg: cfg, now: func() time.Time { return now().UTC() }, log: log}, nil
+}
+
+// Config is the configuration in effect, defaults filled in.
+func (r *Reconciler) Config() Config { return r.cfg }
+
+// human shows a duration the way a person says it: its largest unit and,
+// when not zero, the next one or two below it ("1d 30m", "2h 5m", "47s").
+func human(d time.Duration) string {
+	if d < 0 {
+		return "-" + human(-d)
+	}
+	d = d.Round(time.Second)
+	units := []struct {
+		d    time.Duration
+		name string
+		// reach is how many smaller units may follow this one.
+		reach int
+	}{{24 * time.Hour, "d", 2}, {time.Hour, "h", 1}, {time.Minute, "m", 1}, {time.Second, "s", 0}}
+	for i, u := range units {
+		n := d / u.d
+		if n == 0 {
+			continue
+		}
+		out := fmt.Sprintf("%d%s", n, u.name)
+		rest := d - n*u.d
+		for _, v := range units[i+1 : i+1+u.reach] {
+			if m := rest / v.d; m > 0 {
+				return out + fmt.Sprintf(" %d%s", m, v.name)
+			}
+		}
+		return out
+	}
+	return "0s"
+}
+
+// stamp shows a time to a person: UTC, to the second.
+func stamp(t time.Time) string { return t.UTC().Format("2006-01-02 15:04:05") + " UTC" }

@@ -1,0 +1,317 @@
+package reconcile
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	htmltemplate "html/template"
+	"sort"
+	"strings"
+	"text/template"
+	"time"
+
+	"github.com/orderstate/orderstate/engine"
+	sm "github.com/orderstate/orderstate/statemachine"
+)
+
+// Formats a report renders to.
+const (
+	FormatJSON     = "json"
+	FormatMarkdown = "md"
+	FormatHTML     = "html"
+)
+
+// Formats lists the formats, in the order files are written.
+var Formats = []string{FormatJSON, FormatMarkdown, FormatHTML}
+
+// Render returns the report in format. Returns EINVALID for an unknown one.
+func (rep *Report) Render(format string) ([]byte, error) {
+	var b bytes.Buffer
+	var err error
+	switch format {
+	case FormatJSON:
+		enc := json.NewEncoder(&b)
+		enc.SetIndent("", "  ")
+		enc.SetEscapeHTML(false)
+		err = enc.Encode(rep)
+	case FormatMarkdown, "markdown":
+		err = markdownTemplate.Execute(&b, rep)
+	case FormatHTML:
+		err = htmlTemplate.Execute(&b, rep)
+	default:
+		return nil, engine.Errorf(engine.EINVALID, "report format must be json, md or html; got %q", format)
+	}
+	if err != nil {
+		return nil, engine.Wrap(engine.EINTERNAL, err, "cannot render the report as %s", format)
+	}
+	return b.Bytes(), nil
+}
+
+// funcs are shared by both templates; html/template escapes their output.
+var funcs = map[string]any{
+	"when": func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04:05") },
+	"whenp": func(t *time.Time) string {
+		if t == nil {
+			return "none"
+		}
+		return t.UTC().Format("2006-01-02 15:04:05")
+	},
+	"human": human,
+	"ms":    lagText,
+	"title": func(kind string) string { return describe(kind).title },
+	"cell":  mdCell,
+	"order": func(id string) string {
+		if id == "" {
+			return "(not registered)"
+		}
+		return id
+	},
+	"states":   func() []sm.State { return sm.States },
+	"inflight": func() []sm.State { return []sm.State{sm.Pending, sm.Processing} },
+	"count":    func(m map[sm.State]int, s sm.State) int { return m[s] },
+	"pairs":    pairs,
+	"findings": findingsOf,
+	"more":     func(k KindSummary) int { return k.Count - k.Listed },
+	"step": func(e Evidence) string {
+		if e.FromState != "" && e.ToState != "" && e.FromState != e.ToState {
+			return fmt.Sprintf("%s (%s → %s)", e.Result, e.FromState, e.ToState)
+		}
+		return string(e.Result)
+	},
+	"flag": func(e Evidence) string {
+		if e.Flagged {
+			return "⚑"
+		}
+		return ""
+	},
+}
+
+// findingsOf returns the listed findings of one kind.
+func findingsOf(rep *Report, kind string) []Finding {
+	var out []Finding
+	for _, f := range rep.Open {
+		if f.Kind == kind {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+// pairs renders a count map as "a 2, b 1", by key.
+func pairs(m map[string]int) string {
+	if len(m) == 0 {
+		return "none"
+	}
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		parts[i] = fmt.Sprintf("%s %d", k, m[k])
+	}
+	return strings.Join(parts, ", ")
+}
+
+// lagText shows milliseconds at the precision a person reads.
+func lagText(ms int64) string {
+	d := time.Duration(ms) * time.Millisecond
+	switch {
+	case d < time.Second && d > -time.Second:
+		return fmt.Sprintf("%dms", ms)
+	case d < time.Minute && d > -time.Minute:
+		return fmt.Sprintf("%.1fs", d.Seconds())
+	}
+	return human(d)
+}
+
+// mdCell keeps text from breaking a Markdown table row or starting markup.
+func mdCell(s string) string {
+	r := strings.NewReplacer("\\", "\\\\", "|", "\\|", "\r", " ", "\n", " ", "<", "&lt;", ">", "&gt;", "`", "\\`", "*", "\\*")
+	return r.Replace(s)
+}
+
+var (
+	markdownTemplate = template.Must(template.New("md").Funcs(funcs).Parse(markdownSource))
+	htmlTemplate     = htmltemplate.Must(htmltemplate.New("html").Funcs(funcs).Parse(htmlSource))
+)
+
+const markdownSource = `# Order anomaly report
+
+Period {{when .PeriodStart}} to {{when .PeriodEnd}} UTC, generated {{when .GeneratedAt}} UTC. All times are UTC.
+
+{{if .Summary.NeedAction}}**{{.Summary.NeedAction}} open anomalies need a person** ({{.Summary.NewInPeriod}} new in this period).{{else}}**Nothing needs a person.**{{end}}
+{{.Summary.Resolved}} resolved in the period; {{.Summary.OrdersSettled}} orders reached a state in the period and {{.Summary.InFlight}} are in flight; {{.Summary.Webhooks}} webhooks received.
+
+## Needs action
+{{if not .NeedsAction}}
+Nothing is open.
+{{else}}
+| what | kind | open | new | by provider |
+|---|---|---:|---:|---|
+{{range .NeedsAction}}| {{.Title}} | {{cell .Kind}} | {{.Count}} | {{.NewInPeriod}} | {{pairs .ByProvider}} |
+{{end}}
+Each order's timeline lists its webhooks in arrival order; ⚑ marks the ones the anomaly is about.
+{{range $k := .NeedsAction}}
+### {{$k.Title}}
+
+**What to do:** {{$k.Action}}
+{{range findings $ $k.Kind}}
+#### Order {{cell (order .OrderID)}}: {{.Provider}} {{cell .CheckoutID}}, {{.State}}
+
+{{cell .Explanation}}
+
+- Registered: {{.Amount}} {{.Currency}} ({{.Mode}}); captured {{.Captured}}, refunded {{.Refunded}}
+- Flagged {{when .OpenedAt}}{{if .NewInPeriod}} (new){{end}}; anomaly #{{.AnomalyID}}, seen {{.Occurrences}} time(s)
+{{- if .Redirect}}
+- Customer redirect: {{.Redirect.Outcome}} at {{when .Redirect.At}}{{end}}
+
+{{if .Timeline}}| # | | provider event | type | kind | result | provider time | arrived |
+|---:|---|---|---|---|---|---|---|
+{{range .Timeline}}| {{.Seq}} | {{flag .}} | {{cell .EventID}} | {{cell .Type}} | {{.Kind}} | {{step .}} | {{whenp .OccurredAt}} | {{when .ReceivedAt}} |
+{{end}}{{else}}No webhook has arrived for this order.
+{{end}}{{end}}{{if gt (more $k) 0}}
+{{more $k}} more open {{cell $k.Kind}} anomalies are not listed here; GET /v1/anomalies?kind={{$k.Kind}}&status=open lists them all.
+{{end}}{{end}}{{end}}
+## Resolved in this period
+{{if not .Resolved}}
+Nothing was resolved.
+{{else}}
+| kind | order | provider | opened | closed | open for | how |
+|---|---|---|---|---|---|---|
+{{range .Resolved}}| {{cell .Kind}} | {{cell (order .OrderID)}} | {{.Provider}} {{cell .CheckoutID}} | {{when .OpenedAt}} | {{when .ClosedAt}} | {{.OpenFor}} | {{cell .How}} |
+{{end}}{{if gt .Summary.Resolved (len .Resolved)}}
+{{.Summary.Resolved}} were resolved in all; the first {{len .Resolved}} are listed.
+{{end}}{{end}}
+## Absorbed without action
+
+Webhook behaviour orderstate already handled; counts of orders flagged in the period.
+{{if not .Absorbed}}
+None.
+{{else}}
+| what | kind | orders | by provider |
+|---|---|---:|---|
+{{range .Absorbed}}| {{.Title}} | {{cell .Kind}} | {{.Count}} | {{pairs .ByProvider}} |
+{{end}}{{end}}
+## Orders
+
+Orders that reached each state in the period, and orders in flight now however old.
+{{if not .Orders}}
+No orders.
+{{else}}
+| provider |{{range states}} {{.}} |{{end}} in flight: pending | in flight: processing |
+|---|{{range states}}---:|{{end}}---:|---:|
+{{range $o := .Orders}}| {{$o.Provider}} |{{range states}} {{count $o.Reached .}} |{{end}}{{range inflight}} {{count $o.InFlight .}} |{{end}}
+{{end}}{{end}}
+## Webhooks per provider
+
+Lag is arrival time minus the provider's own time, over original deliveries that carried one.
+{{if not .Providers}}
+No webhooks in the period.
+{{else}}
+| provider | webhooks | lag p50 | lag p95 | lag max | duplicates | out of order | rejected | unknown types | unsigned | unregistered orders |
+|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|
+{{range .Providers}}| {{.Provider}} | {{.Webhooks}} | {{ms .Lag.P50Ms}} | {{ms .Lag.P95Ms}} | {{ms .Lag.MaxMs}} | {{.Duplicates}} | {{.OutOfOrder}} | {{.Rejected}} | {{.Unknown}} | {{.Unsigned}} | {{.Unregistered}} |
+{{end}}{{range .Providers}}{{if .Rejected}}
+- {{.Provider}} rejected requests by reason: {{cell (pairs .RejectedBy)}}{{end}}{{if .Unknown}}
+- {{.Provider}} event types nobody documented: {{cell (pairs .UnknownTypes)}}{{end}}{{end}}
+{{end}}`
+
+const htmlSource = `<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>Order anomaly report, {{when .PeriodStart}} to {{when .PeriodEnd}} UTC</title>
+<style>
+body { font: 15px/1.45 system-ui, -apple-system, "Segoe UI", sans-serif; color: #1d2329; margin: 2rem auto; max-width: 72rem; padding: 0 1rem; }
+h1 { font-size: 1.6rem; margin-bottom: .2rem; }
+h2 { border-bottom: 2px solid #d8dee4; padding-bottom: .2rem; margin-top: 2.2rem; }
+h3 { margin-top: 1.6rem; }
+.meta { color: #57606a; }
+.headline { font-size: 1.15rem; padding: .7rem 1rem; border-radius: 6px; background: #fff8c5; border: 1px solid #d4a72c; }
+.headline.ok { background: #dafbe1; border-color: #4ac26b; }
+.finding { border: 1px solid #d0d7de; border-left: 5px solid #cf222e; border-radius: 6px; padding: .6rem 1rem; margin: 1rem 0; }
+.finding h4 { margin: .2rem 0 .5rem; }
+.do { background: #f6f8fa; padding: .5rem .8rem; border-radius: 6px; }
+.new { background: #cf222e; color: #fff; border-radius: 3px; padding: 0 .35rem; font-size: .8rem; }
+table { border-collapse: collapse; margin: .6rem 0; width: 100%; font-size: .9rem; }
+th, td { border: 1px solid #d0d7de; padding: .25rem .5rem; text-align: left; vertical-align: top; }
+th { background: #f6f8fa; }
+td.n { text-align: right; font-variant-numeric: tabular-nums; }
+tr.flagged td { background: #fff1e5; }
+code { font-size: .85rem; }
+</style>
+</head>
+<body>
+<h1>Order anomaly report</h1>
+<p class="meta">Period {{when .PeriodStart}} to {{when .PeriodEnd}} UTC, generated {{when .GeneratedAt}} UTC. All times are UTC.</p>
+{{if .Summary.NeedAction}}<p class="headline"><strong>{{.Summary.NeedAction}} open anomalies need a person</strong> ({{.Summary.NewInPeriod}} new in this period).</p>
+{{else}}<p class="headline ok"><strong>Nothing needs a person.</strong></p>
+{{end}}<p>{{.Summary.Resolved}} resolved in the period; {{.Summary.OrdersSettled}} orders reached a state in the period and {{.Summary.InFlight}} are in flight; {{.Summary.Webhooks}} webhooks received.</p>
+
+<h2>Needs action</h2>
+{{if not .NeedsAction}}<p>Nothing is open.</p>
+{{else}}<table>
+<tr><th>what</th><th>kind</th><th>open</th><th>new</th><th>by provider</th></tr>
+{{range .NeedsAction}}<tr><td>{{.Title}}</td><td><code>{{.Kind}}</code></td><td class="n">{{.Count}}</td><td class="n">{{.NewInPeriod}}</td><td>{{pairs .ByProvider}}</td></tr>
+{{end}}</table>
+<p>Each order's timeline lists its webhooks in arrival order; highlighted rows (⚑) are the ones the anomaly is about.</p>
+{{range $k := .NeedsAction}}
+<h3>{{$k.Title}} <code>{{$k.Kind}}</code></h3>
+<p class="do"><strong>What to do:</strong> {{$k.Action}}</p>
+{{range findings $ $k.Kind}}<div class="finding">
+<h4>Order {{order .OrderID}}: {{.Provider}} <code>{{.CheckoutID}}</code>, {{.State}} {{if .NewInPeriod}}<span class="new">new</span>{{end}}</h4>
+<p>{{.Explanation}}</p>
+<ul>
+<li>Registered: {{.Amount}} {{.Currency}} ({{.Mode}}); captured {{.Captured}}, refunded {{.Refunded}}</li>
+<li>Flagged {{when .OpenedAt}}; anomaly #{{.AnomalyID}}, seen {{.Occurrences}} time(s)</li>
+{{if .Redirect}}<li>Customer redirect: {{.Redirect.Outcome}} at {{when .Redirect.At}}</li>
+{{end}}</ul>
+{{if .Timeline}}<table>
+<tr><th>#</th><th>provider event</th><th>type</th><th>kind</th><th>result</th><th>provider time</th><th>arrived</th></tr>
+{{range .Timeline}}<tr{{if .Flagged}} class="flagged"{{end}}><td class="n">{{.Seq}} {{flag .}}</td><td><code>{{.EventID}}</code></td><td>{{.Type}}</td><td>{{.Kind}}</td><td>{{step .}}</td><td>{{whenp .OccurredAt}}</td><td>{{when .ReceivedAt}}</td></tr>
+{{end}}</table>
+{{else}}<p>No webhook has arrived for this order.</p>
+{{end}}</div>
+{{end}}{{if gt (more $k) 0}}<p>{{more $k}} more open <code>{{$k.Kind}}</code> anomalies are not listed here; <code>GET /v1/anomalies?kind={{$k.Kind}}&amp;status=open</code> lists them all.</p>
+{{end}}{{end}}{{end}}
+<h2>Resolved in this period</h2>
+{{if not .Resolved}}<p>Nothing was resolved.</p>
+{{else}}<table>
+<tr><th>kind</th><th>order</th><th>provider</th><th>opened</th><th>closed</th><th>open for</th><th>how</th></tr>
+{{range .Resolved}}<tr><td><code>{{.Kind}}</code></td><td>{{order .OrderID}}</td><td>{{.Provider}} <code>{{.CheckoutID}}</code></td><td>{{when .OpenedAt}}</td><td>{{when .ClosedAt}}</td><td>{{.OpenFor}}</td><td>{{.How}}</td></tr>
+{{end}}</table>
+{{if gt .Summary.Resolved (len .Resolved)}}<p>{{.Summary.Resolved}} were resolved in all; the first {{len .Resolved}} are listed.</p>
+{{end}}{{end}}
+<h2>Absorbed without action</h2>
+<p>Webhook behaviour orderstate already handled; counts of orders flagged in the period.</p>
+{{if not .Absorbed}}<p>None.</p>
+{{else}}<table>
+<tr><th>what</th><th>kind</th><th>orders</th><th>by provider</th></tr>
+{{range .Absorbed}}<tr><td>{{.Title}}</td><td><code>{{.Kind}}</code></td><td class="n">{{.Count}}</td><td>{{pairs .ByProvider}}</td></tr>
+{{end}}</table>
+{{end}}
+<h2>Orders</h2>
+<p>Orders that reached each state in the period, and orders in flight now however old.</p>
+{{if not .Orders}}<p>No orders.</p>
+{{else}}<table>
+<tr><th>provider</th>{{range states}}<th>{{.}}</th>{{end}}<th>in flight: pending</th><th>in flight: processing</th></tr>
+{{range $o := .Orders}}<tr><td>{{$o.Provider}}</td>{{range states}}<td class="n">{{count $o.Reached .}}</td>{{end}}{{range inflight}}<td class="n">{{count $o.InFlight .}}</td>{{end}}</tr>
+{{end}}</table>
+{{end}}
+<h2>Webhooks per provider</h2>
+<p>Lag is arrival time minus the provider's own time, over original deliveries that carried one.</p>
+{{if not .Providers}}<p>No webhooks in the period.</p>
+{{else}}<table>
+<tr><th>provider</th><th>webhooks</th><th>lag p50</th><th>lag p95</th><th>lag max</th><th>duplicates</th><th>out of order</th><th>rejected</th><th>unknown types</th><th>unsigned</th><th>unregistered orders</th></tr>
+{{range .Providers}}<tr><td>{{.Provider}}</td><td class="n">{{.Webhooks}}</td><td class="n">{{ms .Lag.P50Ms}}</td><td class="n">{{ms .Lag.P95Ms}}</td><td class="n">{{ms .Lag.MaxMs}}</td><td class="n">{{.Duplicates}}</td><td class="n">{{.OutOfOrder}}</td><td class="n">{{.Rejected}}</td><td class="n">{{.Unknown}}</td><td class="n">{{.Unsigned}}</td><td class="n">{{.Unregistered}}</td></tr>
+{{end}}</table>
+<ul>
+{{range .Providers}}{{if .Rejected}}<li>{{.Provider}} rejected requests by reason: {{pairs .RejectedBy}}</li>
+{{end}}{{if .Unknown}}<li>{{.Provider}} event types nobody documented: {{pairs .UnknownTypes}}</li>
+{{end}}{{end}}</ul>
+{{end}}</body>
+</html>
+`

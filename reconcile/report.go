@@ -1,0 +1,305 @@
+package reconcile
+
+import (
+	"context"
+	"sort"
+	"time"
+
+	"github.com/orderstate/orderstate/engine"
+	sm "github.com/orderstate/orderstate/statemachine"
+)
+
+// Report is the anomaly report for a period. Every list in it is sorted, so
+// the same store and clock always give the same bytes.
+type Report struct {
+	GeneratedAt time.Time `json:"generated_at"`
+	PeriodStart time.Time `json:"period_start"`
+	PeriodEnd   time.Time `json:"period_end"`
+	Summary     Summary   `json:"summary"`
+	// NeedsAction summarises the open action anomalies per kind, most
+	// urgent kind first; Open lists them (up to MaxPerKind per kind) with
+	// their evidence, in the same kind order and oldest first.
+	NeedsAction []KindSummary `json:"needs_action"`
+	Open        []Finding     `json:"open"`
+	// Absorbed counts the info anomalies opened in the period: webhook
+	// behaviour orderstate already took care of.
+	Absorbed []KindSummary `json:"absorbed"`
+	// Resolved lists the anomalies resolved or acknowledged in the period.
+	Resolved  []Resolution     `json:"resolved"`
+	Orders    []ProviderOrders `json:"orders"`
+	Providers []ProviderHealth `json:"providers"`
+}
+
+// Summary is the report's headline.
+type Summary struct {
+	// NeedAction counts open action anomalies; NewInPeriod those of them
+	// opened in the period; Listed those the report shows in full.
+	NeedAction  int `json:"need_action"`
+	NewInPeriod int `json:"new_in_period"`
+	Listed      int `json:"listed"`
+	Resolved    int `json:"resolved"`
+	// OrdersSettled counts the orders that reached a state in the period;
+	// InFlight those pending or processing now.
+	OrdersSettled int `json:"orders_settled"`
+	InFlight      int `json:"in_flight"`
+	Webhooks      int `json:"webhooks"`
+}
+
+// KindSummary counts the anomalies of one kind.
+type KindSummary struct {
+	Kind        string         `json:"kind"`
+	Title       string         `json:"title"`
+	Count       int            `json:"count"`
+	NewInPeriod int            `json:"new_in_period"`
+	Listed      int            `json:"listed,omitempty"`
+	ByProvider  map[string]int `json:"by_provider"`
+	Action      string         `json:"action,omitempty"`
+}
+
+// Finding is one open anomaly that needs a person, with its evidence.
+type Finding struct {
+	AnomalyID   int64            `json:"anomaly_id"`
+	Kind        string           `json:"kind"`
+	OrderID     string           `json:"order_id"`
+	Provider    string           `json:"provider"`
+	CheckoutID  string           `json:"checkout_id"`
+	State       sm.State         `json:"state"`
+	Amount      int64            `json:"amount"`
+	Currency    string           `json:"currency"`
+	Mode        string           `json:"mode"`
+	Captured    int64            `json:"captured_amount"`
+	Refunded    int64            `json:"refunded_amount"`
+	OpenedAt    time.Time        `json:"opened_at"`
+	NewInPeriod bool             `json:"new_in_period"`
+	Occurrences int              `json:"occurrences"`
+	Explanation string           `json:"explanation"`
+	Action      string           `json:"action"`
+	Redirect    *engine.Redirect `json:"redirect,omitempty"`
+	Timeline    []Evidence       `json:"timeline"`
+}
+
+// Evidence is one delivery in the order's timeline, in arrival order.
+type Evidence struct {
+	Seq        int64      `json:"seq"`
+	EventID    string     `json:"provider_event_id"`
+	Type       string     `json:"type"`
+	Kind       sm.Kind    `json:"kind"`
+	Result     sm.Result  `json:"result"`
+	FromState  sm.State   `json:"from_state,omitempty"`
+	ToState    sm.State   `json:"to_state,omitempty"`
+	Amount     int64      `json:"amount,omitempty"`
+	OccurredAt *time.Time `json:"occurred_at"`
+	ReceivedAt time.Time  `json:"received_at"`
+	// Flagged marks the deliveries the anomaly is about.
+	Flagged bool `json:"flagged,omitempty"`
+}
+
+// Resolution is an anomaly closed in the period.
+type Resolution struct {
+	AnomalyID  int64     `json:"anomaly_id"`
+	Kind       string    `json:"kind"`
+	OrderID    string    `json:"order_id"`
+	Provider   string    `json:"provider"`
+	CheckoutID string    `json:"checkout_id"`
+	Status     string    `json:"status"`
+	OpenedAt   time.Time `json:"opened_at"`
+	ClosedAt   time.Time `json:"closed_at"`
+	OpenFor    string    `json:"open_for"`
+	How        string    `json:"how"`
+}
+
+// ProviderOrders counts one provider's orders by state.
+type ProviderOrders struct {
+	Provider string `json:"provider"`
+	// Reached counts the orders that reached their current state in the
+	// period; InFlight those pending or processing now, however old.
+	Reached  map[sm.State]int `json:"reached"`
+	InFlight map[sm.State]int `json:"in_flight"`
+}
+
+// ProviderHealth is one provider's webhook traffic in the period.
+type ProviderHealth struct {
+	Provider     string         `json:"provider"`
+	Webhooks     int            `json:"webhooks"`
+	Lag          Lag            `json:"lag"`
+	Duplicates   int            `json:"duplicates"`
+	OutOfOrder   int            `json:"out_of_order"`
+	Rejected     int            `json:"rejected"`
+	RejectedBy   map[string]int `json:"rejected_by_reason"`
+	Unknown      int            `json:"unknown_types"`
+	UnknownTypes map[string]int `json:"unknown_by_type"`
+	Unsigned     int            `json:"unsigned"`
+	Unregistered int            `json:"unregistered"`
+}
+
+// Lag is how long webhooks took from the provider's clock to arrival, over
+// the original deliveries that carried a provider time.
+type Lag struct {
+	Samples int   `json:"samples"`
+	P50Ms   int64 `json:"p50_ms"`
+	P95Ms   int64 `json:"p95_ms"`
+	MaxMs   int64 `json:"max_ms"`
+}
+
+// BuildReport reads the store and builds the report for [since, until).
+// Returns EINVALID for an empty period.
+func (r *Reconciler) BuildReport(ctx context.Context, since, until time.Time) (*Report, error) {
+	d, err := r.store.ReportData(ctx, engine.ReportQuery{Since: since, Until: until, MaxPerKind: r.cfg.MaxPerKind})
+	if err != nil {
+		return nil, err
+	}
+	return buildReport(d, r.now()), nil
+}
+
+func buildReport(d *engine.ReportData, now time.Time) *Report {
+	rep := &Report{GeneratedAt: now.UTC(), PeriodStart: d.Since.UTC(), PeriodEnd: d.Until.UTC(),
+		NeedsAction: []KindSummary{}, Open: []Finding{}, Absorbed: []KindSummary{}, Resolved: []Resolution{},
+		Orders: []ProviderOrders{}, Providers: []ProviderHealth{}}
+	inPeriod := func(t time.Time) bool { return !t.Before(d.Since) && t.Before(d.Until) }
+
+	listed := map[string]int{}
+	for _, oa := range d.Open {
+		rep.Open = append(rep.Open, finding(oa, inPeriod(oa.Anomaly.OpenedAt)))
+		listed[oa.Anomaly.Kind]++
+	}
+	sort.SliceStable(rep.Open, func(i, j int) bool {
+		a, b := rep.Open[i], rep.Open[j]
+		if a.Kind != b.Kind {
+			return kindRank(a.Kind) < kindRank(b.Kind)
+		}
+		if !a.OpenedAt.Equal(b.OpenedAt) {
+			return a.OpenedAt.Before(b.OpenedAt)
+		}
+		return a.AnomalyID < b.AnomalyID
+	})
+	rep.NeedsAction = summarise(d.OpenCounts, listed, true)
+	rep.Absorbed = summarise(d.Info, nil, false)
+	for _, k := range rep.NeedsAction {
+		rep.Summary.NeedAction += k.Count
+		rep.Summary.NewInPeriod += k.NewInPeriod
+	}
+	rep.Summary.Listed = len(rep.Open)
+
+	for _, a := range d.Resolved {
+		rep.Resolved = append(rep.Resolved, resolution(a))
+	}
+	rep.Summary.Resolved = d.ResolvedTotal
+
+	orders := map[string]*ProviderOrders{}
+	get := func(p string) *ProviderOrders {
+		if o, ok := orders[p]; ok {
+			return o
+		}
+		o := &ProviderOrders{Provider: p, Reached: map[sm.State]int{}, InFlight: map[sm.State]int{}}
+		orders[p] = o
+		return o
+	}
+	for _, c := range d.Reached {
+		get(c.Provider).Reached[c.State] += c.Count
+		rep.Summary.OrdersSettled += c.Count
+	}
+	for _, c := range d.InFlight {
+		get(c.Provider).InFlight[c.State] += c.Count
+		rep.Summary.InFlight += c.Count
+	}
+	for _, p := range sortedKeys(orders) {
+		rep.Orders = append(rep.Orders, *orders[p])
+	}
+
+	for _, a := range d.Activity {
+		h := ProviderHealth{Provider: a.Provider, Webhooks: a.Events, Lag: lag(a.Lags), Duplicates: a.Duplicates,
+			OutOfOrder: a.OutOfOrder, RejectedBy: a.Rejected, Unknown: a.Unknown, UnknownTypes: a.UnknownTypes,
+			Unsigned: a.Unsigned, Unregistered: a.Unregistered}
+		for _, n := range a.Rejected {
+			h.Rejected += n
+		}
+		rep.Providers = append(rep.Providers, h)
+		rep.Summary.Webhooks += a.Events
+	}
+	return rep
+}
+
+func finding(oa engine.OpenAnomaly, isNew bool) Finding {
+	a, o := oa.Anomaly, oa.Order
+	f := Finding{AnomalyID: a.ID, Kind: a.Kind, OrderID: a.OrderID, Provider: a.Provider, CheckoutID: a.CheckoutID,
+		State: a.State, OpenedAt: a.OpenedAt, NewInPeriod: isNew, Occurrences: a.Count, Explanation: a.Detail,
+		Action: describe(a.Kind).action, Timeline: []Evidence{}}
+	if o != nil {
+		f.Amount, f.Currency, f.Mode, f.Captured, f.Refunded, f.Redirect = o.Amount, o.Currency, o.Mode, o.Captured, o.Refunded, o.Redirect
+		flagged := map[int64]bool{}
+		for _, s := range a.EventSeqs {
+			flagged[s] = true
+		}
+		for _, e := range o.Events {
+			f.Timeline = append(f.Timeline, Evidence{Seq: e.Seq, EventID: e.ProviderEventID, Type: e.ProviderType, Kind: e.Kind,
+				Result: e.Result, FromState: e.FromState, ToState: e.ToState, Amount: e.Amount, OccurredAt: e.OccurredAt,
+				ReceivedAt: e.ReceivedAt, Flagged: flagged[e.Seq]})
+		}
+	}
+	return f
+}
+
+func resolution(a engine.Anomaly) Resolution {
+	r := Resolution{AnomalyID: a.ID, Kind: a.Kind, OrderID: a.OrderID, Provider: a.Provider, CheckoutID: a.CheckoutID,
+		Status: a.Status, OpenedAt: a.OpenedAt, How: a.Resolution}
+	if a.ResolvedAt != nil {
+		r.ClosedAt = *a.ResolvedAt
+		r.OpenFor = human(r.ClosedAt.Sub(a.OpenedAt))
+	}
+	if a.Status == engine.StatusAcknowledged {
+		r.How = "acknowledged"
+		if a.Note != "" {
+			r.How += ": " + a.Note
+		}
+	}
+	return r
+}
+
+func summarise(counts []engine.KindCount, listed map[string]int, withAction bool) []KindSummary {
+	by := map[string]*KindSummary{}
+	for _, c := range counts {
+		k, ok := by[c.Kind]
+		if !ok {
+			d := describe(c.Kind)
+			k = &KindSummary{Kind: c.Kind, Title: d.title, ByProvider: map[string]int{}, Listed: listed[c.Kind]}
+			if withAction {
+				k.Action = d.action
+			}
+			by[c.Kind] = k
+		}
+		k.Count += c.Count
+		k.NewInPeriod += c.New
+		k.ByProvider[c.Provider] += c.Count
+	}
+	out := make([]KindSummary, 0, len(by))
+	for _, k := range by {
+		out = append(out, *k)
+	}
+	sort.Slice(out, func(i, j int) bool { return kindRank(out[i].Kind) < kindRank(out[j].Kind) })
+	return out
+}
+
+// lag takes nearest-rank percentiles of sorted lags.
+func lag(sorted []time.Duration) Lag {
+	n := len(sorted)
+	if n == 0 {
+		return Lag{}
+	}
+	at := func(p int) int64 {
+		i := (p*n + 99) / 100 // ceil(p/100 * n), 1-based
+		if i < 1 {
+			i = 1
+		}
+		return sorted[i-1].Milliseconds()
+	}
+	return Lag{Samples: n, P50Ms: at(50), P95Ms: at(95), MaxMs: sorted[n-1].Milliseconds()}
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}

@@ -1,0 +1,234 @@
+package reconcile_test
+
+import (
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/orderstate/orderstate/engine"
+	"github.com/orderstate/orderstate/reconcile"
+	sm "github.com/orderstate/orderstate/statemachine"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden reports in testdata/golden")
+
+var (
+	periodStart = time.Date(2026, 3, 1, 3, 0, 0, 0, time.UTC)
+	periodEnd   = time.Date(2026, 3, 2, 3, 0, 0, 0, time.UTC)
+)
+
+// day plays a day of a shop's traffic with one of most things an operator
+// must hear about, and returns the report for it.
+func day(t *testing.T) (*env, *reconcile.Report) {
+	t.Helper()
+	e := setup(t, reconcile.Config{})
+	c := e.clock
+	clock := func(h, m int) { c.Set(time.Date(2026, 3, 1, h, m, 0, 0, time.UTC)) }
+	late := func(d time.Duration) func(*engine.Event) {
+		return func(ev *engine.Event) { ev.OccurredAt = c.Now().Add(-d) }
+	}
+	typ := func(s string) func(*engine.Event) { return func(ev *engine.Event) { ev.Type = s } }
+
+	clock(2, 0) // before the period: a checkout nobody finishes
+	e.register("ord_stuck", "tazapay", "chk_stuck", 1200, "USD")
+	e.ingest(e.ev("tazapay", "chk_stuck", sm.KindCheckoutCreated, 0, late(1500*time.Millisecond), typ("checkout.created")))
+	require.NoError(t, e.db.RecordRejections(e.ctx, c.Now(), map[[2]string]int{{"tokenz", "signature"}: 5}))
+
+	clock(5, 10)
+	require.NoError(t, e.db.RecordRejections(e.ctx, c.Now(), map[[2]string]int{{"tazapay", "signature"}: 3, {"yoco", "malformed"}: 1}))
+
+	clock(8, 0) // the happy path
+	e.register("ord_paid", "tazapay", "chk_paid", 4999, "USD")
+	clock(8, 1)
+	e.ingest(e.ev("tazapay", "chk_paid", sm.KindCheckoutCreated, 0, late(800*time.Millisecond), typ("checkout.created")))
+	clock(8, 2)
+	e.ingest(e.ev("tazapay", "chk_paid", sm.KindPaymentProcessing, 0, late(1200*time.Millisecond), typ("payment_attempt.processing")))
+	clock(8, 3)
+	e.redirect("ord_paid", engine.RedirectSuccess)
+	e.ingest(e.ev("tazapay", "chk_paid", sm.KindPaid, 4999, late(2500*time.Millisecond), typ("checkout.paid")))
+
+	clock(9, 0) // paid at the redirect, never confirmed
+	e.register("ord_missing", "yoco", "chk_missing", 2500, "ZAR")
+	clock(9, 5)
+	e.redirect("ord_missing", engine.RedirectSuccess)
+
+	clock(10, 0) // confirmed late
+	e.register("ord_late", "tokenz", "chk_late", 1000, "USD")
+	clock(10, 2)
+	e.redirect("ord_late", engine.RedirectSuccess)
+	clock(10, 30)
+	e.sweep()
+	clock(11, 9)
+	e.ingest(e.ev("tokenz", "chk_late", sm.KindPaid, 1000, late(45*time.Second), typ("order.succeeded")))
+
+	clock(12, 0) // funds moved, order failed
+	e.register("ord_fas", "tweed", "tw_fas", 7500, "USD")
+	clock(12, 1)
+	e.ingest(e.ev("tweed", "tw_fas", sm.KindPaid, 7500, late(3*time.Second), typ("DONE")))
+	clock(12, 40)
+	e.ingest(e.ev("tweed", "tw_fas", sm.KindFailedAfterSettlement, 0, late(4*time.Second), typ("FAILED_AFTER_TX_COMPLETED")))
+
+	clock(13, 0) // captured less than the order
+	e.register("ord_amount", "tazapay", "chk_amount", 3000, "USD")
+	clock(13, 1)
+	e.ingest(e.ev("tazapay", "chk_amount", sm.KindPaid, 2900, late(time.Second), typ("checkout.paid")))
+
+	clock(14, 0) // redelivered and out of order: absorbed
+	e.register("ord_dup", "yoco", "chk_dup", 1500, "ZAR")
+	clock(14, 1)
+	paidTwice := e.ev("yoco", "chk_dup", sm.KindPaid, 1500, late(600*time.Millisecond), typ("payment.succeeded"), withCurrency("ZAR"))
+	e.ingest(paidTwice)
+	clock(14, 3)
+	e.ingest(paidTwice)
+	clock(14, 5)
+	e.ingest(e.ev("yoco", "chk_dup", sm.KindCheckoutCreated, 0, at(time.Date(2026, 3, 1, 13, 59, 0, 0, time.UTC)), typ("checkout.created"), withCurrency("ZAR")))
+
+	clock(15, 0) // a checkout nobody registered, an undocumented type
+	e.ingest(e.ev("tazapay", "chk_ghost", sm.KindPaid, 700, late(2*time.Second), typ("checkout.paid")))
+	clock(15, 30)
+	e.ingest(e.ev("tazapay", "", sm.KindUnknown, 0, late(time.Second), typ("payout.created")))
+
+	clock(16, 0) // a test-mode event on a live order, looked at by a person
+	e.register("ord_mode", "tokenz", "chk_mode", 800, "USD")
+	clock(16, 1)
+	e.ingest(e.ev("tokenz", "chk_mode", sm.KindPaid, 800, late(time.Second), typ("order.succeeded"), withMode(engine.ModeTest)))
+	clock(17, 0)
+	mode := e.anomalies("ord_mode")[engine.AnomalyModeMismatch]
+	_, err := e.db.AckAnomaly(e.ctx, mode.ID, "QA used the live checkout with a test card")
+	require.NoError(t, err)
+
+	clock(18, 0) // accepted unsigned, as the operator allows for yoco
+	e.register("ord_unsigned", "yoco", "chk_unsigned", 990, "ZAR")
+	clock(18, 2)
+	e.ingest(e.ev("yoco", "chk_unsigned", sm.KindPaid, 990, late(700*time.Millisecond), typ("payment.succeeded"), withCurrency("ZAR"),
+		func(ev *engine.Event) { ev.Unsigned = true }))
+
+	c.Set(time.Date(2026, 3, 2, 2, 30, 0, 0, time.UTC))
+	e.sweep() // ord_stuck has been pending 24h30m
+	c.Set(periodEnd)
+
+	rep, err := e.rec.BuildReport(e.ctx, periodStart, periodEnd)
+	require.NoError(t, err)
+	return e, rep
+}
+
+func TestReport_Golden(t *testing.T) {
+	t.Parallel()
+	_, rep := day(t)
+	for _, f := range []string{reconcile.FormatJSON, reconcile.FormatMarkdown} {
+		got, err := rep.Render(f)
+		require.NoError(t, err)
+		path := filepath.Join("..", "testdata", "golden", "report."+f)
+		if *update {
+			require.NoError(t, os.MkdirAll(filepath.Dir(path), 0o755))
+			require.NoError(t, os.WriteFile(path, got, 0o644))
+			continue
+		}
+		want, err := os.ReadFile(path)
+		require.NoError(t, err, "run go test ./reconcile -run TestReport_Golden -update to create it")
+		require.Equal(t, string(want), string(got), "%s differs from %s; if the change is intended, rerun with -update", f, path)
+	}
+}
+
+func TestReport_Content(t *testing.T) {
+	t.Parallel()
+	_, rep := day(t)
+	open := map[string]string{}
+	for _, f := range rep.Open {
+		open[f.OrderID] = f.Kind
+		require.NotEmpty(t, f.Action, f.Kind)
+		require.NotEmpty(t, f.Explanation, f.Kind)
+	}
+	require.Equal(t, map[string]string{
+		"ord_fas": engine.AnomalyFailedAfterSettlement, "ord_missing": engine.AnomalyMissingWebhook,
+		"ord_amount": engine.AnomalyAmountMismatch, "ord_stuck": engine.AnomalyStuck,
+	}, open)
+	require.Equal(t, engine.AnomalyFailedAfterSettlement, rep.Open[0].Kind, "money that moved wrongly comes first")
+
+	resolved := map[string]string{}
+	for _, r := range rep.Resolved {
+		resolved[r.OrderID] = r.Status + " " + r.Kind
+	}
+	require.Equal(t, map[string]string{"ord_late": "resolved missing_webhook", "ord_mode": "acknowledged mode_mismatch"}, resolved)
+
+	absorbed := map[string]int{}
+	for _, k := range rep.Absorbed {
+		absorbed[k.Kind] = k.Count
+	}
+	require.Equal(t, map[string]int{engine.AnomalyDuplicate: 1, engine.AnomalyOutOfOrder: 1}, absorbed)
+
+	by := map[string]reconcile.ProviderHealth{}
+	for _, p := range rep.Providers {
+		by[p.Provider] = p
+	}
+	require.Equal(t, 3, by["tazapay"].Rejected, "the 02:00 rejections are before the period")
+	require.Equal(t, 1, by["tazapay"].Unknown)
+	require.Equal(t, 1, by["tazapay"].Unregistered)
+	require.Equal(t, 1, by["yoco"].Duplicates)
+	require.Equal(t, 1, by["yoco"].Unsigned)
+	require.Equal(t, int64(45000), by["tokenz"].Lag.MaxMs)
+	pending := 0
+	for _, o := range rep.Orders {
+		pending += o.InFlight[sm.Pending]
+	}
+	require.Equal(t, 2, pending, "ord_stuck and ord_missing")
+	require.Equal(t, 2, rep.Summary.InFlight)
+}
+
+func TestReport_HTMLIsSelfContainedAndEscaped(t *testing.T) {
+	t.Parallel()
+	e := setup(t, reconcile.Config{})
+	e.register("o<1>", "tazapay", "c", 100, "USD")
+	e.ingest(e.ev("tazapay", "c", sm.KindPaid, 150, func(ev *engine.Event) { ev.Type = `<script>alert("x")</script>` }))
+	e.clock.Add(time.Hour)
+	rep, err := e.rec.BuildReport(e.ctx, start, e.clock.Now())
+	require.NoError(t, err)
+	html, err := rep.Render(reconcile.FormatHTML)
+	require.NoError(t, err)
+	s := string(html)
+	require.True(t, strings.HasPrefix(s, "<!DOCTYPE html>"))
+	require.NotContains(t, s, "<script>")
+	require.Contains(t, s, "&lt;script&gt;")
+	require.Contains(t, s, "o&lt;1&gt;")
+	require.NotContains(t, s, "src=")
+	require.NotContains(t, s, "<link")
+
+	md, err := rep.Render(reconcile.FormatMarkdown)
+	require.NoError(t, err)
+	require.NotContains(t, string(md), "<script>", "Markdown renderers pass raw HTML through")
+
+	_, err = rep.Render("pdf")
+	require.Equal(t, engine.EINVALID, engine.ErrorCode(err))
+}
+
+func TestRunReport_StoresWritesAndMovesTheWatermark(t *testing.T) {
+	t.Parallel()
+	e := setup(t, reconcile.Config{})
+	dir := t.TempDir()
+	rec, err := reconcile.New(e.db, reconcile.Config{ReportsDir: dir}, e.clock.Now, quiet())
+	require.NoError(t, err)
+	e.register("o", "tazapay", "c", 100, "USD")
+	e.clock.Set(time.Date(2026, 3, 2, 3, 0, 0, 250e6, time.UTC))
+
+	w, err := rec.RunReport(e.ctx)
+	require.NoError(t, err)
+	require.Equal(t, time.Date(2026, 3, 1, 3, 0, 0, 0, time.UTC), w.Report.PeriodStart, "the first report covers the configured period")
+	require.Equal(t, []string{
+		filepath.Join(dir, "report-2026-03-02T0300Z.json"), filepath.Join(dir, "report-2026-03-02T0300Z.md"),
+		filepath.Join(dir, "report-2026-03-02T0300Z.html"),
+	}, w.Paths)
+	stored, err := e.db.Report(e.ctx, w.ID)
+	require.NoError(t, err)
+	file, err := os.ReadFile(w.Paths[1])
+	require.NoError(t, err)
+	require.Equal(t, stored.Markdown, string(file))
+
+	again, err := rec.RunReport(e.ctx)
+	require.NoError(t, err)
+	require.Nil(t, again, "nothing new to cover within the same second")
+}
