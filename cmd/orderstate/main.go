@@ -54,6 +54,7 @@ type command struct {
 func commands() []command {
 	return []command{
 		{"serve", "run the webhook receiver, the shop API and the reconciler", runServe},
+		{"demo", "play a day of shop traffic through a fresh sidecar and check what it found", runDemo},
 		{"order", "show an order's state, anomalies and event timeline", runOrder},
 		{"replay", "rebuild every order from its stored events and list differences", runReplay},
 		{"fsm", "print the order state machine as a Mermaid diagram", runFSM},
