@@ -98,7 +98,11 @@ func run(ctx context.Context, c config) error {
 		if err := srv.register(ctx, w); err != nil {
 			return err
 		}
-		res := srv.ingest(ctx, w, conc, c.duration, nil)
+		var side func(context.Context)
+		if pp := os.Getenv("ORDERSTATE_BENCH_PPROF"); pp != "" && conc == 64 {
+			side = func(ctx context.Context) { profile(ctx, pp, c.duration, filepath.Join(c.dir, "cpu-c64.prof")) }
+		}
+		res := srv.ingest(ctx, w, conc, c.duration, side)
 		freshRates[conc] = res
 		add(row{fmt.Sprintf("ingest, fresh store, concurrency %d", conc), res.String(), fmt.Sprintf("%.2f", res.rate/bare), res.errNote()})
 	}
@@ -508,4 +512,20 @@ func (s *server) readOrders(ctx context.Context, ids []string, readers int, coun
 		}()
 	}
 	wg.Wait()
+}
+
+// profile saves the server's CPU profile over most of a measurement, when
+// ORDERSTATE_BENCH_PPROF names the server's --pprof-addr.
+func profile(ctx context.Context, addr string, d time.Duration, path string) {
+	secs := max(int(d.Seconds())-1, 1)
+	resp, err := http.Get(fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", addr, secs))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "  profile:", err)
+		return
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if err := os.WriteFile(path, b, 0o644); err == nil {
+		fmt.Fprintln(os.Stderr, "  CPU profile of the server at concurrency 64:", path)
+	}
 }
