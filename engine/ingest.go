@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -130,19 +131,20 @@ const (
 )
 
 // hotQueries are prepared at Open.
-var hotQueries = []string{qDedupe, qInsertEvent, qInsertRaw, qUpdateOrder, qInsertDuplicate, qAliasLookup, qOrderByReference, qInsertOrder, qInsertAlias, qRaise, qResolve, qOrderByID}
+var hotQueries = []string{resolveQuery(1), resolveQuery(2), resolveQuery(3), qDedupe, qInsertEvent, qInsertRaw, qUpdateOrder, qInsertDuplicate, qAliasLookup, qOrderByReference, qInsertOrder, qInsertAlias, qRaise, qResolve, qOrderByID}
 
 const orderColumns = `id, order_id, provider, checkout_id, amount, currency, mode, registered_at IS NOT NULL,
 	state, captured, refunded, full_refund, max_rank, max_occurred, redirect_outcome, redirect_at, state_since,
 	created_at, last_event_at`
 
-func scanOrder(row interface{ Scan(...any) error }) (*orderRow, error) {
+// scanOrder reads orderColumns, after any leading columns given.
+func scanOrder(row interface{ Scan(...any) error }, lead ...any) (*orderRow, error) {
 	var o orderRow
 	var maxOcc, redirectAt, since, created, lastEvent sql.NullString
 	var state string
-	err := row.Scan(&o.ref, &o.orderID, &o.provider, &o.checkoutID, &o.amount, &o.currency, &o.mode, &o.registered,
+	err := row.Scan(append(lead, &o.ref, &o.orderID, &o.provider, &o.checkoutID, &o.amount, &o.currency, &o.mode, &o.registered,
 		&state, &o.totals.Captured, &o.totals.Refunded, &o.totals.FullRefund, &o.progress.MaxRank, &maxOcc,
-		&o.redirect, &redirectAt, &since, &created, &lastEvent)
+		&o.redirect, &redirectAt, &since, &created, &lastEvent)...)
 	if err != nil {
 		return nil, err
 	}
@@ -285,37 +287,64 @@ func (db *DB) recordDuplicate(ctx context.Context, tx *wtx, ev Event, dedupe []b
 // carries or by the shop's reference, and creates an unregistered one when
 // nobody registered it yet. It records every id the event carries as an alias.
 func (db *DB) resolveOrder(ctx context.Context, tx *wtx, ev Event, now time.Time) (*orderRow, error) {
-	ids := append([]string{ev.CheckoutID}, ev.Refs...)
-	var ref int64
+	ids := make([]string, 0, 1+len(ev.Refs))
+	for _, id := range append([]string{ev.CheckoutID}, ev.Refs...) {
+		if id != "" && !slices.Contains(ids, id) {
+			ids = append(ids, id)
+		}
+	}
+	// One statement finds every order any of the ids names, with its row:
+	// on the common path (the order exists and knows all the ids) it is the
+	// only read ingest makes.
+	args := make([]any, 0, 1+len(ids))
+	args = append(args, ev.Provider)
+	for _, id := range ids {
+		args = append(args, id)
+	}
+	rows, err := tx.QueryContext(ctx, resolveQuery(len(ids)), args...)
+	if err != nil {
+		return nil, storeError(err, "alias lookup")
+	}
+	found := map[string]*orderRow{}
+	for rows.Next() {
+		var id string
+		o, err := scanOrder(rows, &id)
+		if err != nil {
+			rows.Close()
+			return nil, storeError(err, "alias lookup")
+		}
+		found[id] = o
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, storeError(err, "alias lookup")
+	}
+	var o *orderRow
 	var missing []string
 	var others []int64
 	for _, id := range ids {
-		if id == "" {
-			continue
-		}
-		var found int64
-		err := tx.QueryRowContext(ctx, qAliasLookup, ev.Provider, id).Scan(&found)
+		f, ok := found[id]
 		switch {
-		case err == nil:
-			if ref == 0 {
-				ref = found
-			} else if found != ref {
-				others = append(others, found)
-			}
-		case errors.Is(err, sql.ErrNoRows):
+		case !ok:
 			missing = append(missing, id)
-		default:
-			return nil, storeError(err, "alias lookup")
+		case o == nil:
+			o = f
+		case f.ref != o.ref && !slices.Contains(others, f.ref):
+			others = append(others, f.ref)
 		}
+	}
+	var ref int64
+	if o != nil {
+		ref = o.ref
 	}
 	if len(others) > 0 {
 		// The event names, by different ids, orders that were stored apart
 		// (a payment attempt that knew only the payin id arrived before
 		// anything tied it to the checkout): they are one order.
-		var err error
 		if ref, err = db.merge(ctx, tx, ref, others, now); err != nil {
 			return nil, err
 		}
+		o = nil
 	}
 	if ref == 0 && ev.Reference != "" {
 		err := tx.QueryRowContext(ctx, qOrderByReference, ev.Reference, ev.Provider).Scan(&ref)
@@ -331,17 +360,31 @@ func (db *DB) resolveOrder(ctx context.Context, tx *wtx, ev Event, now time.Time
 		if ref, err = r.LastInsertId(); err != nil {
 			return nil, storeError(err, "create order")
 		}
+		o = &orderRow{ref: ref, provider: ev.Provider, checkoutID: ev.CheckoutID, state: sm.Pending,
+			progress: sm.NewProgress(), stateSince: now, createdAt: now}
 	}
 	for _, id := range missing {
 		if _, err := tx.ExecContext(ctx, qInsertAlias, ev.Provider, id, ref); err != nil {
 			return nil, storeError(err, "record alias")
 		}
 	}
-	o, err := scanOrder(tx.QueryRowContext(ctx, qOrderByID, ref))
-	if err != nil {
-		return nil, storeError(err, "load order")
+	if o == nil {
+		if o, err = scanOrder(tx.QueryRowContext(ctx, qOrderByID, ref)); err != nil {
+			return nil, storeError(err, "load order")
+		}
 	}
 	return o, nil
+}
+
+// resolveQuery finds the orders n provider ids name, each row led by the id
+// that matched.
+func resolveQuery(n int) string {
+	cols := strings.Split(orderColumns, ",")
+	for i, c := range cols {
+		cols[i] = "o." + strings.TrimSpace(c)
+	}
+	return `SELECT a.external_id, ` + strings.Join(cols, ", ") + ` FROM order_aliases a JOIN orders o ON o.id = a.order_ref
+		WHERE a.provider = ? AND a.external_id IN (?` + strings.Repeat(", ?", n-1) + `)`
 }
 
 // raiser records anomalies within a transaction, keeping the first error.
