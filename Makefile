@@ -3,6 +3,7 @@ GO      ?= go
 BIN     := bin/orderstate
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 FUZZTIME ?= 10s
+CRASH_CYCLES ?= 20
 PKGS    := ./...
 
 .PHONY: help build test test-short fuzz bench demo crash lint fmt clean
@@ -25,6 +26,9 @@ fuzz: ## run each adapter's fuzz target for FUZZTIME (default 10s)
 bench: build ## measure ingest, reads, sweep and report against the real server (builds a 1M-order store once, in .bench)
 	$(GO) build -o bin/orderstate-bench ./cmd/orderstate-bench
 	./bin/orderstate-bench --bin $(BIN) --dir .bench --out .bench/results.md
+
+crash: ## SIGKILL a loaded serve CRASH_CYCLES times (default 20), restart it, check nothing acknowledged is lost or half-applied
+	$(GO) test -count=1 -timeout 30m -run '^TestCrashDurability$$' -v ./cmd/orderstate/internal/reliability -crash.cycles=$(CRASH_CYCLES)
 
 demo: build ## play a day of shop traffic through a fresh sidecar and check its findings
 	./$(BIN) demo

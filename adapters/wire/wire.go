@@ -82,7 +82,12 @@ type Amount struct {
 	Set   bool
 }
 
-// UnmarshalJSON rejects fractions, negatives and values past int64: an
+// MaxAmount bounds an amount in minor units. It is far above any real
+// payment, and low enough that the refunds of an order, summed, cannot
+// overflow int64 and turn a full refund into a partial one.
+const MaxAmount = 9e15
+
+// UnmarshalJSON rejects fractions, negatives and values past MaxAmount: an
 // amount in minor units is a whole number.
 func (a *Amount) UnmarshalJSON(b []byte) error {
 	b = bytes.TrimSpace(b)
@@ -100,13 +105,16 @@ func (a *Amount) UnmarshalJSON(b []byte) error {
 	if err != nil {
 		// 1500.0 is still a whole number of minor units.
 		f, ferr := strconv.ParseFloat(s, 64)
-		if ferr != nil || f != float64(int64(f)) || f > 9e15 || f < -9e15 {
+		if ferr != nil || f != float64(int64(f)) || f > MaxAmount || f < -MaxAmount {
 			return fmt.Errorf("amount %s is not a whole number of minor units", s)
 		}
 		n = int64(f)
 	}
 	if n < 0 {
 		return fmt.Errorf("amount %d is negative", n)
+	}
+	if n > MaxAmount {
+		return fmt.Errorf("amount %d is out of range", n)
 	}
 	a.Value, a.Set = n, true
 	return nil

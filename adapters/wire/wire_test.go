@@ -42,7 +42,7 @@ func TestAmount(t *testing.T) {
 		require.Equal(t, want, a.Value, in)
 		require.True(t, a.Set, in)
 	}
-	for _, bad := range []string{`12.5`, `"abc"`, `-1`, `99999999999999999999`, `1e30`, `{}`} {
+	for _, bad := range []string{`12.5`, `"abc"`, `-1`, `99999999999999999999`, `1e30`, `{}`, `9223372036854775807`, `9000000000000001`} {
 		var a wire.Amount
 		require.Error(t, json.Unmarshal([]byte(bad), &a), bad)
 	}

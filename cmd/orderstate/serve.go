@@ -86,7 +86,7 @@ func startSidecar(ctx context.Context, f *serveFlags, log *slog.Logger, now func
 	if len(adapters) == 0 {
 		log.Warn("no provider secret is configured, so every webhook will be refused; set ORDERSTATE_TOKENZ_SECRET, ORDERSTATE_YOCO_SECRET, ORDERSTATE_TAZAPAY_SECRET or ORDERSTATE_TWEED_SECRET")
 	}
-	db, err := f.store.open(ctx, log, now)
+	db, err := openWritable(ctx, &f.store, log, now)
 	if err != nil {
 		return nil, err
 	}

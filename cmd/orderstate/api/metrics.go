@@ -1,8 +1,14 @@
 package api
 
 import (
+	"context"
+	"errors"
+	"time"
+
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/orderstate/orderstate/engine"
 )
 
 // Metrics are the server's Prometheus instruments, on a registry of their
@@ -36,4 +42,50 @@ func NewMetrics() *Metrics {
 	m.Registry.MustRegister(m.Webhooks, m.Ingest, m.InFlight,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
+}
+
+// AnomalyCounter is the part of a store the open-anomalies gauge reads;
+// the engine's DB is one.
+type AnomalyCounter interface {
+	OpenAnomalyCounts(ctx context.Context) (map[string]int, error)
+}
+
+// CountAnomalies exports the open anomalies of src by kind, read at each
+// scrape so the gauge is never stale, including after a restart or an ack
+// made by another process on the same file.
+func (m *Metrics) CountAnomalies(src AnomalyCounter) {
+	c := &anomalyCollector{src: src, desc: prometheus.NewDesc("orderstate_anomalies_open",
+		"Open anomalies, by kind.", []string{"kind"}, nil)}
+	var dup prometheus.AlreadyRegisteredError
+	if err := m.Registry.Register(c); err != nil && !errors.As(err, &dup) {
+		panic(err)
+	}
+}
+
+type anomalyCollector struct {
+	src  AnomalyCounter
+	desc *prometheus.Desc
+}
+
+func (c *anomalyCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
+
+func (c *anomalyCollector) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	counts, err := c.src.OpenAnomalyCounts(ctx)
+	if err != nil {
+		// An invalid metric drops this gauge from the scrape and keeps the
+		// rest: the process metrics matter most when the store is failing.
+		ch <- prometheus.NewInvalidMetric(c.desc, err)
+		return
+	}
+	// Every known kind is exported, zero included, so an alert on a kind
+	// has a series to watch before its first anomaly.
+	for _, kind := range engine.AnomalyKinds {
+		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, float64(counts[kind]), kind)
+		delete(counts, kind)
+	}
+	for kind, n := range counts {
+		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, float64(n), kind)
+	}
 }

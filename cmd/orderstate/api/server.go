@@ -96,6 +96,9 @@ func New(cfg Config, store engine.Store, reports ReportSource, pipeline *engine.
 	if metrics == nil {
 		metrics = NewMetrics()
 	}
+	if c, ok := store.(AnomalyCounter); ok {
+		metrics.CountAnomalies(c)
+	}
 	if log == nil {
 		log = slog.Default()
 	}
@@ -129,7 +132,10 @@ func (s *Server) Handler() http.Handler {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
 	mux.HandleFunc("GET /readyz", s.handleReady)
-	mux.Handle("GET /metrics", promhttp.HandlerFor(s.metrics.Registry, promhttp.HandlerOpts{}))
+	mux.Handle("GET /metrics", promhttp.HandlerFor(s.metrics.Registry, promhttp.HandlerOpts{
+		ErrorHandling: promhttp.ContinueOnError,
+		ErrorLog:      slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+	}))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, engine.Errorf(engine.ENOTFOUND, "no route %s %s", r.Method, r.URL.Path))
 	})
@@ -181,7 +187,9 @@ func (s *Server) auth(next http.HandlerFunc) http.Handler {
 	want := sha256.Sum256([]byte(s.cfg.Token))
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if s.cfg.Token != "" {
-			got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+			// The scheme is case-insensitive (RFC 9110, section 11.1).
+			scheme, got, ok := strings.Cut(r.Header.Get("Authorization"), " ")
+			ok = ok && strings.EqualFold(scheme, "Bearer")
 			// Comparing fixed-size hashes keeps the comparison constant-time
 			// whatever the lengths.
 			sum := sha256.Sum256([]byte(got))
@@ -197,8 +205,14 @@ func (s *Server) auth(next http.HandlerFunc) http.Handler {
 
 func (s *Server) handleWebhook(w http.ResponseWriter, r *http.Request) {
 	provider := r.PathValue("provider")
+	start := time.Now()
 	fail := func(err error) {
 		s.metrics.Webhooks.WithLabelValues(s.providerLabel(provider), engine.ErrorCode(err)).Inc()
+		// The message is the one the sender gets: it names the failed check
+		// and never quotes a header, so no signature reaches the log.
+		s.log.DebugContext(r.Context(), "webhook refused", slog.String("provider", s.providerLabel(provider)),
+			slog.Int("status", StatusOf(err)), slog.String("code", engine.ErrorCode(err)),
+			slog.String("message", engine.ErrorMessage(err)), slog.Duration("took", time.Since(start)))
 		s.writeError(w, r, err)
 	}
 	if !s.pipeline.Has(provider) {
@@ -222,7 +236,6 @@ func (s *Server) handleWebhook(w http.ResponseWriter, r *http.Request) {
 	}
 	s.metrics.InFlight.Inc()
 	defer s.metrics.InFlight.Dec()
-	start := time.Now()
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.cfg.MaxBody))
 	if err != nil {
 		var tooLarge *http.MaxBytesError
@@ -241,6 +254,9 @@ func (s *Server) handleWebhook(w http.ResponseWriter, r *http.Request) {
 	}
 	s.metrics.Ingest.WithLabelValues(provider).Observe(time.Since(start).Seconds())
 	s.metrics.Webhooks.WithLabelValues(provider, string(res.Result)).Inc()
+	s.log.DebugContext(r.Context(), "webhook stored", slog.String("provider", provider), slog.String("result", string(res.Result)),
+		slog.Int64("seq", res.Seq), slog.String("order_id", res.OrderID), slog.String("state", string(res.State)),
+		slog.Duration("took", time.Since(start)))
 	writeJSON(w, http.StatusOK, res)
 }
 

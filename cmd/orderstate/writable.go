@@ -1,0 +1,54 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"syscall"
+	"time"
+
+	"modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
+
+	"github.com/orderstate/orderstate/engine"
+)
+
+// openWritable opens the store for serve, refusing one it could only read.
+// When the file is not writable SQLite falls back to a read-only
+// descriptor, which stays read-only after the permissions are fixed: serve
+// would answer 503 to every webhook until restarted. It also creates the
+// -wal and -shm files with the database's read-only mode, so a later start
+// fails even once the database itself is fixed. Checking before SQLite
+// touches anything, and refusing to start, says what is wrong at once; a
+// supervisor's restart then picks up the fix.
+func openWritable(ctx context.Context, sf *storeFlags, log *slog.Logger, now func() time.Time) (*engine.DB, error) {
+	for _, p := range []string{sf.db, sf.db + "-wal", sf.db + "-shm"} {
+		f, err := os.OpenFile(p, os.O_RDWR, 0)
+		switch {
+		case err == nil:
+			f.Close()
+		case errors.Is(err, fs.ErrPermission), errors.Is(err, syscall.EROFS):
+			return nil, readOnlyError(sf.db, err)
+		}
+	}
+	db, err := sf.open(ctx, log, now)
+	if err != nil {
+		return nil, err
+	}
+	// The same check through SQLite, for what permissions do not show.
+	// Other failures (a lock held past the busy timeout) may pass by
+	// themselves; /readyz reports them.
+	var se *sqlite.Error
+	if err := db.Ping(ctx); errors.As(err, &se) && se.Code()&0xff == sqlite3.SQLITE_READONLY {
+		db.Close()
+		return nil, readOnlyError(sf.db, err)
+	}
+	return db, nil
+}
+
+func readOnlyError(path string, err error) error {
+	return fmt.Errorf("database %s is read-only; serve must write to it, to its -wal and -shm files and to its directory: %w", path, err)
+}
