@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/orderstate/orderstate/engine"
+	sm "github.com/orderstate/orderstate/statemachine"
 )
 
 // Config tunes the server; zero fields take the defaults below.
@@ -353,7 +354,12 @@ func (s *Server) handleCheckoutGet(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) handleAnomalies(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	f := engine.AnomalyFilter{Kind: q.Get("kind"), Provider: q.Get("provider"), Status: q.Get("status"), Severity: q.Get("severity")}
+	f := engine.AnomalyFilter{Kind: q.Get("kind"), Provider: q.Get("provider"), Status: q.Get("status"), Severity: q.Get("severity"),
+		State: sm.State(q.Get("state"))}
+	if f.State != "" && !f.State.Valid() {
+		s.writeError(w, r, engine.Errorf(engine.EINVALID, "unknown order state %q", f.State))
+		return
+	}
 	var err error
 	if f.Since, err = parseWhen(q.Get("since")); err != nil {
 		s.writeError(w, r, err)
