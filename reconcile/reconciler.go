@@ -60,6 +60,10 @@ type Config struct {
 	// with their evidence; the rest are counted. A report a person reads is
 	// no use at ten thousand entries, and the API lists them all.
 	MaxPerKind int
+	// OnRun, when set, hears of every scheduled run as it ends: the job
+	// ("sweep" or "report"), how long it took, and its error (a recovered
+	// panic included). The server counts runs and failures with it.
+	OnRun func(job string, took time.Duration, err error)
 }
 
 func (c Config) withDefaults() Config {

@@ -116,8 +116,23 @@ func (s *Scheduler) wrap(j job) func() {
 		if s.ctx.Err() != nil {
 			return
 		}
-		if err := j.run(s.ctx); err != nil {
+		start := time.Now()
+		if on := s.r.cfg.OnRun; on != nil {
+			// A panic is reported as a failure, then left to the Recover
+			// wrapper outside, which logs it with its stack.
+			defer func() {
+				if p := recover(); p != nil {
+					on(j.name, time.Since(start), fmt.Errorf("panic: %v", p))
+					panic(p)
+				}
+			}()
+		}
+		err := j.run(s.ctx)
+		if err != nil {
 			s.r.log.Error("reconciler job failed; it runs again at its next scheduled time", slog.String("job", j.name), slog.Any("err", err))
+		}
+		if on := s.r.cfg.OnRun; on != nil {
+			on(j.name, time.Since(start), err)
 		}
 	}
 }

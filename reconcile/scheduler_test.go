@@ -2,6 +2,7 @@ package reconcile_test
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -172,7 +173,14 @@ func TestScheduler_PanicDoesNotStopLaterRuns(t *testing.T) {
 		return e.db.Sweep(ctx, fn)
 	}}
 	l := &logs{}
-	rec, err := reconcile.New(store, reconcile.Config{SweepSchedule: "@every 1s"}, e.clock.Now, slog.New(l))
+	var mu sync.Mutex
+	var results []string
+	onRun := func(job string, _ time.Duration, err error) {
+		mu.Lock()
+		defer mu.Unlock()
+		results = append(results, fmt.Sprintf("%s:%v", job, err))
+	}
+	rec, err := reconcile.New(store, reconcile.Config{SweepSchedule: "@every 1s", OnRun: onRun}, e.clock.Now, slog.New(l))
 	require.NoError(t, err)
 	s, err := rec.Start(e.ctx)
 	require.NoError(t, err)
@@ -180,6 +188,10 @@ func TestScheduler_PanicDoesNotStopLaterRuns(t *testing.T) {
 		"the run after a panic still happens")
 	stop(t, s)
 	require.Equal(t, 1, l.count("ERROR cron: panic"))
+	mu.Lock()
+	require.Equal(t, "sweep:panic: sweep exploded", results[0], "the panicking run is reported as failed")
+	require.Equal(t, "sweep:<nil>", results[1])
+	mu.Unlock()
 	require.Eventually(t, func() bool { return l.count("DEBUG sweep done") >= 1 }, time.Second, 10*time.Millisecond)
 }
 

@@ -307,6 +307,7 @@ func TestAPI_ShopEndpoints(t *testing.T) {
 	status, body = s.do("GET", "/metrics", nil, nil)
 	require.Equal(t, 200, status)
 	require.Contains(t, string(body), "orderstate_webhooks_in_flight")
+	require.Contains(t, string(body), `orderstate_reconciler_runs_total{job="sweep",result="ok"} 1`, "the sweep run at start is counted")
 	status, body = s.do("DELETE", "/v1/orders/o1", nil, auth)
 	require.Equal(t, 404, status)
 	require.Contains(t, string(body), "no route DELETE /v1/orders/o1")

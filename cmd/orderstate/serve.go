@@ -90,13 +90,15 @@ func startSidecar(ctx context.Context, f *serveFlags, log *slog.Logger, now func
 	if err != nil {
 		return nil, err
 	}
-	rec, err := reconcile.New(db, f.recon.config(), now, log)
+	metrics := api.NewMetrics()
+	rcfg := f.recon.config()
+	rcfg.OnRun = metrics.ReconcilerRun
+	rec, err := reconcile.New(db, rcfg, now, log)
 	if err != nil {
 		db.Close()
 		return nil, err
 	}
 	pipeline := engine.NewPipeline(db, now, adapters...)
-	metrics := api.NewMetrics()
 	server := api.New(api.Config{Addr: f.addr, Token: f.token, MaxBody: f.maxBody, MaxInFlight: f.maxInFlight, Providers: knownProviders},
 		db, db, pipeline, metrics, log)
 	if err := server.Open(); err != nil {

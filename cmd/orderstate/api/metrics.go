@@ -18,6 +18,10 @@ type Metrics struct {
 	Webhooks *prometheus.CounterVec
 	Ingest   *prometheus.HistogramVec
 	InFlight prometheus.Gauge
+	// ReconcilerRuns counts scheduled sweep and report runs by result;
+	// ReconcilerSeconds is how long they took.
+	ReconcilerRuns    *prometheus.CounterVec
+	ReconcilerSeconds *prometheus.HistogramVec
 }
 
 // NewMetrics creates the instruments and registers them with the Go and
@@ -38,10 +42,29 @@ func NewMetrics() *Metrics {
 			Name: "orderstate_webhooks_in_flight",
 			Help: "Webhooks being handled right now.",
 		}),
+		ReconcilerRuns: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "orderstate_reconciler_runs_total",
+			Help: "Scheduled reconciler runs, by job (sweep, report) and result (ok, failed).",
+		}, []string{"job", "result"}),
+		ReconcilerSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "orderstate_reconciler_seconds",
+			Help:    "How long scheduled reconciler runs took, by job.",
+			Buckets: []float64{.001, .01, .1, .5, 1, 5, 30, 120},
+		}, []string{"job"}),
 	}
-	m.Registry.MustRegister(m.Webhooks, m.Ingest, m.InFlight,
+	m.Registry.MustRegister(m.Webhooks, m.Ingest, m.InFlight, m.ReconcilerRuns, m.ReconcilerSeconds,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
+}
+
+// ReconcilerRun records one scheduled run; it fits reconcile.Config.OnRun.
+func (m *Metrics) ReconcilerRun(job string, took time.Duration, err error) {
+	result := "ok"
+	if err != nil {
+		result = "failed"
+	}
+	m.ReconcilerRuns.WithLabelValues(job, result).Inc()
+	m.ReconcilerSeconds.WithLabelValues(job).Observe(took.Seconds())
 }
 
 // AnomalyCounter is the part of a store the open-anomalies gauge reads;
