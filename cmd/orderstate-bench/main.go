@@ -99,8 +99,9 @@ func run(ctx context.Context, c config) error {
 			return err
 		}
 		var side func(context.Context)
-		if pp := os.Getenv("ORDERSTATE_BENCH_PPROF"); pp != "" && conc == 64 {
-			side = func(ctx context.Context) { profile(ctx, pp, c.duration, filepath.Join(c.dir, "cpu-c64.prof")) }
+		if pp := os.Getenv("ORDERSTATE_BENCH_PPROF"); pp != "" {
+			path := filepath.Join(c.dir, fmt.Sprintf("cpu-c%d.prof", conc))
+			side = func(ctx context.Context) { profile(ctx, pp, c.duration, path) }
 		}
 		res := srv.ingest(ctx, w, conc, c.duration, side)
 		freshRates[conc] = res
@@ -400,7 +401,10 @@ func (s *server) register(ctx context.Context, w *workload) error {
 }
 
 type result struct {
-	n, errors     int
+	// serverCPU and clientCPU are the processes' CPU time over the run, in
+	// cores: on two cores they say who the limit is.
+	serverCPU, clientCPU float64
+	n, errors            int
 	elapsed       time.Duration
 	rate          float64
 	p50, p99, max time.Duration
@@ -408,7 +412,8 @@ type result struct {
 }
 
 func (r result) String() string {
-	return fmt.Sprintf("%.0f webhooks/s, p50 %s, p99 %s, max %s", r.rate, ms(r.p50), ms(r.p99), ms(r.max))
+	return fmt.Sprintf("%.0f webhooks/s, p50 %s, p99 %s, max %s (CPU: server %.2f, load generator %.2f cores)",
+		r.rate, ms(r.p50), ms(r.p99), ms(r.max), r.serverCPU, r.clientCPU)
 }
 
 func (r result) errNote() string {
@@ -436,6 +441,7 @@ func (s *server) ingest(ctx context.Context, w *workload, conc int, d time.Durat
 		go func() { defer wg.Done(); side(ctx) }()
 	}
 	start := time.Now()
+	srvCPU0, cliCPU0 := s.cpu(), selfCPU()
 	for range conc {
 		wg.Add(1)
 		go func() {
@@ -480,8 +486,10 @@ func (s *server) ingest(ctx context.Context, w *workload, conc int, d time.Durat
 	}
 	wg.Wait()
 	elapsed := time.Since(start)
+	srvCPU, cliCPU := s.cpu()-srvCPU0, selfCPU()-cliCPU0
 	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
-	r := result{n: len(lat), errors: errCount, elapsed: elapsed, firstErr: firstErr}
+	r := result{n: len(lat), errors: errCount, elapsed: elapsed, firstErr: firstErr,
+		serverCPU: srvCPU.Seconds() / elapsed.Seconds(), clientCPU: cliCPU.Seconds() / elapsed.Seconds()}
 	if len(lat) > 0 {
 		r.rate = float64(len(lat)) / elapsed.Seconds()
 		r.p50, r.p99, r.max = lat[len(lat)/2], lat[len(lat)*99/100], lat[len(lat)-1]
@@ -528,6 +536,32 @@ func profile(ctx context.Context, addr string, d time.Duration, path string) {
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	if err := os.WriteFile(path, b, 0o644); err == nil {
-		fmt.Fprintln(os.Stderr, "  CPU profile of the server at concurrency 64:", path)
+		fmt.Fprintln(os.Stderr, "  CPU profile of the server:", path)
 	}
+}
+
+// cpu is the server's user+system CPU time so far, from /proc.
+func (s *server) cpu() time.Duration {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", s.cmd.Process.Pid))
+	if err != nil {
+		return 0
+	}
+	// Fields after the command name, which is in parentheses and may hold
+	// spaces: utime and stime are the 12th and 13th of them.
+	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
+	if len(f) < 13 {
+		return 0
+	}
+	ut, _ := strconv.ParseInt(f[11], 10, 64)
+	st, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(ut+st) * time.Second / 100 // USER_HZ
+}
+
+// selfCPU is this process's CPU time so far.
+func selfCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
