@@ -5,9 +5,6 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
-	"errors"
-	"fmt"
-	"reflect"
 	"strconv"
 	"strings"
 	"time"
@@ -244,7 +241,7 @@ func (a *Adapter) Parse(req *engine.Request) (engine.Event, error) {
 	}
 	var env envelope
 	if err := json.Unmarshal(req.Body, &env); err != nil {
-		return engine.Event{}, invalid("malformed Tokenz event: %s", describe(err, ""))
+		return engine.Event{}, invalid("malformed Tokenz event: %s", wire.Describe(err, ""))
 	}
 	if env.ID == "" {
 		return engine.Event{}, invalid("Tokenz event has no id")
@@ -282,7 +279,7 @@ func (a *Adapter) Parse(req *engine.Request) (engine.Event, error) {
 	var o order
 	if len(env.EventData.Data) > 0 {
 		if err := json.Unmarshal(env.EventData.Data, &o); err != nil {
-			return engine.Event{}, invalid("Tokenz %s event %s: %s", ev.Type, ev.EventID, describe(err, "eventData.data"))
+			return engine.Event{}, invalid("Tokenz %s event %s: %s", ev.Type, ev.EventID, wire.Describe(err, "eventData.data"))
 		}
 	}
 	inner := o.Order
@@ -343,50 +340,3 @@ func firstNonEmpty(ss ...string) string {
 	return ""
 }
 
-// describe puts a decoding error in the sender's terms, JSON field paths
-// rather than Go type names; within is the path of the value decoded.
-func describe(err error, within string) string {
-	var te *json.UnmarshalTypeError
-	if errors.As(err, &te) {
-		field := te.Field
-		switch {
-		case field == "" && within == "":
-			field = "the body"
-		case field == "":
-			field = within
-		case within != "":
-			field = within + "." + field
-		}
-		return fmt.Sprintf("%s is a JSON %s, want %s", field, te.Value, jsonKind(te.Type))
-	}
-	var se *json.SyntaxError
-	if errors.As(err, &se) {
-		return "not valid JSON: " + se.Error()
-	}
-	if within != "" {
-		return within + ": " + err.Error()
-	}
-	return err.Error()
-}
-
-func jsonKind(t reflect.Type) string {
-	if t == nil {
-		return "another type"
-	}
-	switch t.Kind() {
-	case reflect.String:
-		return "a string"
-	case reflect.Bool:
-		return "a boolean"
-	case reflect.Struct, reflect.Map:
-		return "an object"
-	case reflect.Slice, reflect.Array:
-		return "an array"
-	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
-		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Float32, reflect.Float64:
-		return "a number"
-	case reflect.Pointer:
-		return jsonKind(t.Elem())
-	}
-	return "another type"
-}

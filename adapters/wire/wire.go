@@ -3,7 +3,9 @@ package wire
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"reflect"
 	"strconv"
 	"strings"
 	"time"
@@ -130,4 +132,52 @@ func Currency(s string) (string, error) {
 		return "", fmt.Errorf("currency %q is not a three-letter ISO 4217 code", s)
 	}
 	return s, nil
+}
+
+// Describe puts a decoding error in the sender's terms, JSON field paths
+// rather than Go type names; within is the path of the value decoded.
+func Describe(err error, within string) string {
+	var te *json.UnmarshalTypeError
+	if errors.As(err, &te) {
+		field := te.Field
+		switch {
+		case field == "" && within == "":
+			field = "the body"
+		case field == "":
+			field = within
+		case within != "":
+			field = within + "." + field
+		}
+		return fmt.Sprintf("%s is a JSON %s, want %s", field, te.Value, jsonKind(te.Type))
+	}
+	var se *json.SyntaxError
+	if errors.As(err, &se) {
+		return "not valid JSON: " + se.Error()
+	}
+	if within != "" {
+		return within + ": " + err.Error()
+	}
+	return err.Error()
+}
+
+func jsonKind(t reflect.Type) string {
+	if t == nil {
+		return "another type"
+	}
+	switch t.Kind() {
+	case reflect.String:
+		return "a string"
+	case reflect.Bool:
+		return "a boolean"
+	case reflect.Struct, reflect.Map:
+		return "an object"
+	case reflect.Slice, reflect.Array:
+		return "an array"
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Float32, reflect.Float64:
+		return "a number"
+	case reflect.Pointer:
+		return jsonKind(t.Elem())
+	}
+	return "another type"
 }
