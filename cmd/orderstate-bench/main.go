@@ -405,10 +405,10 @@ type result struct {
 	// cores: on two cores they say who the limit is.
 	serverCPU, clientCPU float64
 	n, errors            int
-	elapsed       time.Duration
-	rate          float64
-	p50, p99, max time.Duration
-	firstErr      string
+	elapsed              time.Duration
+	rate                 float64
+	p50, p99, max        time.Duration
+	firstErr             string
 }
 
 func (r result) String() string {
