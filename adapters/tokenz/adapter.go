@@ -339,4 +339,3 @@ func firstNonEmpty(ss ...string) string {
 	}
 	return ""
 }
-

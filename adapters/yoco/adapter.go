@@ -318,4 +318,3 @@ func normalizeMode(s string) (string, bool) {
 	}
 	return "", false
 }
-
