@@ -439,3 +439,41 @@ func TestIngest_OrdersStoredApartAreMerged(t *testing.T) {
 	require.NoError(t, err)
 	require.Zero(t, diffs)
 }
+
+func TestRegisterOrder_OtherIDsJoinAnOrderWebhooksMadeApart(t *testing.T) {
+	t.Parallel()
+	ctx, c := context.Background(), newClock()
+	db := mustOpen(t, "", c)
+	register(t, db, "order_1", "chk_1", 4999)
+	// The attempt names only the payin: alone it makes an order of its own.
+	_, err := db.Ingest(ctx, event("att", sm.KindPaymentProcessing, "pay_1", 0), req(`{}`))
+	require.NoError(t, err)
+	o, err := db.Order(ctx, "order_1")
+	require.NoError(t, err)
+	require.Equal(t, sm.Pending, o.State)
+
+	// Registering again with the payin id joins the two.
+	reg := engine.Registration{OrderID: "order_1", Provider: "tazapay", CheckoutID: "chk_1", Amount: 4999, Currency: "USD",
+		Mode: engine.ModeLive, OtherIDs: []string{"pay_1"}}
+	o, err = db.RegisterOrder(ctx, reg)
+	require.NoError(t, err)
+	require.Equal(t, sm.Processing, o.State)
+	require.Len(t, o.Events, 1)
+	require.Equal(t, 1, countRows(t, db.Path())["orders"])
+
+	// Later attempts find the order directly.
+	_, err = db.Ingest(ctx, event("att2", sm.KindPaymentAttemptFailed, "pay_1", 0), req(`{}`))
+	require.NoError(t, err)
+	o, err = db.Order(ctx, "order_1")
+	require.NoError(t, err)
+	require.Len(t, o.Events, 2)
+
+	// An id of another registered order is refused.
+	register(t, db, "order_2", "chk_2", 100)
+	_, err = db.RegisterOrder(ctx, engine.Registration{OrderID: "order_2", Provider: "tazapay", CheckoutID: "chk_2", Amount: 100,
+		Currency: "USD", Mode: engine.ModeLive, OtherIDs: []string{"pay_1"}})
+	require.Equal(t, engine.ECONFLICT, engine.ErrorCode(err))
+	_, err = db.RegisterOrder(ctx, engine.Registration{OrderID: "order_3", Provider: "tazapay", CheckoutID: "chk_3", Amount: 100,
+		Currency: "USD", OtherIDs: []string{""}})
+	require.Equal(t, engine.EINVALID, engine.ErrorCode(err))
+}

@@ -76,6 +76,10 @@ type Registration struct {
 	Amount     int64  `json:"amount"`
 	Currency   string `json:"currency"`
 	Mode       string `json:"mode"`
+	// OtherIDs are further provider ids of the same checkout that webhooks
+	// may name it by alone (Tazapay's payin id, which its payment attempt
+	// events carry instead of the checkout id).
+	OtherIDs []string `json:"other_ids,omitempty"`
 }
 
 // Order is the authoritative view of one order.

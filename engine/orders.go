@@ -25,7 +25,13 @@ func (db *DB) RegisterOrder(ctx context.Context, reg Registration) (*Order, erro
 	if err := validateRegistration(reg); err != nil {
 		return nil, err
 	}
-	err := db.Update(ctx, func(tx *sql.Tx) error { return db.register(ctx, db.wrap(tx), reg) })
+	err := db.Update(ctx, func(stx *sql.Tx) error {
+		tx := db.wrap(stx)
+		if err := db.register(ctx, tx, reg); err != nil {
+			return err
+		}
+		return db.attachIDs(ctx, tx, reg)
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -33,6 +39,11 @@ func (db *DB) RegisterOrder(ctx context.Context, reg Registration) (*Order, erro
 }
 
 func validateRegistration(reg Registration) error {
+	for _, id := range reg.OtherIDs {
+		if id == "" || len(id) > 200 {
+			return Errorf(EINVALID, "each of other_ids must be 1 to 200 characters")
+		}
+	}
 	switch {
 	case reg.OrderID == "" || len(reg.OrderID) > 200:
 		return Errorf(EINVALID, "order_id must be 1 to 200 characters")
@@ -146,6 +157,44 @@ func (db *DB) register(ctx context.Context, tx *wtx, reg Registration) error {
 		raised.mismatches(ctx, o, s.ev, s.seq)
 	}
 	return raised.err
+}
+
+// attachIDs records a registration's other provider ids as names of its
+// order. An id a webhook already made an unregistered order for merges that
+// order into this one; an id of another registered order is a conflict.
+func (db *DB) attachIDs(ctx context.Context, tx *wtx, reg Registration) error {
+	if len(reg.OtherIDs) == 0 {
+		return nil
+	}
+	var ref int64
+	if err := tx.QueryRowContext(ctx, `SELECT id FROM orders WHERE order_id = ?`, reg.OrderID).Scan(&ref); err != nil {
+		return storeError(err, "register order")
+	}
+	now := db.now()
+	for _, id := range reg.OtherIDs {
+		var other int64
+		err := tx.QueryRowContext(ctx, qAliasLookup, reg.Provider, id).Scan(&other)
+		switch {
+		case errors.Is(err, sql.ErrNoRows):
+			if _, err := tx.ExecContext(ctx, qInsertAlias, reg.Provider, id, ref); err != nil {
+				return storeError(err, "record alias")
+			}
+		case err != nil:
+			return storeError(err, "alias lookup")
+		case other != ref:
+			o, err := loadOrder(ctx, tx, `id = ?`, other)
+			if err != nil {
+				return err
+			}
+			if o.orderID.Valid {
+				return Errorf(ECONFLICT, "%s id %s belongs to order %s", reg.Provider, id, o.orderID.String)
+			}
+			if _, err := db.merge(ctx, tx, ref, []int64{other}, now); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // storeError2 is storeError that passes nil through.
