@@ -82,7 +82,11 @@ func (r *Reconciler) Start(ctx context.Context) (*Scheduler, error) {
 			// WrappedJob goes through the chain; Entry.Job would bypass
 			// it (cron #551), and with it the panic recovery.
 			due = append(due, s.cron.Entry(id).WrappedJob)
-			r.log.Info("catching up a run missed while orderstate was down", slog.String("job", j.name))
+			if last, _ := r.store.Watermark(ctx, j.watermark); last.IsZero() {
+				r.log.Info("first run on this store", slog.String("job", j.name))
+			} else {
+				r.log.Info("catching up a run missed while orderstate was down", slog.String("job", j.name), slog.Time("last", last))
+			}
 		}
 	}
 	for _, j := range due {

@@ -312,3 +312,14 @@ func TestAPI_ShopEndpoints(t *testing.T) {
 	require.Equal(t, 404, status)
 	require.Contains(t, string(body), "no route DELETE /v1/orders/o1")
 }
+
+func TestEndToEnd_UnconfiguredProviderSaysWhatToSet(t *testing.T) {
+	t.Parallel()
+	s := startTestSidecar(t, filepath.Join(t.TempDir(), "o.db"), func(f *serveFlags) { f.providers.tokenz = "" })
+	status, body := s.do("POST", "/webhooks/tokenz", []byte(`{}`), http.Header{"Content-Type": {"application/json"}})
+	require.Equal(t, http.StatusNotFound, status)
+	require.Contains(t, string(body), "provider tokenz is not configured: set ORDERSTATE_TOKENZ_SECRET")
+	status, body = s.do("POST", "/webhooks/paypal", []byte(`{}`), nil)
+	require.Equal(t, http.StatusNotFound, status)
+	require.Contains(t, string(body), `no provider \"paypal\"`)
+}

@@ -217,7 +217,11 @@ func (s *Server) handleWebhook(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 	}
 	if !s.pipeline.Has(provider) {
-		fail(engine.Errorf(engine.ENOTFOUND, "no provider %q is configured; configured: %s", provider, strings.Join(s.pipeline.Providers(), ", ")))
+		if s.knownProvider(provider) {
+			fail(engine.Errorf(engine.ENOTFOUND, "provider %s is not configured: set ORDERSTATE_%s_SECRET", provider, strings.ToUpper(provider)))
+			return
+		}
+		fail(engine.Errorf(engine.ENOTFOUND, "no provider %q; configured: %s", provider, strings.Join(s.pipeline.Providers(), ", ")))
 		return
 	}
 	if ct := r.Header.Get("Content-Type"); ct != "" {
