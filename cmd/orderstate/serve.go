@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"runtime/debug"
 	"time"
 
 	"github.com/orderstate/orderstate/cmd/orderstate/api"
@@ -54,6 +55,7 @@ func runServe(ctx context.Context, args []string, env func(string) string, stdou
 	if err != nil {
 		return err
 	}
+	tuneGC(env)
 	s, err := startSidecar(ctx, &f, log, time.Now)
 	if err != nil {
 		return err
@@ -157,4 +159,19 @@ func (s *sidecar) close(timeout time.Duration) error {
 		err = errors.Join(err, ferr)
 	}
 	return errors.Join(err, s.db.Close())
+}
+
+// tuneGC trades a little memory for CPU: ingest allocates per webhook, and
+// with Go's default the collector ran often enough to cost a fifth of the
+// throughput at high concurrency (make bench: 2,546 against 3,081 webhooks/s
+// at concurrency 64, peak RSS 37 MB against 58 MB). The soft memory limit
+// keeps the sidecar well under its 150 MB budget whatever the heap does.
+// GOGC and GOMEMLIMIT, when set, win.
+func tuneGC(env func(string) string) {
+	if env("GOGC") == "" {
+		debug.SetGCPercent(400)
+	}
+	if env("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(100 << 20)
+	}
 }
