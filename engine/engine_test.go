@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"github.com/orderstate/orderstate/engine/enginetest"
 	"net/http"
 	"path/filepath"
 	"sync"
@@ -232,7 +233,7 @@ func TestIngest_RejectsBadEventsAndStoresNothing(t *testing.T) {
 	t.Parallel()
 	ctx, c := context.Background(), newClock()
 	db := mustOpen(t, "", c)
-	before := countRows(t, db.Path())
+	before := enginetest.CountRows(t, db.Path())
 	for name, ev := range map[string]engine.Event{
 		"NoDedupeKey": {Provider: "tazapay", Kind: sm.KindPaid, CheckoutID: "c"},
 		"BadKind":     {Provider: "tazapay", DedupeKey: "x", Kind: "exploded", CheckoutID: "c"},
@@ -243,7 +244,7 @@ func TestIngest_RejectsBadEventsAndStoresNothing(t *testing.T) {
 		_, err := db.Ingest(ctx, ev, req(`{}`))
 		require.Equal(t, engine.EINVALID, engine.ErrorCode(err), name)
 	}
-	require.Equal(t, before, countRows(t, db.Path()))
+	require.Equal(t, before, enginetest.CountRows(t, db.Path()))
 }
 
 func TestIngest_UnknownTypeIsStoredAndIgnored(t *testing.T) {
@@ -262,31 +263,7 @@ func TestIngest_UnknownTypeIsStoredAndIgnored(t *testing.T) {
 	o, err := db.Order(ctx, "o")
 	require.NoError(t, err)
 	require.Equal(t, sm.Pending, o.State)
-	require.Equal(t, 2, countRows(t, db.Path())["raw_events"], "both bodies are kept raw")
-}
-
-// countRows counts every table's rows through a separate connection.
-func countRows(t *testing.T, path string) map[string]int {
-	t.Helper()
-	conn, err := sql.Open("sqlite", "file:"+path+"?_pragma=query_only(1)")
-	require.NoError(t, err)
-	defer conn.Close()
-	rows, err := conn.Query(`SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'`)
-	require.NoError(t, err)
-	var tables []string
-	for rows.Next() {
-		var n string
-		require.NoError(t, rows.Scan(&n))
-		tables = append(tables, n)
-	}
-	require.NoError(t, rows.Close())
-	out := map[string]int{}
-	for _, tbl := range tables {
-		var n int
-		require.NoError(t, conn.QueryRow(fmt.Sprintf(`SELECT COUNT(*) FROM %q`, tbl)).Scan(&n))
-		out[tbl] = n
-	}
-	return out
+	require.Equal(t, 2, enginetest.CountRows(t, db.Path())["raw_events"], "both bodies are kept raw")
 }
 
 func TestReplay_MatchesStoredStateAndFindsTampering(t *testing.T) {
@@ -433,7 +410,7 @@ func TestIngest_OrdersStoredApartAreMerged(t *testing.T) {
 	byPayin, err := db.OrderByCheckout(ctx, "tazapay", "pay_1")
 	require.NoError(t, err)
 	require.Equal(t, "order_1", byPayin.OrderID)
-	require.Equal(t, 1, countRows(t, db.Path())["orders"], "the orphan is gone")
+	require.Equal(t, 1, enginetest.CountRows(t, db.Path())["orders"], "the orphan is gone")
 	var diffs int
 	_, err = db.Replay(ctx, false, func(engine.ReplayDiff) { diffs++ })
 	require.NoError(t, err)
@@ -459,7 +436,7 @@ func TestRegisterOrder_OtherIDsJoinAnOrderWebhooksMadeApart(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, sm.Processing, o.State)
 	require.Len(t, o.Events, 1)
-	require.Equal(t, 1, countRows(t, db.Path())["orders"])
+	require.Equal(t, 1, enginetest.CountRows(t, db.Path())["orders"])
 
 	// Later attempts find the order directly.
 	_, err = db.Ingest(ctx, event("att2", sm.KindPaymentAttemptFailed, "pay_1", 0), req(`{}`))

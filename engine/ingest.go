@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
-	"sort"
 	"strings"
 	"time"
 
@@ -246,7 +245,9 @@ func (db *DB) ingest(ctx context.Context, tx *wtx, ev Event, headers, body []byt
 	raised.mismatches(ctx, o, ev, seq)
 	raised.redirectMismatch(ctx, o, seq)
 	if out.Changed() && out.To.Final() {
-		raised.resolve(ctx, o.ref, AnomalyMissingWebhook, fmt.Sprintf("%s %s arrived %s after the redirect.", ev.Provider, ev.Type, since(o.redirectAt, now)))
+		if o.redirect.Valid { // missing_webhook is only ever raised after a redirect
+			raised.resolve(ctx, o.ref, AnomalyMissingWebhook, fmt.Sprintf("%s %s arrived %s after the redirect.", ev.Provider, ev.Type, since(o.redirectAt, now)))
+		}
 		raised.resolve(ctx, o.ref, AnomalyStuck, fmt.Sprintf("the order moved to %s.", out.To))
 	}
 	if raised.err != nil {
@@ -497,13 +498,3 @@ func since(from, to time.Time) string {
 
 // formatAmount shows minor units as stored: currencies differ in decimals.
 func formatAmount(minor int64) string { return fmt.Sprintf("%d", minor) }
-
-// sortedKeys is for deterministic output.
-func sortedKeys[V any](m map[string]V) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
-}

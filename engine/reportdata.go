@@ -3,6 +3,8 @@ package engine
 import (
 	"context"
 	"database/sql"
+	"maps"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -318,7 +320,7 @@ func (r *reportReader) activity() []ProviderActivity {
 			return nil
 		})
 	out := make([]ProviderActivity, 0, len(by))
-	for _, p := range sortedKeys(by) {
+	for _, p := range slices.Sorted(maps.Keys(by)) {
 		a := by[p]
 		sort.Slice(a.Lags, func(i, j int) bool { return a.Lags[i] < a.Lags[j] })
 		out = append(out, *a)

@@ -2,6 +2,8 @@ package reconcile
 
 import (
 	"context"
+	"maps"
+	"slices"
 	"sort"
 	"time"
 
@@ -202,7 +204,7 @@ func buildReport(d *engine.ReportData, now time.Time) *Report {
 		get(c.Provider).InFlight[c.State] += c.Count
 		rep.Summary.InFlight += c.Count
 	}
-	for _, p := range sortedKeys(orders) {
+	for _, p := range slices.Sorted(maps.Keys(orders)) {
 		rep.Orders = append(rep.Orders, *orders[p])
 	}
 
@@ -293,13 +295,4 @@ func lag(sorted []time.Duration) Lag {
 		return sorted[i-1].Milliseconds()
 	}
 	return Lag{Samples: n, P50Ms: at(50), P95Ms: at(95), MaxMs: sorted[n-1].Milliseconds()}
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
 }

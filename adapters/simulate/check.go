@@ -2,6 +2,8 @@ package simulate
 
 import (
 	"fmt"
+	"maps"
+	"slices"
 	"sort"
 	"strings"
 
@@ -125,9 +127,9 @@ func Check(orders []*Order, reported []Reported, held []Held) Result {
 		}
 		return f
 	}
-	for _, k := range sortedKeys(want) {
+	for _, k := range slices.Sorted(maps.Keys(want)) {
 		t := want[k]
-		for _, kind := range sortedKeys(t.kinds) {
+		for _, kind := range slices.Sorted(maps.Keys(t.kinds)) {
 			sc := score(kind)
 			sc.Expected++
 			if got[k][kind] {
@@ -138,8 +140,8 @@ func Check(orders []*Order, reported []Reported, held []Held) Result {
 			}
 		}
 	}
-	for _, k := range sortedKeys(got) {
-		for _, kind := range sortedKeys(got[k]) {
+	for _, k := range slices.Sorted(maps.Keys(got)) {
+		for _, kind := range slices.Sorted(maps.Keys(got[k])) {
 			t := want[k]
 			if t != nil && t.kinds[kind] {
 				continue
@@ -148,7 +150,7 @@ func Check(orders []*Order, reported []Reported, held []Held) Result {
 			res.FalseAlarms = append(res.FalseAlarms, finding(k, kind, "not raised", "raised", t))
 		}
 	}
-	for _, kind := range sortedKeys(scores) {
+	for _, kind := range slices.Sorted(maps.Keys(scores)) {
 		res.Kinds = append(res.Kinds, *scores[kind])
 	}
 	sort.SliceStable(res.Kinds, func(i, j int) bool { return kindOrder(res.Kinds[i].Kind) < kindOrder(res.Kinds[j].Kind) })
@@ -165,7 +167,7 @@ func Check(orders []*Order, reported []Reported, held []Held) Result {
 			res.WrongStates = append(res.WrongStates, finding(k, "state", string(t.state), string(h.State), t))
 		}
 	}
-	for _, k := range sortedKeys(want) {
+	for _, k := range slices.Sorted(maps.Keys(want)) {
 		if !seen[k] {
 			res.WrongStates = append(res.WrongStates, finding(k, "state", string(want[k].state), "no such order", want[k]))
 		}
@@ -195,13 +197,4 @@ func kindOrder(kind string) int {
 		}
 	}
 	return len(engine.AnomalyKinds)
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
 }

@@ -3,9 +3,9 @@ package main
 import (
 	"bytes"
 	"context"
-	"database/sql"
 	"encoding/json"
 	"fmt"
+	"github.com/orderstate/orderstate/engine/enginetest"
 	"io"
 	"net/http"
 	"path/filepath"
@@ -102,30 +102,6 @@ func tazapayEvent(id, typ, created, checkout, payin, ref, paymentStatus string, 
 }
 
 func signedTazapay(body []byte) http.Header { return tazapay.Sign(testTazapaySecret, body) }
-
-// countRows counts the rows of every table of the store.
-func countRows(t testing.TB, path string) map[string]int {
-	t.Helper()
-	conn, err := sql.Open("sqlite", "file:"+path+"?_pragma=query_only(1)&_pragma=busy_timeout(5000)")
-	require.NoError(t, err)
-	defer conn.Close()
-	rows, err := conn.Query(`SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'`)
-	require.NoError(t, err)
-	var tables []string
-	for rows.Next() {
-		var n string
-		require.NoError(t, rows.Scan(&n))
-		tables = append(tables, n)
-	}
-	require.NoError(t, rows.Close())
-	out := map[string]int{}
-	for _, tbl := range tables {
-		var n int
-		require.NoError(t, conn.QueryRow(fmt.Sprintf(`SELECT COUNT(*) FROM %q`, tbl)).Scan(&n))
-		out[tbl] = n
-	}
-	return out
-}
 
 func TestEndToEnd_RegisterWebhooksQueryRestart(t *testing.T) {
 	t.Parallel()
@@ -229,7 +205,7 @@ func TestEndToEnd_RejectedRequestsChangeNothing(t *testing.T) {
 	dbPath := filepath.Join(t.TempDir(), "o.db")
 	s := startTestSidecar(t, dbPath)
 	good := tazapayEvent("evt_1", "checkout.paid", "2025-05-14T06:41:22Z", "chk_1", "pay_1", "order_1", "paid", 100)
-	before := countRows(t, dbPath)
+	before := enginetest.CountRows(t, dbPath)
 
 	cases := []struct {
 		name    string
@@ -261,7 +237,7 @@ func TestEndToEnd_RejectedRequestsChangeNothing(t *testing.T) {
 		}
 		require.NotEmpty(t, e.Error.Code, tc.name)
 	}
-	require.Equal(t, before, countRows(t, dbPath), "no table changed")
+	require.Equal(t, before, enginetest.CountRows(t, dbPath), "no table changed")
 }
 
 func TestAPI_ShopEndpoints(t *testing.T) {
