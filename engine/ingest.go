@@ -27,10 +27,10 @@ func (db *DB) Ingest(ctx context.Context, ev Event, req *Request) (IngestResult,
 		return IngestResult{}, Wrap(EINTERNAL, err, "cannot encode headers")
 	}
 	var res IngestResult
-	err = db.Update(ctx, func(tx *sql.Tx) error {
+	err = db.update(ctx, func(tx *sql.Tx) error {
 		res = IngestResult{}
 		return db.ingest(ctx, db.wrap(tx), ev, headers, req.Body, &res)
-	})
+	}, true)
 	if err != nil {
 		return IngestResult{}, err
 	}
@@ -126,11 +126,12 @@ const (
 			updated_at = excluded.updated_at`
 	qResolve = `UPDATE anomalies SET status = 'resolved', resolved_at = ?, updated_at = ?, resolution = ?
 		WHERE order_ref = ? AND kind = ? AND status = 'open'`
-	qOrderByID = `SELECT ` + orderColumns + ` FROM orders WHERE id = ?`
+	qOrderByID   = `SELECT ` + orderColumns + ` FROM orders WHERE id = ?`
+	qDataVersion = `PRAGMA data_version`
 )
 
 // hotQueries are prepared at Open.
-var hotQueries = []string{resolveQuery(1), resolveQuery(2), resolveQuery(3), qDedupe, qInsertEvent, qInsertRaw, qUpdateOrder, qInsertDuplicate, qAliasLookup, qOrderByReference, qInsertOrder, qInsertAlias, qRaise, qResolve, qOrderByID}
+var hotQueries = []string{resolveQueries[0], resolveQueries[1], resolveQueries[2], qDataVersion, qDedupe, qInsertEvent, qInsertRaw, qUpdateOrder, qInsertDuplicate, qAliasLookup, qOrderByReference, qInsertOrder, qInsertAlias, qRaise, qResolve, qOrderByID}
 
 const orderColumns = `id, order_id, provider, checkout_id, amount, currency, mode, registered_at IS NOT NULL,
 	state, captured, refunded, full_refund, max_rank, max_occurred, redirect_outcome, redirect_at, state_since,
@@ -224,7 +225,7 @@ func (db *DB) ingest(ctx context.Context, tx *wtx, ev Event, headers, body []byt
 		return storeError(err, "update order")
 	}
 	prev := o.state
-	o.state, o.stateSince = out.To, stateSince
+	o.state, o.stateSince, o.lastEventAt = out.To, stateSince, now
 
 	raised := newRaiser(tx, db.now())
 	if outOfOrder {
@@ -274,9 +275,11 @@ func (db *DB) recordDuplicate(ctx context.Context, tx *wtx, ev Event, dedupe []b
 	if !orderRef.Valid {
 		return nil
 	}
-	o, err := scanOrder(tx.QueryRowContext(ctx, qOrderByID, orderRef.Int64))
-	if err != nil {
-		return storeError(err, "load order")
+	o := db.cache.rows[orderRef.Int64]
+	if o == nil {
+		if o, err = scanOrder(tx.QueryRowContext(ctx, qOrderByID, orderRef.Int64)); err != nil {
+			return storeError(err, "load order")
+		}
 	}
 	raised := newRaiser(tx, now)
 	raised.raise(ctx, o, AnomalyDuplicate, seq, fmt.Sprintf("%s delivered event %s again; it was counted and not applied.", ev.Provider, ev.EventID))
@@ -294,15 +297,23 @@ func (db *DB) resolveOrder(ctx context.Context, tx *wtx, ev Event, now time.Time
 			ids = append(ids, id)
 		}
 	}
+	if o := db.cache.lookup(ev.Provider, ids); o != nil {
+		return o, nil
+	}
 	// One statement finds every order any of the ids names, with its row:
-	// on the common path (the order exists and knows all the ids) it is the
-	// only read ingest makes.
+	// when the order exists and knows all the ids it is the only read.
 	args := make([]any, 0, 1+len(ids))
 	args = append(args, ev.Provider)
 	for _, id := range ids {
 		args = append(args, id)
 	}
-	rows, err := tx.QueryContext(ctx, resolveQuery(len(ids)), args...)
+	q := ""
+	if len(ids) <= len(resolveQueries) {
+		q = resolveQueries[len(ids)-1]
+	} else {
+		q = resolveQuery(len(ids))
+	}
+	rows, err := tx.QueryContext(ctx, q, args...)
 	if err != nil {
 		return nil, storeError(err, "alias lookup")
 	}
@@ -374,8 +385,17 @@ func (db *DB) resolveOrder(ctx context.Context, tx *wtx, ev Event, now time.Time
 			return nil, storeError(err, "load order")
 		}
 	}
+	if len(others) == 0 {
+		// Every id now names this order (when others were registered apart
+		// and stay apart, some ids still name them).
+		db.cache.put(o, ev.Provider, ids)
+	}
 	return o, nil
 }
+
+// resolveQueries[n-1] finds the orders n provider ids name, for the counts
+// events carry: building the text each time was a measurable cost.
+var resolveQueries = []string{resolveQuery(1), resolveQuery(2), resolveQuery(3)}
 
 // resolveQuery finds the orders n provider ids name, each row led by the id
 // that matched.

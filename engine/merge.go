@@ -28,6 +28,8 @@ func (db *DB) merge(ctx context.Context, tx *wtx, first int64, others []int64, n
 	if registered > 1 {
 		return first, nil
 	}
+	// Rows and aliases move: the cache cannot follow, so it starts over.
+	db.cache.clear()
 	if target == 0 {
 		target = first
 		for _, id := range ids {

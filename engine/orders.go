@@ -25,13 +25,13 @@ func (db *DB) RegisterOrder(ctx context.Context, reg Registration) (*Order, erro
 	if err := validateRegistration(reg); err != nil {
 		return nil, err
 	}
-	err := db.Update(ctx, func(stx *sql.Tx) error {
+	err := db.update(ctx, func(stx *sql.Tx) error {
 		tx := db.wrap(stx)
 		if err := db.register(ctx, tx, reg); err != nil {
 			return err
 		}
 		return db.attachIDs(ctx, tx, reg)
-	})
+	}, true)
 	if err != nil {
 		return nil, err
 	}
@@ -103,7 +103,17 @@ func (db *DB) register(ctx context.Context, tx *wtx, reg Registration) error {
 			return storeError(err, "register order")
 		}
 		_, err = tx.ExecContext(ctx, `INSERT INTO order_aliases (provider, external_id, order_ref) VALUES (?, ?, ?)`, reg.Provider, reg.CheckoutID, ref)
-		return storeError2(err, "record alias")
+		if err != nil {
+			return storeError(err, "record alias")
+		}
+		// Its webhooks usually follow within minutes: the first one then
+		// finds the order without reading it.
+		db.cache.put(&orderRow{ref: ref, orderID: sql.NullString{String: reg.OrderID, Valid: true}, provider: reg.Provider,
+			checkoutID: reg.CheckoutID, amount: sql.NullInt64{Int64: reg.Amount, Valid: true},
+			currency: sql.NullString{String: reg.Currency, Valid: true}, mode: sql.NullString{String: reg.Mode, Valid: true},
+			state: sm.Pending, totals: sm.Totals{Registered: reg.Amount}, progress: sm.NewProgress(), registered: true,
+			stateSince: now, createdAt: now}, reg.Provider, []string{reg.CheckoutID})
+		return nil
 	}
 
 	// Webhooks came first: attach the registration to the order they made,
@@ -122,6 +132,7 @@ func (db *DB) register(ctx context.Context, tx *wtx, reg Registration) error {
 	if err != nil {
 		return storeError(err, "register order")
 	}
+	db.cache.forget(o.ref)
 	o.orderID = sql.NullString{String: reg.OrderID, Valid: true}
 	o.amount = sql.NullInt64{Int64: reg.Amount, Valid: true}
 	o.currency = sql.NullString{String: reg.Currency, Valid: true}
@@ -226,7 +237,7 @@ func (db *DB) ReportRedirect(ctx context.Context, orderID, outcome string) (*Ord
 	default:
 		return nil, Errorf(EINVALID, "outcome must be success, cancel or failure; got %q", outcome)
 	}
-	err := db.Update(ctx, func(stx *sql.Tx) error {
+	err := db.update(ctx, func(stx *sql.Tx) error {
 		tx := db.wrap(stx)
 		o, err := loadOrder(ctx, tx, `order_id = ?`, orderID)
 		if err != nil {
@@ -239,12 +250,13 @@ func (db *DB) ReportRedirect(ctx context.Context, orderID, outcome string) (*Ord
 			outcome, formatTime(now), formatTime(now), o.ref); err != nil {
 			return storeError(err, "record redirect")
 		}
+		db.cache.forget(o.ref)
 		o.redirect = sql.NullString{String: outcome, Valid: true}
 		o.redirectAt = now
 		raised := newRaiser(tx, now)
 		raised.redirectMismatch(ctx, o, 0)
 		return raised.err
-	})
+	}, true)
 	if err != nil {
 		return nil, err
 	}
@@ -425,7 +437,7 @@ func (db *DB) AckAnomaly(ctx context.Context, id int64, note string) (*Anomaly, 
 	if len(note) > 2000 {
 		return nil, Errorf(EINVALID, "note is longer than 2000 characters")
 	}
-	err := db.Update(ctx, func(tx *sql.Tx) error {
+	err := db.update(ctx, func(tx *sql.Tx) error {
 		now := formatTime(db.now())
 		r, err := tx.ExecContext(ctx, `UPDATE anomalies SET status = 'acknowledged', note = ?, updated_at = ?,
 			resolved_at = COALESCE(resolved_at, ?) WHERE id = ?`, note, now, now, id)
@@ -436,7 +448,7 @@ func (db *DB) AckAnomaly(ctx context.Context, id int64, note string) (*Anomaly, 
 			return Errorf(ENOTFOUND, "no anomaly %d", id)
 		}
 		return nil
-	})
+	}, true)
 	if err != nil {
 		return nil, err
 	}
@@ -544,7 +556,7 @@ func (db *DB) RecordRejections(ctx context.Context, at time.Time, counts map[[2]
 		return nil
 	}
 	hour := formatTime(at.UTC().Truncate(time.Hour))
-	return db.Update(ctx, func(tx *sql.Tx) error {
+	return db.update(ctx, func(tx *sql.Tx) error {
 		for k, n := range counts {
 			if _, err := tx.ExecContext(ctx, `INSERT INTO rejections (provider, reason, hour, count) VALUES (?, ?, ?, ?)
 				ON CONFLICT (provider, reason, hour) DO UPDATE SET count = count + excluded.count`, k[0], k[1], hour, n); err != nil {
@@ -552,5 +564,5 @@ func (db *DB) RecordRejections(ctx context.Context, at time.Time, counts map[[2]
 			}
 		}
 		return nil
-	})
+	}, true)
 }

@@ -10,7 +10,7 @@ import (
 // SaveReport stores a rendered report and returns its id.
 func (db *DB) SaveReport(ctx context.Context, r StoredReport) (int64, error) {
 	var id int64
-	err := db.Update(ctx, func(tx *sql.Tx) error {
+	err := db.update(ctx, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, `INSERT INTO reports (created_at, period_start, period_end, json, markdown, html)
 			VALUES (?, ?, ?, ?, ?, ?)`, formatTime(r.CreatedAt), formatTime(r.PeriodStart), formatTime(r.PeriodEnd),
 			r.JSON, r.Markdown, r.HTML)
@@ -19,7 +19,7 @@ func (db *DB) SaveReport(ctx context.Context, r StoredReport) (int64, error) {
 		}
 		id, err = res.LastInsertId()
 		return storeError2(err, "save report")
-	})
+	}, true)
 	return id, err
 }
 
@@ -75,9 +75,9 @@ func (db *DB) Watermark(ctx context.Context, name string) (time.Time, error) {
 
 // SetWatermark records that the named job completed up to at.
 func (db *DB) SetWatermark(ctx context.Context, name string, at time.Time) error {
-	return db.Update(ctx, func(tx *sql.Tx) error {
+	return db.update(ctx, func(tx *sql.Tx) error {
 		_, err := tx.ExecContext(ctx, `INSERT INTO watermarks (name, at) VALUES (?, ?)
 			ON CONFLICT (name) DO UPDATE SET at = excluded.at`, name, formatTime(at))
 		return storeError2(err, "set watermark")
-	})
+	}, true)
 }

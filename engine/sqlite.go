@@ -46,8 +46,9 @@ type DB struct {
 	log    *slog.Logger
 	write  *sql.DB
 	read   *sql.DB
-	stmts  stmtCache // writer's, on its one connection
-	rstmts stmtCache // readers'
+	stmts  stmtCache   // writer's, on its one connection
+	rstmts stmtCache   // readers'
+	cache  *orderCache // the writer's
 
 	ops    chan *op
 	quit   chan struct{}
@@ -80,7 +81,7 @@ func Open(ctx context.Context, path string, opts Options) (*DB, error) {
 		opts.Readers = 4
 	}
 	db := &DB{path: path, opts: opts, now: func() time.Time { return opts.Now().UTC() }, log: opts.Logger,
-		ops: make(chan *op, 1024), quit: make(chan struct{})}
+		ops: make(chan *op, 1024), quit: make(chan struct{}), cache: newOrderCache(maxCachedOrders)}
 
 	if err := create(ctx, path); err != nil {
 		return nil, err
@@ -243,13 +244,13 @@ func (db *DB) Ping(ctx context.Context) error {
 	if err := db.read.PingContext(ctx); err != nil {
 		return Wrap(EUNAVAILABLE, err, "database cannot be read")
 	}
-	return db.Update(ctx, func(tx *sql.Tx) error {
+	return db.update(ctx, func(tx *sql.Tx) error {
 		// Writing the watermark of the probe itself proves a commit works
 		// (a read-only or full disk fails here).
 		_, err := tx.ExecContext(ctx, `INSERT INTO watermarks (name, at) VALUES ('readyz', ?)
 			ON CONFLICT (name) DO UPDATE SET at = excluded.at`, formatTime(db.now()))
 		return err
-	})
+	}, true)
 }
 
 // op is one unit of work for the writer, run inside a transaction shared
@@ -259,19 +260,27 @@ type op struct {
 	ctx  context.Context
 	fn   func(*sql.Tx) error
 	done chan error
+	// keepsCache says fn keeps the writer's order cache true itself (it
+	// writes no order row, or updates or forgets the rows it writes); any
+	// other op empties the cache before it runs.
+	keepsCache bool
 }
 
 // Update runs fn in a write transaction shared with other concurrent
 // writes, and returns once that transaction is durably committed (nil) or
 // fn's own work has been rolled back (its error). fn must not keep tx.
 func (db *DB) Update(ctx context.Context, fn func(*sql.Tx) error) error {
+	return db.update(ctx, fn, false)
+}
+
+func (db *DB) update(ctx context.Context, fn func(*sql.Tx) error, keepsCache bool) error {
 	db.mu.Lock()
 	stopping := db.stopping
 	db.mu.Unlock()
 	if stopping {
 		return Errorf(ESHUTDOWN, "orderstate is shutting down; retry")
 	}
-	o := &op{ctx: ctx, fn: fn, done: make(chan error, 1)}
+	o := &op{ctx: ctx, fn: fn, done: make(chan error, 1), keepsCache: keepsCache}
 	select {
 	case db.ops <- o:
 	case <-ctx.Done():
@@ -360,14 +369,30 @@ func (db *DB) runAll(ops []*op) (int, error) {
 	if err != nil {
 		return -1, storeError(err, "cannot begin a write transaction")
 	}
+	// The write lock is held from here: no other process commits until
+	// this transaction ends, so one check per batch suffices.
+	var version int64
+	if err := db.wrap(tx).QueryRowContext(ctx, qDataVersion).Scan(&version); err != nil {
+		tx.Rollback()
+		return -1, storeError(err, "cannot begin a write transaction")
+	}
+	if version != db.cache.version {
+		db.cache.clear()
+		db.cache.version = version
+	}
 	for i, o := range ops {
+		if !o.keepsCache {
+			db.cache.clear()
+		}
 		if err := o.fn(tx); err != nil {
 			tx.Rollback()
+			db.cache.clear()
 			return i, err
 		}
 	}
 	if err := tx.Commit(); err != nil {
 		tx.Rollback()
+		db.cache.clear()
 		return -1, storeError(err, "cannot commit")
 	}
 	return -1, nil

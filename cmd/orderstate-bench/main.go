@@ -38,6 +38,8 @@ type config struct {
 	largeOrders int
 	skipLarge   bool
 	readers     int
+	skipReads   bool
+	conc        []int
 	out         string
 }
 
@@ -49,8 +51,18 @@ func main() {
 	flag.IntVar(&c.largeOrders, "large-orders", 1_000_000, "orders in the large store (three events each)")
 	flag.BoolVar(&c.skipLarge, "skip-large", false, "skip the large-store measurements")
 	flag.IntVar(&c.readers, "readers", 8, "concurrent order readers during the read measurement")
+	flag.BoolVar(&c.skipReads, "skip-reads", false, "skip the reads-during-ingest measurement")
+	concurrency := flag.String("concurrency", "1,8,64", "comma-separated concurrencies of the fresh-store ingest runs")
 	flag.StringVar(&c.out, "out", "", "also write the table to this file")
 	flag.Parse()
+	for _, f := range strings.Split(*concurrency, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < 1 {
+			fmt.Fprintf(os.Stderr, "orderstate-bench: -concurrency: %q is not a positive number\n", f)
+			os.Exit(2)
+		}
+		c.conc = append(c.conc, n)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx, c); err != nil {
@@ -92,7 +104,7 @@ func run(ctx context.Context, c config) error {
 	var peakRSS int64
 	freshRates := map[int]result{}
 	var meanBody float64
-	for i, conc := range []int{1, 8, 64} {
+	for i, conc := range c.conc {
 		w := newWorkload(fmt.Sprintf("f%d", conc), 0, ordersFor(conc, c.duration), 0.1, uint64(i+1))
 		meanBody = w.meanBodyBytes()
 		if err := srv.register(ctx, w); err != nil {
@@ -109,21 +121,23 @@ func run(ctx context.Context, c config) error {
 	}
 
 	// 3. Reads during ingest.
-	w := newWorkload("r", 0, ordersFor(8, c.duration), 0.1, 9)
-	if err := srv.register(ctx, w); err != nil {
-		return err
+	if !c.skipReads {
+		w := newWorkload("r", 0, ordersFor(8, c.duration), 0.1, 9)
+		if err := srv.register(ctx, w); err != nil {
+			return err
+		}
+		half := len(w.deliveries) / 2
+		first, second := &workload{deliveries: w.deliveries[:half]}, &workload{deliveries: w.deliveries[half:]}
+		alone := srv.ingest(ctx, first, 8, c.duration, nil)
+		var reads atomic.Int64
+		withReaders := srv.ingest(ctx, second, 8, c.duration, func(ctx context.Context) {
+			srv.readOrders(ctx, w.orderIDs, c.readers, &reads)
+		})
+		readRate := float64(reads.Load()) / withReaders.elapsed.Seconds()
+		add(row{"ingest, concurrency 8, no readers", alone.String(), "", ""})
+		add(row{fmt.Sprintf("ingest, concurrency 8, with %d readers", c.readers), withReaders.String(), fmt.Sprintf("%.2f", withReaders.rate/alone.rate), "ratio to no readers"})
+		add(row{"GET /v1/orders/{id} during that ingest", fmt.Sprintf("%.0f reads/s", readRate), "", ""})
 	}
-	half := len(w.deliveries) / 2
-	first, second := &workload{deliveries: w.deliveries[:half]}, &workload{deliveries: w.deliveries[half:]}
-	alone := srv.ingest(ctx, first, 8, c.duration, nil)
-	var reads atomic.Int64
-	withReaders := srv.ingest(ctx, second, 8, c.duration, func(ctx context.Context) {
-		srv.readOrders(ctx, w.orderIDs, c.readers, &reads)
-	})
-	readRate := float64(reads.Load()) / withReaders.elapsed.Seconds()
-	add(row{"ingest, concurrency 8, no readers", alone.String(), "", ""})
-	add(row{fmt.Sprintf("ingest, concurrency 8, with %d readers", c.readers), withReaders.String(), fmt.Sprintf("%.2f", withReaders.rate/alone.rate), "ratio to no readers"})
-	add(row{"GET /v1/orders/{id} during that ingest", fmt.Sprintf("%.0f reads/s", readRate), "", ""})
 	peakRSS = max(peakRSS, srv.peakRSS())
 	if err := srv.stop(); err != nil {
 		return err
@@ -156,7 +170,11 @@ func run(ctx context.Context, c config) error {
 			return err
 		}
 		res := srv.ingest(ctx, w, 64, c.duration, nil)
-		add(row{"ingest, large store, concurrency 64", res.String(), fmt.Sprintf("%.2f", res.rate/freshRates[64].rate), "ratio to fresh, concurrency 64"})
+		ratio := ""
+		if fresh, ok := freshRates[64]; ok {
+			ratio = fmt.Sprintf("%.2f", res.rate/fresh.rate)
+		}
+		add(row{"ingest, large store, concurrency 64", res.String(), ratio, "ratio to fresh, concurrency 64"})
 		peakRSS = max(peakRSS, srv.peakRSS())
 		if err := srv.stop(); err != nil {
 			return err
