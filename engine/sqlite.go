@@ -49,6 +49,7 @@ type DB struct {
 	stmts  stmtCache   // writer's, on its one connection
 	rstmts stmtCache   // readers'
 	cache  *orderCache // the writer's
+	ckpt   checkpointer
 
 	ops    chan *op
 	quit   chan struct{}
@@ -117,8 +118,15 @@ func Open(ctx context.Context, path string, opts Options) (*DB, error) {
 		db.write.Close()
 		return nil, err
 	}
-	db.wg.Add(1)
+	if db.ckpt.conn, err = sql.Open("sqlite", dsn(path, opts.BusyTimeout, false)); err != nil {
+		db.read.Close()
+		db.write.Close()
+		return nil, fmt.Errorf("open %s for checkpoints: %w", path, err)
+	}
+	db.ckpt.conn.SetMaxOpenConns(1)
+	db.wg.Add(2)
 	go db.writer()
+	go db.checkpoints()
 	return db, nil
 }
 
@@ -135,6 +143,9 @@ func dsn(path string, busy time.Duration, readOnly bool) string {
 		q.Add("_pragma", "query_only(1)")
 	} else {
 		q.Set("_txlock", "immediate")
+		// Checkpoints run off the commit path: see checkpoint.go.
+		q.Add("_pragma", "wal_autocheckpoint(0)")
+		q.Add("_pragma", fmt.Sprintf("journal_size_limit(%d)", 64<<20))
 	}
 	q.Set("_time_format", "sqlite")
 	return "file:" + (&url.URL{Path: path}).EscapedPath() + "?" + q.Encode()
@@ -227,6 +238,9 @@ func (db *DB) Close() error {
 		db.rstmts.close()
 		if db.read != nil {
 			err = errors.Join(err, db.read.Close())
+		}
+		if db.ckpt.conn != nil {
+			err = errors.Join(err, db.ckpt.conn.Close())
 		}
 		err = errors.Join(err, db.write.Close())
 	})
@@ -322,6 +336,7 @@ func (db *DB) writer() {
 			}
 		}
 		db.commit(batch)
+		db.finishCheckpoint()
 	}
 }
 

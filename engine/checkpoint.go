@@ -1,0 +1,67 @@
+package engine
+
+import (
+	"context"
+	"database/sql"
+	"sync/atomic"
+	"time"
+)
+
+// Checkpoints copy committed pages from the write-ahead log into the
+// database file and fsync it. SQLite runs them by default inside the commit
+// that crosses 1,000 pages, so every few hundred webhooks one of them waited
+// for megabytes to be copied and synced. Here a goroutine of its own copies
+// in the background on its own connection while the writer keeps
+// committing; the writer only finishes the job, when the log has grown
+// past walRestartPages, so the log can start over from its beginning
+// (SQLite restarts it only once every frame in it is copied, which under
+// steady load the background pass never quite catches).
+var (
+	checkpointEvery = 100 * time.Millisecond
+	walRestartPages = int64(4096) // 32 MiB of 8 KiB pages
+)
+
+type checkpointer struct {
+	conn    *sql.DB
+	commits atomic.Int64 // commits since the last pass
+	logged  atomic.Int64 // pages in the log at the last pass
+}
+
+func (db *DB) checkpoints() {
+	defer db.wg.Done()
+	t := time.NewTicker(checkpointEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-db.quit:
+			return
+		case <-t.C:
+		}
+		if db.ckpt.commits.Swap(0) == 0 {
+			continue
+		}
+		var busy, logged, copied int64
+		err := db.ckpt.conn.QueryRowContext(context.Background(), `PRAGMA wal_checkpoint(PASSIVE)`).Scan(&busy, &logged, &copied)
+		if err != nil {
+			db.log.Warn("background checkpoint failed; the writer will checkpoint instead", "err", err)
+			logged = walRestartPages + 1
+		}
+		db.ckpt.logged.Store(logged)
+	}
+}
+
+// finishCheckpoint runs on the writer between batches once the log is
+// long: the background pass has copied nearly all of it, so this copies the
+// rest and lets the next transaction restart the log.
+func (db *DB) finishCheckpoint() {
+	db.ckpt.commits.Add(1)
+	if db.ckpt.logged.Load() <= walRestartPages {
+		return
+	}
+	db.ckpt.logged.Store(0)
+	var busy, logged, copied int64
+	err := db.write.QueryRowContext(context.Background(), `PRAGMA wal_checkpoint(PASSIVE)`).Scan(&busy, &logged, &copied)
+	if err != nil {
+		db.log.Warn("checkpoint failed", "err", err)
+	}
+}
