@@ -131,6 +131,9 @@ func run(ctx context.Context, c config) error {
 		alone := srv.ingest(ctx, first, 8, c.duration, nil)
 		var reads atomic.Int64
 		withReaders := srv.ingest(ctx, second, 8, c.duration, func(ctx context.Context) {
+			if pp := os.Getenv("ORDERSTATE_BENCH_PPROF"); pp != "" {
+				go profile(ctx, pp, c.duration, filepath.Join(c.dir, "cpu-reads.prof"))
+			}
 			srv.readOrders(ctx, w.orderIDs, c.readers, &reads)
 		})
 		readRate := float64(reads.Load()) / withReaders.elapsed.Seconds()
