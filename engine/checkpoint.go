@@ -45,6 +45,8 @@ func (db *DB) checkpoints() {
 		if err != nil {
 			db.log.Warn("background checkpoint failed; the writer will checkpoint instead", "err", err)
 			logged = walRestartPages + 1
+		} else if copied > 0 {
+			db.counters.checkpoints.Add(1)
 		}
 		db.ckpt.logged.Store(logged)
 	}
@@ -63,5 +65,7 @@ func (db *DB) finishCheckpoint() {
 	err := db.write.QueryRowContext(context.Background(), `PRAGMA wal_checkpoint(PASSIVE)`).Scan(&busy, &logged, &copied)
 	if err != nil {
 		db.log.Warn("checkpoint failed", "err", err)
+	} else if copied > 0 {
+		db.counters.checkpoints.Add(1)
 	}
 }

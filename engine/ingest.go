@@ -297,7 +297,9 @@ func (db *DB) resolveOrder(ctx context.Context, tx *wtx, ev Event, now time.Time
 			ids = append(ids, id)
 		}
 	}
+	db.counters.lookups.Add(1)
 	if o := db.cache.lookup(ev.Provider, ids); o != nil {
+		db.counters.hits.Add(1)
 		return o, nil
 	}
 	// One statement finds every order any of the ids names, with its row:

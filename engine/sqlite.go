@@ -40,16 +40,17 @@ type Options struct {
 // DB is the SQLite store. Writes are serialised through one goroutine that
 // commits them in groups; reads run on a separate pool.
 type DB struct {
-	path   string
-	opts   Options
-	now    func() time.Time
-	log    *slog.Logger
-	write  *sql.DB
-	read   *sql.DB
-	stmts  stmtCache   // writer's, on its one connection
-	rstmts stmtCache   // readers'
-	cache  *orderCache // the writer's
-	ckpt   checkpointer
+	path     string
+	opts     Options
+	now      func() time.Time
+	log      *slog.Logger
+	write    *sql.DB
+	read     *sql.DB
+	stmts    stmtCache   // writer's, on its one connection
+	rstmts   stmtCache   // readers'
+	cache    *orderCache // the writer's
+	ckpt     checkpointer
+	counters writerCounters
 
 	ops    chan *op
 	quit   chan struct{}
@@ -410,6 +411,8 @@ func (db *DB) runAll(ops []*op) (int, error) {
 		db.cache.clear()
 		return -1, storeError(err, "cannot commit")
 	}
+	db.counters.commits.Add(1)
+	db.counters.writes.Add(int64(len(ops)))
 	return -1, nil
 }
 

@@ -50,6 +50,13 @@ func TestOperations_MetricsHealthAndReadiness(t *testing.T) {
 		`orderstate_anomalies_open{kind="out_of_order"} 1`,
 		`orderstate_anomalies_open{kind="conflict"} 0`,
 		`go_goroutines `,
+		`orderstate_store_commits_total `,
+		`orderstate_store_writes_total `,
+		// The duplicate needs no order; the second webhook finds the order
+		// the first one made in the writer's memory.
+		`orderstate_store_order_lookups_total 2`,
+		`orderstate_store_order_cache_hits_total 1`,
+		`orderstate_store_checkpoints_total `,
 	} {
 		require.Contains(t, m, want)
 	}

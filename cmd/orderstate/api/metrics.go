@@ -67,6 +67,33 @@ func (m *Metrics) ReconcilerRun(job string, took time.Duration, err error) {
 	m.ReconcilerSeconds.WithLabelValues(job).Observe(took.Seconds())
 }
 
+// WriterStatser is the part of a store the store counters read; the
+// engine's DB is one.
+type WriterStatser interface {
+	WriterStats() engine.WriterStats
+}
+
+// CountWrites exports the store writer's counters, read at each scrape.
+func (m *Metrics) CountWrites(src WriterStatser) {
+	for _, c := range []struct {
+		name, help string
+		get        func(engine.WriterStats) int64
+	}{
+		{"orderstate_store_commits_total", "Write transactions committed (one fsync each).", func(s engine.WriterStats) int64 { return s.Commits }},
+		{"orderstate_store_writes_total", "Writes committed; divided by commits, the mean number sharing a commit.", func(s engine.WriterStats) int64 { return s.Writes }},
+		{"orderstate_store_order_lookups_total", "Webhooks that named an order.", func(s engine.WriterStats) int64 { return s.OrderLookups }},
+		{"orderstate_store_order_cache_hits_total", "Webhooks whose order the writer held in memory.", func(s engine.WriterStats) int64 { return s.OrderCacheHits }},
+		{"orderstate_store_checkpoints_total", "Passes that copied the write-ahead log into the database file.", func(s engine.WriterStats) int64 { return s.Checkpoints }},
+	} {
+		get := c.get
+		f := prometheus.NewCounterFunc(prometheus.CounterOpts{Name: c.name, Help: c.help}, func() float64 { return float64(get(src.WriterStats())) })
+		var dup prometheus.AlreadyRegisteredError
+		if err := m.Registry.Register(f); err != nil && !errors.As(err, &dup) {
+			panic(err)
+		}
+	}
+}
+
 // AnomalyCounter is the part of a store the open-anomalies gauge reads;
 // the engine's DB is one.
 type AnomalyCounter interface {

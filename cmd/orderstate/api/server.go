@@ -100,6 +100,9 @@ func New(cfg Config, store engine.Store, reports ReportSource, pipeline *engine.
 	if c, ok := store.(AnomalyCounter); ok {
 		metrics.CountAnomalies(c)
 	}
+	if c, ok := store.(WriterStatser); ok {
+		metrics.CountWrites(c)
+	}
 	if log == nil {
 		log = slog.Default()
 	}
