@@ -16,8 +16,10 @@ type orderCache struct {
 	version int64
 }
 
-// maxCachedOrders bounds the cache: about 0.5 KB an order.
-const maxCachedOrders = 50_000
+// maxCachedOrders bounds the cache: about 0.55 KB an order with two ids,
+// so 17 MB when full; the orders registered or paid in the last hours of
+// a busy shop.
+const maxCachedOrders = 32_000
 
 func newOrderCache(max int) *orderCache {
 	return &orderCache{rows: make(map[int64]*orderRow), aliases: make(map[string]int64), max: max}
@@ -42,8 +44,18 @@ func (c *orderCache) lookup(provider string, ids []string) *orderRow {
 // put records o as stored, named by ids. The caller keeps mutating o as it
 // writes the same changes to the store.
 func (c *orderCache) put(o *orderRow, provider string, ids []string) {
-	if len(c.rows) >= c.max {
-		c.clear()
+	if _, ok := c.rows[o.ref]; !ok && len(c.rows) >= c.max {
+		// Map order is unspecified: this drops an arbitrary order, which
+		// keeps the cache full (clearing it all would empty it just when
+		// traffic is heaviest). Its aliases stay until the alias map is
+		// full too; one naming a dropped order is a miss like any other.
+		for ref := range c.rows {
+			delete(c.rows, ref)
+			break
+		}
+	}
+	if len(c.aliases) >= 4*c.max {
+		c.aliases = make(map[string]int64)
 	}
 	c.rows[o.ref] = o
 	for _, id := range ids {
