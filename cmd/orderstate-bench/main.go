@@ -432,9 +432,16 @@ type result struct {
 	firstErr             string
 }
 
+// String also gives the server's CPU per webhook: the machine's speed
+// swings from run to run with its neighbours, that figure far less, so it
+// is the one to compare changes by.
 func (r result) String() string {
-	return fmt.Sprintf("%.0f webhooks/s, p50 %s, p99 %s, max %s (CPU: server %.2f, load generator %.2f cores)",
-		r.rate, ms(r.p50), ms(r.p99), ms(r.max), r.serverCPU, r.clientCPU)
+	perHook := 0.0
+	if r.rate > 0 {
+		perHook = r.serverCPU / r.rate * 1e6
+	}
+	return fmt.Sprintf("%.0f webhooks/s, p50 %s, p99 %s, max %s (CPU: server %.2f cores, %.0f µs a webhook; load generator %.2f cores)",
+		r.rate, ms(r.p50), ms(r.p99), ms(r.max), r.serverCPU, perHook, r.clientCPU)
 }
 
 func (r result) errNote() string {
