@@ -138,7 +138,7 @@ func run(ctx context.Context, c config) error {
 		})
 		readRate := float64(reads.Load()) / withReaders.elapsed.Seconds()
 		add(row{"ingest, concurrency 8, no readers", alone.String(), "", ""})
-		add(row{fmt.Sprintf("ingest, concurrency 8, with %d readers", c.readers), withReaders.String(), fmt.Sprintf("%.2f", withReaders.rate/alone.rate), "ratio to no readers"})
+		add(row{fmt.Sprintf("ingest, concurrency 8, with %d readers", c.readers), withReaders.String(), fmt.Sprintf("%.2f", withReaders.rate/alone.rate), "ratio to no readers; the server CPU includes the reads"})
 		add(row{"GET /v1/orders/{id} during that ingest", fmt.Sprintf("%.0f reads/s", readRate), "", ""})
 	}
 	peakRSS = max(peakRSS, srv.peakRSS())
