@@ -23,7 +23,7 @@ var (
 
 type checkpointer struct {
 	conn    *sql.DB
-	commits atomic.Int64 // commits since the last pass
+	batches atomic.Int64 // writer batches since the last pass: none, nothing to copy
 	logged  atomic.Int64 // pages in the log at the last pass
 }
 
@@ -37,7 +37,7 @@ func (db *DB) checkpoints() {
 			return
 		case <-t.C:
 		}
-		if db.ckpt.commits.Swap(0) == 0 {
+		if db.ckpt.batches.Swap(0) == 0 {
 			continue
 		}
 		var busy, logged, copied int64
@@ -52,11 +52,11 @@ func (db *DB) checkpoints() {
 	}
 }
 
-// finishCheckpoint runs on the writer between batches once the log is
-// long: the background pass has copied nearly all of it, so this copies the
-// rest and lets the next transaction restart the log.
+// finishCheckpoint runs on the writer after every batch and checkpoints
+// only once the log is long: the background pass has copied nearly all of
+// it, so this copies the rest and lets the next transaction restart the log.
 func (db *DB) finishCheckpoint() {
-	db.ckpt.commits.Add(1)
+	db.ckpt.batches.Add(1)
 	if db.ckpt.logged.Load() <= walRestartPages {
 		return
 	}
