@@ -162,6 +162,11 @@ func run(ctx context.Context, c config) error {
 		if took > 0 {
 			note = fmt.Sprintf("built in %s", took.Round(time.Second))
 		}
+		// Every run adds its orders (and the reconcile run its anomalies) to
+		// the reused store: say how far it has drifted from what was built.
+		if orders, anomalies, err := storeSize(large); err == nil {
+			note += fmt.Sprintf("; holds %d orders, %d open anomalies (rm %s* to rebuild)", orders, anomalies, large)
+		}
 		add(row{fmt.Sprintf("large store: %d orders, 3 events each", c.largeOrders), note, "", ""})
 		srv, err := startServer(ctx, c.bin, large)
 		if err != nil {
@@ -292,6 +297,20 @@ func bytesPerEvent(path string) (float64, error) {
 		return 0, err
 	}
 	return float64(size) / float64(max(n, 1)), nil
+}
+
+// storeSize counts a store's orders and open anomalies.
+func storeSize(path string) (orders, anomalies int64, err error) {
+	conn, err := sql.Open("sqlite", "file:"+path+"?_pragma=query_only(1)")
+	if err != nil {
+		return 0, 0, err
+	}
+	defer conn.Close()
+	if err := conn.QueryRow(`SELECT COUNT(*) FROM orders`).Scan(&orders); err != nil {
+		return 0, 0, err
+	}
+	err = conn.QueryRow(`SELECT COUNT(*) FROM anomalies WHERE status = 'open'`).Scan(&anomalies)
+	return orders, anomalies, err
 }
 
 func timeCommand(ctx context.Context, bin, cmd, db string) (time.Duration, error) {
