@@ -3,9 +3,11 @@
 package reliability
 
 import (
+	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -33,7 +35,9 @@ func prlimitFsize(t *testing.T, pid int, soft uint64) syscall.Rlimit {
 
 // TestStoreFailure_DiskFullAndReadOnlyFilesystem limits how far serve may
 // write into any file. At the WAL's current size the WAL cannot grow: a full
-// disk. At zero no byte can be written anywhere: a filesystem remounted
+// disk, on which webhooks are stored while a restarted log has room and
+// refused when it has none, each answer true to what was stored. At zero no
+// byte can be written anywhere: a filesystem remounted
 // read-only under a running process. (The process ignores SIGXFSZ, as Go
 // programs do, so a write fails with EFBIG and SQLite reports an I/O error.)
 func TestStoreFailure_DiskFullAndReadOnlyFilesystem(t *testing.T) {
@@ -59,14 +63,46 @@ func TestStoreFailure_DiskFullAndReadOnlyFilesystem(t *testing.T) {
 			acceptedAfterRecovery(t, p, before)
 
 			old := prlimitFsize(t, p.cmd.Process.Pid, tc.limit(dbPath))
-			during := someHooks("broken", 8)
-			refusedWhileBroken(t, p, during)
+			var stored, during []*hook
+			if tc.name == "DiskFull" {
+				stored, during = sendWhileFull(t, p)
+			} else {
+				during = someHooks("broken", 8)
+				refusedWhileBroken(t, p, during)
+			}
 			prlimitFsize(t, p.cmd.Process.Pid, old.Cur)
 
 			acceptedAfterRecovery(t, p, during)
-			storeConsistent(t, p, dbPath, append(before, during...))
+			storeConsistent(t, p, dbPath, append(append(before, stored...), during...))
 		})
 	}
+}
+
+// sendWhileFull sends webhooks to a store on a full disk until it has
+// refused some and returns what it answered 200 (stored) and 503 (not
+// stored) apart. Checkpoints let SQLite restart the log and rewrite it from
+// its start, which a full disk allows, so some go through between refusals.
+func sendWhileFull(t *testing.T, p *proc) (stored, refused []*hook) {
+	t.Helper()
+	for _, h := range someHooks("filling", 400) {
+		st, retry, e, _, err := p.postRaw(h)
+		if err != nil {
+			t.Fatalf("%s %s: %v", h.provider, h.key, err)
+		}
+		switch {
+		case st == http.StatusOK:
+			stored = append(stored, h)
+		case st == http.StatusServiceUnavailable && retry != "" && strings.Contains(e.Error.Message, "retry"):
+			refused = append(refused, h)
+		default:
+			t.Fatalf("%s %s on a full disk: %d Retry-After %q %+v; want 200, or 503 saying retry", h.provider, h.key, st, retry, e.Error)
+		}
+		if len(refused) >= 8 {
+			return stored, refused
+		}
+	}
+	t.Fatalf("%d webhooks stored, %d refused: the disk never filled", len(stored), len(refused))
+	return nil, nil
 }
 
 // TestStoreFailure_ReadOnlyFileAtStart starts serve on a database it may
