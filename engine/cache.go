@@ -9,7 +9,7 @@ package engine
 // rolled-back batch, a write it cannot follow, another process's commit).
 type orderCache struct {
 	rows    map[int64]*orderRow
-	aliases map[string]int64 // provider "\x00" external id → order
+	aliases map[aliasKey]int64
 	max     int
 	// version is the store's PRAGMA data_version when the cache was last
 	// known to match it; another process's commit changes it.
@@ -22,17 +22,19 @@ type orderCache struct {
 const maxCachedOrders = 32_000
 
 func newOrderCache(max int) *orderCache {
-	return &orderCache{rows: make(map[int64]*orderRow), aliases: make(map[string]int64), max: max}
+	return &orderCache{rows: make(map[int64]*orderRow), aliases: make(map[aliasKey]int64), max: max}
 }
 
-func aliasKey(provider, id string) string { return provider + "\x00" + id }
+// aliasKey is a provider id of an order. A struct of the two strings, not
+// their concatenation, so a lookup on the ingest path allocates nothing.
+type aliasKey struct{ provider, id string }
 
 // lookup returns the cached order all of ids name, or nil when any id is
 // unknown here or they name different orders: the store decides those.
 func (c *orderCache) lookup(provider string, ids []string) *orderRow {
 	var ref int64
 	for _, id := range ids {
-		r, ok := c.aliases[aliasKey(provider, id)]
+		r, ok := c.aliases[aliasKey{provider, id}]
 		if !ok || (ref != 0 && r != ref) {
 			return nil
 		}
@@ -55,11 +57,11 @@ func (c *orderCache) put(o *orderRow, provider string, ids []string) {
 		}
 	}
 	if len(c.aliases) >= 4*c.max {
-		c.aliases = make(map[string]int64)
+		c.aliases = make(map[aliasKey]int64)
 	}
 	c.rows[o.ref] = o
 	for _, id := range ids {
-		c.aliases[aliasKey(provider, id)] = o.ref
+		c.aliases[aliasKey{provider, id}] = o.ref
 	}
 }
 
@@ -72,5 +74,5 @@ func (c *orderCache) clear() {
 		return
 	}
 	c.rows = make(map[int64]*orderRow)
-	c.aliases = make(map[string]int64)
+	c.aliases = make(map[aliasKey]int64)
 }

@@ -39,7 +39,7 @@ func cacheMatchesStore(t *testing.T, db *DB) (cached int) {
 		}
 		for key, ref := range db.cache.aliases {
 			var stored int64
-			err := tx.QueryRowContext(ctx, `SELECT order_ref FROM order_aliases WHERE provider || char(0) || external_id = ?`, key).Scan(&stored)
+			err := tx.QueryRowContext(ctx, `SELECT order_ref FROM order_aliases WHERE provider = ? AND external_id = ?`, key.provider, key.id).Scan(&stored)
 			if err != nil || stored != ref {
 				diffs = append(diffs, fmt.Sprintf("alias %q: cached %d, stored %d (%v)", key, ref, stored, err))
 			}
