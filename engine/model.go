@@ -12,6 +12,10 @@ import (
 type Request struct {
 	Header http.Header
 	Body   []byte
+	// Decoded is what an adapter's Verify decoded of Body, kept for its
+	// Parse when the signature covers fields inside the body; only the
+	// adapter that set it reads it.
+	Decoded any
 }
 
 // Adapter turns one provider's webhooks into canonical events.

@@ -68,20 +68,27 @@ func signedFields(body []byte) (id, createdAt string, err error) {
 	if err := json.Unmarshal(body, &env); err != nil {
 		return "", "", err
 	}
-	raw := bytes.TrimSpace(env.CreatedAt)
+	createdAt, err = signedCreatedAt(env.CreatedAt)
+	return env.ID, createdAt, err
+}
+
+// signedCreatedAt is created_at as the signature covers it: the string's
+// value, or the older integer form as it is written.
+func signedCreatedAt(raw json.RawMessage) (string, error) {
+	raw = bytes.TrimSpace(raw)
 	switch {
 	case len(raw) == 0 || bytes.Equal(raw, []byte("null")):
+		return "", nil
 	case raw[0] == '"':
-		if err := json.Unmarshal(raw, &createdAt); err != nil {
-			return "", "", err
+		var s string
+		if err := json.Unmarshal(raw, &s); err != nil {
+			return "", err
 		}
+		return s, nil
 	case raw[0] == '-' || (raw[0] >= '0' && raw[0] <= '9'):
-		// The older integer form is signed as it is written.
-		createdAt = string(raw)
-	default:
-		return "", "", errCreatedAt
+		return string(raw), nil
 	}
-	return env.ID, createdAt, nil
+	return "", errCreatedAt
 }
 
 type signError string
@@ -137,7 +144,14 @@ func (a *Adapter) Verify(req *engine.Request, _ time.Time) error {
 	case len(sigs) == 0:
 		return unauthorized("%s header is not a base64 HMAC-SHA256", SignatureHeader)
 	}
-	id, createdAt, err := signedFields(req.Body)
+	var id, createdAt string
+	var err error
+	if ev := decodeOnce(req); ev != nil {
+		id = ev.ID
+		createdAt, err = signedCreatedAt(ev.CreatedAt)
+	} else {
+		id, createdAt, err = signedFields(req.Body)
+	}
 	if err != nil {
 		return unauthorized("cannot read the id and created_at the Tazapay signature covers: body is not a Tazapay event")
 	}
@@ -150,6 +164,33 @@ func (a *Adapter) Verify(req *engine.Request, _ time.Time) error {
 		}
 	}
 	return unauthorized("%s does not match the body under any configured Tazapay secret", SignatureHeader)
+}
+
+// event is a Tazapay event decoded in one pass with its data object, which
+// is how nearly every webhook is read. The body is scanned once instead of
+// three times (signature fields, envelope, object).
+type event struct {
+	ID        string          `json:"id"`
+	Type      string          `json:"type"`
+	CreatedAt json.RawMessage `json:"created_at"`
+	Data      *object         `json:"data"`
+}
+
+// decodeOnce decodes req's body as an event, once per request: Verify's
+// result is kept on the request for Parse. It returns nil when the body
+// does not decode that way (malformed, or data not an object of the
+// documented shape); the callers then take the step-by-step path, which
+// tolerates an undocumented object and words the error.
+func decodeOnce(req *engine.Request) *event {
+	if ev, ok := req.Decoded.(*event); ok {
+		return ev
+	}
+	ev := new(event)
+	if json.Unmarshal(req.Body, ev) != nil {
+		return nil
+	}
+	req.Decoded = ev
+	return ev
 }
 
 // envelope is a Tazapay event. Data is decoded once the type says which
@@ -226,6 +267,16 @@ func (a *Adapter) Parse(req *engine.Request) (engine.Event, error) {
 	if req == nil {
 		return engine.Event{}, invalid("empty Tazapay webhook")
 	}
+	if e := decodeOnce(req); e != nil && e.ID != "" && e.Type != "" && e.Data != nil {
+		if m, ok := kinds[e.Type]; ok {
+			var created wire.Time
+			if err := created.UnmarshalJSON(e.CreatedAt); err == nil {
+				ev := engine.Event{Provider: Name, EventID: e.ID, DedupeKey: e.ID, Type: e.Type,
+					OccurredAt: created.Time, Mode: a.Mode, Kind: m.kind}
+				return mapEvent(ev, m.fam, e.Data)
+			}
+		}
+	}
 	var env envelope
 	if err := json.Unmarshal(req.Body, &env); err != nil {
 		return engine.Event{}, invalid("body is not a Tazapay event: %v", err)
@@ -258,11 +309,15 @@ func (a *Adapter) Parse(req *engine.Request) (engine.Event, error) {
 	if err := json.Unmarshal(env.Data, &o); err != nil {
 		return engine.Event{}, invalid("Tazapay %s event %s: malformed data: %v", env.Type, env.ID, err)
 	}
-	if err := mapObject(&ev, m.fam, &o); err != nil {
+	return mapEvent(ev, m.fam, &o)
+}
+
+func mapEvent(ev engine.Event, fam family, o *object) (engine.Event, error) {
+	if err := mapObject(&ev, fam, o); err != nil {
 		return engine.Event{}, err
 	}
 	if ev.CheckoutID == "" {
-		return engine.Event{}, invalid("Tazapay %s event %s names no checkout or payin", env.Type, env.ID)
+		return engine.Event{}, invalid("Tazapay %s event %s names no checkout or payin", ev.Type, ev.EventID)
 	}
 	return ev, nil
 }

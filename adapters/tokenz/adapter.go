@@ -197,6 +197,20 @@ type eventData struct {
 	Data    json.RawMessage `json:"data"`
 }
 
+// event is an envelope decoded in one pass with its order, which is how
+// every documented event is read; an undocumented one, or one that does not
+// decode this way, is read step by step.
+type event struct {
+	ID        string          `json:"id"`
+	CreatedAt json.RawMessage `json:"createdAt"`
+	Test      *bool           `json:"test"`
+	EventData *struct {
+		Type    string `json:"type"`
+		Version string `json:"version"`
+		Data    *order `json:"data"`
+	} `json:"eventData"`
+}
+
 // order is eventData.data. Its schema was not retrieved; these are the fields
 // the documentation's example and a third-party integration use.
 type order struct {
@@ -240,7 +254,16 @@ func (a *Adapter) Parse(req *engine.Request) (engine.Event, error) {
 		return engine.Event{}, invalid("empty Tokenz event")
 	}
 	var env envelope
-	if err := json.Unmarshal(req.Body, &env); err != nil {
+	var o order
+	decoded := false
+	if e := new(event); json.Unmarshal(req.Body, e) == nil && e.EventData != nil && kinds[e.EventData.Type] != "" {
+		env = envelope{ID: e.ID, CreatedAt: e.CreatedAt, Test: e.Test,
+			EventData: &eventData{Type: e.EventData.Type, Version: e.EventData.Version}}
+		if e.EventData.Data != nil {
+			o = *e.EventData.Data
+		}
+		decoded = true
+	} else if err := json.Unmarshal(req.Body, &env); err != nil {
 		return engine.Event{}, invalid("malformed Tokenz event: %s", wire.Describe(err, ""))
 	}
 	if env.ID == "" {
@@ -276,8 +299,7 @@ func (a *Adapter) Parse(req *engine.Request) (engine.Event, error) {
 	}
 	ev.Kind = kind
 
-	var o order
-	if len(env.EventData.Data) > 0 {
+	if !decoded && len(env.EventData.Data) > 0 {
 		if err := json.Unmarshal(env.EventData.Data, &o); err != nil {
 			return engine.Event{}, invalid("Tokenz %s event %s: %s", ev.Type, ev.EventID, wire.Describe(err, "eventData.data"))
 		}

@@ -125,6 +125,14 @@ type envelope struct {
 	Data json.RawMessage `json:"data"`
 }
 
+// event is a checkout status update decoded in one pass with its data,
+// which is how every documented webhook is read; anything else, or one that
+// does not decode this way, is read step by step.
+type event struct {
+	Type string        `json:"type"`
+	Data *checkoutData `json:"data"`
+}
+
 type checkoutData struct {
 	CheckoutData struct {
 		CheckoutID   string                     `json:"checkoutId"`
@@ -164,6 +172,13 @@ func (a *Adapter) Parse(req *engine.Request) (engine.Event, error) {
 	if req == nil {
 		return engine.Event{}, invalid("empty Tweed webhook")
 	}
+	ev := engine.Event{Provider: Name, Kind: sm.KindUnknown, Unsigned: a.unsigned()}
+	if e := new(event); json.Unmarshal(req.Body, e) == nil && e.Data != nil &&
+		strings.EqualFold(e.Type, TypeCheckoutStatusUpdated) && kindOf(e.Data.Status) != sm.KindUnknown {
+		ev.Type, ev.Kind = e.Data.Status, kindOf(e.Data.Status)
+		ev.EventID, ev.DedupeKey = ids(req, ev.Type)
+		return mapCheckout(ev, e.Data)
+	}
 	var env envelope
 	if err := json.Unmarshal(req.Body, &env); err != nil {
 		return engine.Event{}, invalid("body is not a Tweed webhook: %v", err)
@@ -171,7 +186,7 @@ func (a *Adapter) Parse(req *engine.Request) (engine.Event, error) {
 	if env.Type == "" {
 		return engine.Event{}, invalid("Tweed webhook has no type (the legacy v1 webhook is not supported)")
 	}
-	ev := engine.Event{Provider: Name, Type: env.Type, Kind: sm.KindUnknown, Unsigned: a.unsigned()}
+	ev.Type = env.Type
 
 	var d checkoutData
 	known := strings.EqualFold(env.Type, TypeCheckoutStatusUpdated)
@@ -202,6 +217,12 @@ func (a *Adapter) Parse(req *engine.Request) (engine.Event, error) {
 		return ev, nil
 	}
 
+	return mapCheckout(ev, &d)
+}
+
+// mapCheckout fills the checkout, reference and payment of a status update
+// whose kind is known.
+func mapCheckout(ev engine.Event, d *checkoutData) (engine.Event, error) {
 	ev.CheckoutID = d.CheckoutData.CheckoutID
 	if ev.CheckoutID == "" {
 		return engine.Event{}, invalid("Tweed %s webhook has no checkoutData.checkoutId", d.Status)

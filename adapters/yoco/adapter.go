@@ -193,6 +193,16 @@ type envelope struct {
 	Payload     json.RawMessage `json:"payload"`
 }
 
+// event is an envelope decoded in one pass with its payload, which is how
+// every documented event is read; an undocumented one, or one that does not
+// decode this way, is read step by step.
+type event struct {
+	ID          string          `json:"id"`
+	Type        string          `json:"type"`
+	CreatedDate json.RawMessage `json:"createdDate"`
+	Payload     *payload        `json:"payload"`
+}
+
 // payload is a payment or a refund; PaymentID is set on refunds only.
 type payload struct {
 	ID          string      `json:"id"`
@@ -227,7 +237,15 @@ func (a *Adapter) Parse(req *engine.Request) (engine.Event, error) {
 		return engine.Event{}, invalid("empty Yoco event")
 	}
 	var env envelope
-	if err := json.Unmarshal(req.Body, &env); err != nil {
+	var p payload
+	decoded := false
+	if e := new(event); json.Unmarshal(req.Body, e) == nil && kinds[e.Type] != "" {
+		env = envelope{ID: e.ID, Type: e.Type, CreatedDate: e.CreatedDate}
+		if e.Payload != nil {
+			p = *e.Payload
+		}
+		decoded = true
+	} else if err := json.Unmarshal(req.Body, &env); err != nil {
 		return engine.Event{}, invalid("malformed Yoco event: %s", wire.Describe(err, ""))
 	}
 	if env.ID == "" {
@@ -268,8 +286,7 @@ func (a *Adapter) Parse(req *engine.Request) (engine.Event, error) {
 	}
 	ev.Kind = kind
 
-	var p payload
-	if len(env.Payload) > 0 {
+	if !decoded && len(env.Payload) > 0 {
 		if err := json.Unmarshal(env.Payload, &p); err != nil {
 			return engine.Event{}, invalid("Yoco %s event %s: %s", ev.Type, ev.EventID, wire.Describe(err, "payload"))
 		}
