@@ -417,6 +417,41 @@ func TestIngest_OrdersStoredApartAreMerged(t *testing.T) {
 	require.Zero(t, diffs)
 }
 
+func TestMerge_ComparesCarriedEventsWithTheRegistration(t *testing.T) {
+	t.Parallel()
+	for _, how := range []string{"an event naming both ids", "a registration naming the other id"} {
+		t.Run(how, func(t *testing.T) {
+			ctx, c := context.Background(), newClock()
+			db := mustOpen(t, "", c)
+			register(t, db, "order_1", "chk_1", 4999)
+			// A capture of the wrong amount, known only by the payin id,
+			// lands on an order nobody registered: nothing to compare with.
+			wrong := event("paid_pay_1", sm.KindPaid, "pay_1", 5000)
+			res, err := db.Ingest(ctx, wrong, req(`{}`))
+			require.NoError(t, err)
+			o, err := db.Order(ctx, "order_1")
+			require.NoError(t, err)
+			require.Empty(t, o.Anomalies)
+
+			if how == "an event naming both ids" {
+				created := event("created", sm.KindCheckoutCreated, "chk_1", 0)
+				created.Refs = []string{"pay_1"}
+				_, err = db.Ingest(ctx, created, req(`{}`))
+			} else {
+				_, err = db.RegisterOrder(ctx, engine.Registration{OrderID: "order_1", Provider: "tazapay", CheckoutID: "chk_1",
+					Amount: 4999, Currency: "USD", Mode: engine.ModeLive, OtherIDs: []string{"pay_1"}})
+			}
+			require.NoError(t, err)
+			o, err = db.Order(ctx, "order_1")
+			require.NoError(t, err)
+			require.Equal(t, sm.Paid, o.State)
+			got := kinds(o.Anomalies)
+			require.Contains(t, got, engine.AnomalyAmountMismatch, "the carried capture is compared once it joins order_1")
+			require.Equal(t, []int64{res.Seq}, got[engine.AnomalyAmountMismatch].EventSeqs)
+		})
+	}
+}
+
 func TestRegisterOrder_OtherIDsJoinAnOrderWebhooksMadeApart(t *testing.T) {
 	t.Parallel()
 	ctx, c := context.Background(), newClock()

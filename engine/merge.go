@@ -36,9 +36,19 @@ func (db *DB) merge(ctx context.Context, tx *wtx, first int64, others []int64, n
 			target = min(target, id)
 		}
 	}
+	// The events of an order nobody registered were never compared with a
+	// registration: they are once they join the registered one.
+	var moved []storedEvent
 	for _, id := range ids {
 		if id == target {
 			continue
+		}
+		if registered == 1 {
+			evs, err := storedEvents(ctx, tx, id)
+			if err != nil {
+				return 0, err
+			}
+			moved = append(moved, evs...)
 		}
 		steps := []struct {
 			q    string
@@ -57,7 +67,21 @@ func (db *DB) merge(ctx context.Context, tx *wtx, first int64, others []int64, n
 			}
 		}
 	}
-	return target, db.refold(ctx, tx, target, now)
+	if err := db.refold(ctx, tx, target, now); err != nil {
+		return 0, err
+	}
+	if len(moved) == 0 {
+		return target, nil
+	}
+	o, err := scanOrder(tx.QueryRowContext(ctx, qOrderByID, target))
+	if err != nil {
+		return 0, storeError(err, "merge orders")
+	}
+	raised := newRaiser(tx, now)
+	for _, s := range moved {
+		raised.mismatches(ctx, o, s.ev, s.seq)
+	}
+	return target, raised.err
 }
 
 // refold recomputes an order's state, totals and progress from its stored

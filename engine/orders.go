@@ -139,35 +139,42 @@ func (db *DB) register(ctx context.Context, tx *wtx, reg Registration) error {
 	o.mode = sql.NullString{String: reg.Mode, Valid: true}
 	o.registered, o.state = true, state
 
-	rows, err := tx.QueryContext(ctx, `SELECT id, provider, provider_event_id, provider_type, kind, amount, COALESCE(currency, ''), COALESCE(mode, '')
-		FROM events WHERE order_ref = ? AND original_id IS NULL ORDER BY id`, o.ref)
+	evs, err := storedEvents(ctx, tx, o.ref)
 	if err != nil {
-		return storeError(err, "load events")
-	}
-	type stored struct {
-		seq int64
-		ev  Event
-	}
-	var evs []stored
-	for rows.Next() {
-		var s stored
-		var kind string
-		if err := rows.Scan(&s.seq, &s.ev.Provider, &s.ev.EventID, &s.ev.Type, &kind, &s.ev.Amount, &s.ev.Currency, &s.ev.Mode); err != nil {
-			rows.Close()
-			return storeError(err, "load events")
-		}
-		s.ev.Kind = sm.Kind(kind)
-		evs = append(evs, s)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return storeError(err, "load events")
+		return err
 	}
 	raised := newRaiser(tx, now)
 	for _, s := range evs {
 		raised.mismatches(ctx, o, s.ev, s.seq)
 	}
 	return raised.err
+}
+
+// storedEvent is an original event as the mismatch checks need it.
+type storedEvent struct {
+	seq int64
+	ev  Event
+}
+
+// storedEvents lists an order's original events in arrival order.
+func storedEvents(ctx context.Context, tx *wtx, ref int64) ([]storedEvent, error) {
+	rows, err := tx.QueryContext(ctx, `SELECT id, provider, provider_event_id, provider_type, kind, amount, COALESCE(currency, ''), COALESCE(mode, '')
+		FROM events WHERE order_ref = ? AND original_id IS NULL ORDER BY id`, ref)
+	if err != nil {
+		return nil, storeError(err, "load events")
+	}
+	defer rows.Close()
+	var evs []storedEvent
+	for rows.Next() {
+		var s storedEvent
+		var kind string
+		if err := rows.Scan(&s.seq, &s.ev.Provider, &s.ev.EventID, &s.ev.Type, &kind, &s.ev.Amount, &s.ev.Currency, &s.ev.Mode); err != nil {
+			return nil, storeError(err, "load events")
+		}
+		s.ev.Kind = sm.Kind(kind)
+		evs = append(evs, s)
+	}
+	return evs, storeError2(rows.Err(), "load events")
 }
 
 // attachIDs records a registration's other provider ids as names of its
@@ -202,6 +209,17 @@ func (db *DB) attachIDs(ctx context.Context, tx *wtx, reg Registration) error {
 			}
 			if _, err := db.merge(ctx, tx, ref, []int64{other}, now); err != nil {
 				return err
+			}
+			// The merged events may have moved the order past what the
+			// customer's redirect said.
+			o, err = loadOrder(ctx, tx, `id = ?`, ref)
+			if err != nil {
+				return err
+			}
+			raised := newRaiser(tx, now)
+			raised.redirectMismatch(ctx, o, 0)
+			if raised.err != nil {
+				return raised.err
 			}
 		}
 	}
