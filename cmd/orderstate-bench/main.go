@@ -162,12 +162,14 @@ func run(ctx context.Context, c config) error {
 		if took > 0 {
 			note = fmt.Sprintf("built in %s", took.Round(time.Second))
 		}
-		// Every run adds its orders (and the reconcile run its anomalies) to
-		// the reused store: say how far it has drifted from what was built.
 		if orders, anomalies, err := storeSize(large); err == nil {
-			note += fmt.Sprintf("; holds %d orders, %d open anomalies (rm %s* to rebuild)", orders, anomalies, large)
+			note += fmt.Sprintf("; holds %d orders, %d open anomalies", orders, anomalies)
 		}
 		add(row{fmt.Sprintf("large store: %d orders, 3 events each", c.largeOrders), note, "", ""})
+		snap, err := takeSnapshot(ctx, large)
+		if err != nil {
+			return err
+		}
 		srv, err := startServer(ctx, c.bin, large)
 		if err != nil {
 			return err
@@ -193,6 +195,10 @@ func run(ctx context.Context, c config) error {
 				return err
 			}
 			add(row{fmt.Sprintf("orderstate %s on the large store (whole command)", job), d.Round(time.Millisecond).String(), "", ""})
+		}
+		fmt.Fprintln(os.Stderr, "  taking this run's orders out of the large store again")
+		if err := snap.restore(ctx, large); err != nil {
+			return fmt.Errorf("restore %s (rm %s* to rebuild it): %w", large, large, err)
 		}
 	}
 	add(row{"server peak RSS (VmHWM) over all runs", fmt.Sprintf("%.0f MB", float64(peakRSS)/1e6), "", ""})
@@ -311,6 +317,86 @@ func storeSize(path string) (orders, anomalies int64, err error) {
 	}
 	err = conn.QueryRow(`SELECT COUNT(*) FROM anomalies WHERE status = 'open'`).Scan(&anomalies)
 	return orders, anomalies, err
+}
+
+// snapshot is where a run starts in the reused large store. What the run
+// adds past it (its orders, events and aliases, the anomalies and report of
+// the reconcile and report runs, the sweep watermarks) is taken out again
+// afterwards, so every run measures the store as it was built rather than
+// one grown by the runs before it.
+type snapshot struct {
+	orders, events, anomalies, reports int64
+	watermarks                         map[string]string
+}
+
+func takeSnapshot(ctx context.Context, path string) (snapshot, error) {
+	conn, err := sql.Open("sqlite", "file:"+path+"?_pragma=query_only(1)")
+	if err != nil {
+		return snapshot{}, err
+	}
+	defer conn.Close()
+	s := snapshot{watermarks: map[string]string{}}
+	for _, m := range []struct {
+		table string
+		to    *int64
+	}{{"orders", &s.orders}, {"events", &s.events}, {"anomalies", &s.anomalies}, {"reports", &s.reports}} {
+		if err := conn.QueryRowContext(ctx, `SELECT COALESCE(MAX(id), 0) FROM `+m.table).Scan(m.to); err != nil {
+			return snapshot{}, fmt.Errorf("snapshot %s: %w", path, err)
+		}
+	}
+	rows, err := conn.QueryContext(ctx, `SELECT name, at FROM watermarks`)
+	if err != nil {
+		return snapshot{}, fmt.Errorf("snapshot %s: %w", path, err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var name, at string
+		if err := rows.Scan(&name, &at); err != nil {
+			return snapshot{}, err
+		}
+		s.watermarks[name] = at
+	}
+	return s, rows.Err()
+}
+
+func (s snapshot) restore(ctx context.Context, path string) error {
+	conn, err := sql.Open("sqlite", "file:"+path+"?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)")
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	tx, err := conn.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	steps := []struct {
+		q    string
+		args []any
+	}{
+		{`DELETE FROM raw_events WHERE event_id > ?`, []any{s.events}},
+		{`DELETE FROM events WHERE id > ?`, []any{s.events}},
+		{`DELETE FROM order_aliases WHERE order_ref > ?`, []any{s.orders}},
+		{`DELETE FROM anomalies WHERE id > ? OR order_ref > ?`, []any{s.anomalies, s.orders}},
+		{`DELETE FROM orders WHERE id > ?`, []any{s.orders}},
+		{`DELETE FROM reports WHERE id > ?`, []any{s.reports}},
+		{`DELETE FROM watermarks`, nil},
+	}
+	for _, st := range steps {
+		if _, err := tx.ExecContext(ctx, st.q, st.args...); err != nil {
+			return err
+		}
+	}
+	for name, at := range s.watermarks {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO watermarks (name, at) VALUES (?, ?)`, name, at); err != nil {
+			return err
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return err
+	}
+	_, err = conn.ExecContext(ctx, `PRAGMA wal_checkpoint(TRUNCATE)`)
+	return err
 }
 
 func timeCommand(ctx context.Context, bin, cmd, db string) (time.Duration, error) {
