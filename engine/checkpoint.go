@@ -66,7 +66,7 @@ func (db *DB) finishCheckpoint() {
 	}
 	db.ckpt.logged.Store(0)
 	var busy, logged, copied int64
-	err := db.write.QueryRowContext(context.Background(), `PRAGMA wal_checkpoint(PASSIVE)`).Scan(&busy, &logged, &copied)
+	err := db.hot.conn.QueryRowContext(context.Background(), `PRAGMA wal_checkpoint(PASSIVE)`).Scan(&busy, &logged, &copied)
 	if err != nil {
 		db.log.Warn("checkpoint failed", "err", err)
 	} else if copied > 0 {

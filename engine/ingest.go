@@ -164,7 +164,7 @@ func (db *DB) ingest(ctx context.Context, tx *wtx, ev Event, headers, body []byt
 
 	var origID int64
 	var origOrder sql.NullInt64
-	err := tx.QueryRowContext(ctx, qDedupe, dedupe).
+	err := tx.queryRow(ctx, qDedupe, dedupe).
 		Scan(&origID, &origOrder)
 	switch {
 	case err == nil:
@@ -277,7 +277,7 @@ func (db *DB) recordDuplicate(ctx context.Context, tx *wtx, ev Event, dedupe []b
 	}
 	o := db.cache.rows[orderRef.Int64]
 	if o == nil {
-		if o, err = scanOrder(tx.QueryRowContext(ctx, qOrderByID, orderRef.Int64)); err != nil {
+		if o, err = scanOrder(tx.queryRow(ctx, qOrderByID, orderRef.Int64)); err != nil {
 			return storeError(err, "load order")
 		}
 	}
@@ -315,7 +315,7 @@ func (db *DB) resolveOrder(ctx context.Context, tx *wtx, ev Event, now time.Time
 	} else {
 		q = resolveQuery(len(ids))
 	}
-	rows, err := tx.QueryContext(ctx, q, args...)
+	rows, err := tx.query(ctx, q, args...)
 	if err != nil {
 		return nil, storeError(err, "alias lookup")
 	}
@@ -361,7 +361,7 @@ func (db *DB) resolveOrder(ctx context.Context, tx *wtx, ev Event, now time.Time
 		o = nil
 	}
 	if ref == 0 && ev.Reference != "" {
-		err := tx.QueryRowContext(ctx, qOrderByReference, ev.Reference, ev.Provider).Scan(&ref)
+		err := tx.queryRow(ctx, qOrderByReference, ev.Reference, ev.Provider).Scan(&ref)
 		if err != nil && !errors.Is(err, sql.ErrNoRows) {
 			return nil, storeError(err, "reference lookup")
 		}
@@ -383,7 +383,7 @@ func (db *DB) resolveOrder(ctx context.Context, tx *wtx, ev Event, now time.Time
 		}
 	}
 	if o == nil {
-		if o, err = scanOrder(tx.QueryRowContext(ctx, qOrderByID, ref)); err != nil {
+		if o, err = scanOrder(tx.queryRow(ctx, qOrderByID, ref)); err != nil {
 			return nil, storeError(err, "load order")
 		}
 	}

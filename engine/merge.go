@@ -73,7 +73,7 @@ func (db *DB) merge(ctx context.Context, tx *wtx, first int64, others []int64, n
 	if len(moved) == 0 {
 		return target, nil
 	}
-	o, err := scanOrder(tx.QueryRowContext(ctx, qOrderByID, target))
+	o, err := scanOrder(tx.queryRow(ctx, qOrderByID, target))
 	if err != nil {
 		return 0, storeError(err, "merge orders")
 	}
@@ -87,7 +87,7 @@ func (db *DB) merge(ctx context.Context, tx *wtx, first int64, others []int64, n
 // refold recomputes an order's state, totals and progress from its stored
 // events, as replay does.
 func (db *DB) refold(ctx context.Context, tx *wtx, ref int64, now time.Time) error {
-	o, err := scanOrder(tx.QueryRowContext(ctx, qOrderByID, ref))
+	o, err := scanOrder(tx.queryRow(ctx, qOrderByID, ref))
 	if err != nil {
 		return storeError(err, "refold order")
 	}

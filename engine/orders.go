@@ -191,7 +191,7 @@ func (db *DB) attachIDs(ctx context.Context, tx *wtx, reg Registration) error {
 	now := db.now()
 	for _, id := range reg.OtherIDs {
 		var other int64
-		err := tx.QueryRowContext(ctx, qAliasLookup, reg.Provider, id).Scan(&other)
+		err := tx.queryRow(ctx, qAliasLookup, reg.Provider, id).Scan(&other)
 		switch {
 		case errors.Is(err, sql.ErrNoRows):
 			if _, err := tx.ExecContext(ctx, qInsertAlias, reg.Provider, id, ref); err != nil {

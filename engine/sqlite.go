@@ -46,7 +46,7 @@ type DB struct {
 	log      *slog.Logger
 	write    *sql.DB
 	read     *sql.DB
-	stmts    stmtCache   // writer's, on its one connection
+	hot      hotStmts    // writer's, on its one connection
 	rstmts   stmtCache   // readers'
 	cache    *orderCache // the writer's
 	ckpt     checkpointer
@@ -104,24 +104,35 @@ func Open(ctx context.Context, path string, opts Options) (*DB, error) {
 		db.write.Close()
 		return nil, err
 	}
-	if err := db.stmts.prepare(ctx, db.write, hotQueries); err != nil {
+	// The writer keeps its one connection for good: see hotStmts.
+	wconn, err := db.write.Conn(ctx)
+	if err != nil {
 		db.write.Close()
+		return nil, Wrap(EUNAVAILABLE, err, "cannot open database %s", db.path)
+	}
+	closeWriter := func() {
+		db.hot.close()
+		wconn.Close()
+		db.write.Close()
+	}
+	if err := db.hot.prepare(ctx, wconn, hotQueries); err != nil {
+		closeWriter()
 		return nil, err
 	}
 	if db.read, err = sql.Open("sqlite", dsn(path, opts.BusyTimeout, true)); err != nil {
-		db.write.Close()
+		closeWriter()
 		return nil, fmt.Errorf("open %s for reading: %w", path, err)
 	}
 	db.read.SetMaxOpenConns(opts.Readers)
 	db.read.SetMaxIdleConns(opts.Readers)
 	if err := db.rstmts.prepare(ctx, db.read, readQueries()); err != nil {
 		db.read.Close()
-		db.write.Close()
+		closeWriter()
 		return nil, err
 	}
 	if db.ckpt.conn, err = sql.Open("sqlite", dsn(path, opts.BusyTimeout, false)); err != nil {
 		db.read.Close()
-		db.write.Close()
+		closeWriter()
 		return nil, fmt.Errorf("open %s for checkpoints: %w", path, err)
 	}
 	db.ckpt.conn.SetMaxOpenConns(1)
@@ -235,7 +246,7 @@ func (db *DB) Close() error {
 		db.mu.Unlock()
 		close(db.quit)
 		db.wg.Wait()
-		db.stmts.close()
+		db.hot.close()
 		db.rstmts.close()
 		if db.read != nil {
 			err = errors.Join(err, db.read.Close())
@@ -243,7 +254,7 @@ func (db *DB) Close() error {
 		if db.ckpt.conn != nil {
 			err = errors.Join(err, db.ckpt.conn.Close())
 		}
-		err = errors.Join(err, db.write.Close())
+		err = errors.Join(err, db.hot.conn.Close(), db.write.Close())
 	})
 	return err
 }
@@ -381,14 +392,14 @@ func (db *DB) commit(batch []*op) {
 // returns that op's index; on a transaction error, -1.
 func (db *DB) runAll(ops []*op) (int, error) {
 	ctx := context.Background()
-	tx, err := db.write.BeginTx(ctx, nil)
+	tx, err := db.hot.conn.BeginTx(ctx, nil)
 	if err != nil {
 		return -1, storeError(err, "cannot begin a write transaction")
 	}
 	// The write lock is held from here: no other process commits until
 	// this transaction ends, so one check per batch suffices.
 	var version int64
-	if err := db.wrap(tx).QueryRowContext(ctx, qDataVersion).Scan(&version); err != nil {
+	if err := db.wrap(tx).queryRow(ctx, qDataVersion).Scan(&version); err != nil {
 		tx.Rollback()
 		return -1, storeError(err, "cannot begin a write transaction")
 	}

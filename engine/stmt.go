@@ -54,25 +54,41 @@ type wtx struct {
 
 func (db *DB) wrap(tx *sql.Tx) *wtx { return &wtx{Tx: tx, db: db} }
 
+// ExecContext runs a hot statement on the driver connection (see
+// hotStmts), anything else through the transaction.
 func (t *wtx) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
-	if s := t.db.stmts.get(query); s != nil {
-		return t.Tx.StmtContext(ctx, s).ExecContext(ctx, args...)
+	if s := t.db.hot.stmts[query]; s != nil {
+		return t.db.hot.exec(s, args)
 	}
 	return t.Tx.ExecContext(ctx, query, args...)
 }
 
-func (t *wtx) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
-	if s := t.db.stmts.get(query); s != nil {
-		return t.Tx.StmtContext(ctx, s).QueryContext(ctx, args...)
-	}
-	return t.Tx.QueryContext(ctx, query, args...)
+// rowScanner is a *sql.Row or a hotRow.
+type rowScanner interface{ Scan(dest ...any) error }
+
+// rowIter is a *sql.Rows or a *hotRows.
+type rowIter interface {
+	Next() bool
+	Scan(dest ...any) error
+	Err() error
+	Close() error
 }
 
-func (t *wtx) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
-	if s := t.db.stmts.get(query); s != nil {
-		return t.Tx.StmtContext(ctx, s).QueryRowContext(ctx, args...)
+// queryRow is QueryRowContext, on the driver connection for a hot query.
+func (t *wtx) queryRow(ctx context.Context, query string, args ...any) rowScanner {
+	if s := t.db.hot.stmts[query]; s != nil {
+		rows, err := t.db.hot.query(s, args)
+		return hotRow{rows: rows, err: err}
 	}
 	return t.Tx.QueryRowContext(ctx, query, args...)
+}
+
+// query is QueryContext, on the driver connection for a hot query.
+func (t *wtx) query(ctx context.Context, query string, args ...any) (rowIter, error) {
+	if s := t.db.hot.stmts[query]; s != nil {
+		return t.db.hot.query(s, args)
+	}
+	return t.Tx.QueryContext(ctx, query, args...)
 }
 
 // querier is what read helpers need from a transaction.
