@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"database/sql"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -579,6 +578,8 @@ func (s *server) ingest(ctx context.Context, w *workload, conc int, d time.Durat
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			hc := newHookConn(strings.TrimPrefix(s.base, "http://"))
+			defer hc.close()
 			local := make([]time.Duration, 0, 4096)
 			for ctx.Err() == nil {
 				i := int(next.Add(1)) - 1
@@ -586,10 +587,9 @@ func (s *server) ingest(ctx context.Context, w *workload, conc int, d time.Durat
 					break
 				}
 				dl := w.deliveries[i]
-				req, _ := http.NewRequestWithContext(ctx, "POST", s.base+"/webhooks/"+dl.provider, bytes.NewReader(dl.body))
-				req.Header = dl.header(time.Now())
+				header := dl.header(time.Now())
 				t0 := time.Now()
-				resp, err := s.client.Do(req)
+				status, body, err := hc.do("POST", "/webhooks/"+dl.provider, header, dl.body)
 				if err != nil {
 					if ctx.Err() == nil {
 						mu.Lock()
@@ -599,13 +599,11 @@ func (s *server) ingest(ctx context.Context, w *workload, conc int, d time.Durat
 					}
 					continue
 				}
-				body, _ := io.ReadAll(resp.Body)
-				resp.Body.Close()
-				if resp.StatusCode != http.StatusOK {
+				if status != http.StatusOK {
 					mu.Lock()
 					errCount++
 					if firstErr == "" {
-						firstErr = fmt.Sprintf("%d %s", resp.StatusCode, bytes.TrimSpace(body))
+						firstErr = fmt.Sprintf("%d %s", status, bytes.TrimSpace(body))
 					}
 					mu.Unlock()
 					continue
@@ -637,18 +635,11 @@ func (s *server) readOrders(ctx context.Context, ids []string, readers int, coun
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			hc := newHookConn(strings.TrimPrefix(s.base, "http://"))
+			defer hc.close()
 			for i := r; ctx.Err() == nil; i += 7919 {
-				req, _ := http.NewRequestWithContext(ctx, "GET", s.base+"/v1/orders/"+ids[i%len(ids)], nil)
-				resp, err := s.client.Do(req)
-				if err != nil {
-					if errors.Is(err, context.DeadlineExceeded) || ctx.Err() != nil {
-						return
-					}
-					continue
-				}
-				io.Copy(io.Discard, resp.Body)
-				resp.Body.Close()
-				if resp.StatusCode == http.StatusOK {
+				status, _, err := hc.do("GET", "/v1/orders/"+ids[i%len(ids)], nil, nil)
+				if err == nil && status == http.StatusOK && ctx.Err() == nil {
 					count.Add(1)
 				}
 			}
