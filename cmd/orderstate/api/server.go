@@ -325,6 +325,14 @@ func (s *Server) knownProvider(p string) bool {
 	return false
 }
 
+// providers are the names knownProvider accepts.
+func (s *Server) providers() []string {
+	if len(s.cfg.Providers) == 0 {
+		return s.pipeline.Providers()
+	}
+	return s.cfg.Providers
+}
+
 func (s *Server) handleRedirect(w http.ResponseWriter, r *http.Request) {
 	var body struct {
 		Outcome string `json:"outcome"`
@@ -382,8 +390,20 @@ func (s *Server) handleAnomalies(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	if f.Kind != "" && !contains(engine.AnomalyKinds, f.Kind) {
-		s.writeError(w, r, engine.Errorf(engine.EINVALID, "unknown anomaly kind %q; kinds: %s", f.Kind, strings.Join(engine.AnomalyKinds, ", ")))
+	// A value no anomaly can have would answer an empty list, which reads
+	// as "nothing to act on": a typo must get an error instead.
+	switch {
+	case f.Kind != "" && !contains(engine.AnomalyKinds, f.Kind):
+		err = engine.Errorf(engine.EINVALID, "unknown anomaly kind %q; kinds: %s", f.Kind, strings.Join(engine.AnomalyKinds, ", "))
+	case f.Status != "" && !contains(engine.AnomalyStatuses, f.Status):
+		err = engine.Errorf(engine.EINVALID, "unknown anomaly status %q; statuses: %s", f.Status, strings.Join(engine.AnomalyStatuses, ", "))
+	case f.Severity != "" && !contains(engine.Severities, f.Severity):
+		err = engine.Errorf(engine.EINVALID, "unknown severity %q; severities: %s", f.Severity, strings.Join(engine.Severities, ", "))
+	case f.Provider != "" && !s.knownProvider(f.Provider):
+		err = engine.Errorf(engine.EINVALID, "unknown provider %q; providers: %s", f.Provider, strings.Join(s.providers(), ", "))
+	}
+	if err != nil {
+		s.writeError(w, r, err)
 		return
 	}
 	list, err := s.store.Anomalies(r.Context(), f)
