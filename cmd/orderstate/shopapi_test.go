@@ -2,8 +2,10 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -73,4 +75,62 @@ func TestAPI_AnomalyFiltersRefuseUnknownValues(t *testing.T) {
 	} {
 		require.Equal(t, want, found(query), query)
 	}
+}
+
+// A body is one JSON object: whatever follows it was not read, so taking
+// the request would store something other than what the shop sent.
+func TestAPI_JSONBodiesRefuseTrailingData(t *testing.T) {
+	t.Parallel()
+	s := startTestSidecar(t, filepath.Join(t.TempDir(), "o.db"))
+	b := tazapayEvent("evt_t1", "checkout.paid", "2025-05-14T06:41:22Z", "chk_t1", "pay_t1", "order_t1", "paid", 100)
+	for range 2 { // the duplicate is an anomaly to acknowledge
+		st, body := s.do("POST", "/webhooks/tazapay", b, signedTazapay(b))
+		require.Equal(t, http.StatusOK, st, string(body))
+	}
+	const reg = `{"provider":"tazapay","checkout_id":"chk_t2","amount":100,"currency":"USD","mode":"live"}`
+	st, body := s.do("PUT", "/v1/orders/order_t2", []byte(reg), nil)
+	require.Equal(t, http.StatusOK, st, string(body))
+	st, body = s.do("GET", "/v1/anomalies?kind=duplicate", nil, nil)
+	require.Equal(t, http.StatusOK, st, string(body))
+	var list struct{ Anomalies []engine.Anomaly }
+	require.NoError(t, json.Unmarshal(body, &list))
+	require.Len(t, list.Anomalies, 1)
+	ack := fmt.Sprintf("/v1/anomalies/%d/ack", list.Anomalies[0].ID)
+
+	for _, tc := range []struct{ method, path, body string }{
+		{"PUT", "/v1/orders/order_t2", reg + ` trailing`},
+		{"PUT", "/v1/orders/order_t2", reg + `{}`},
+		{"PUT", "/v1/orders/order_t2", reg + `}`},
+		{"PUT", "/v1/orders/order_t3", `{"provider":"tazapay","checkout_id":"chk_t3","amount":100,"currency":"USD","mode":"live"} x`},
+		{"POST", "/v1/orders/order_t2/redirect", `{"outcome":"success"} trailing`},
+		{"POST", "/v1/orders/order_t2/redirect", `{"outcome":"success"}{"outcome":"failure"}`},
+		{"POST", ack, `{"note":"seen"} trailing`},
+		{"POST", ack, `{"note":"seen"}null`},
+	} {
+		st, body := s.do(tc.method, tc.path, []byte(tc.body), nil)
+		require.Equal(t, http.StatusBadRequest, st, "%s %s %s: %s", tc.method, tc.path, tc.body, body)
+		code, msg := apiError(t, body)
+		require.Equal(t, engine.EINVALID, code)
+		require.Contains(t, msg, "data after the JSON object", "%s %s %s", tc.method, tc.path, tc.body)
+	}
+	st, _ = s.do("GET", "/v1/orders/order_t3", nil, nil)
+	require.Equal(t, http.StatusNotFound, st, "a refused registration stores nothing")
+	st, body = s.do("GET", "/v1/orders/order_t2", nil, nil)
+	require.Equal(t, http.StatusOK, st, string(body))
+	require.NotContains(t, string(body), `"redirect"`, "a refused redirect stores nothing")
+	st, body = s.do("GET", "/v1/anomalies?kind=duplicate&status=open", nil, nil)
+	require.Equal(t, http.StatusOK, st, string(body))
+	require.Contains(t, string(body), `"status": "open"`, "a refused acknowledgement stores nothing")
+
+	// The bytes after the object count towards --max-body too.
+	st, body = s.do("PUT", "/v1/orders/order_t2", []byte(reg+strings.Repeat(" ", 300<<10)), nil)
+	require.Equal(t, http.StatusRequestEntityTooLarge, st, string(body))
+
+	// Whitespace after the object is not data.
+	st, body = s.do("PUT", "/v1/orders/order_t2", []byte(reg+" \r\n\t"), nil)
+	require.Equal(t, http.StatusOK, st, string(body))
+	st, body = s.do("POST", "/v1/orders/order_t2/redirect", []byte(`{"outcome":"success"}`+"\n"), nil)
+	require.Equal(t, http.StatusOK, st, string(body))
+	st, body = s.do("POST", ack, []byte(`{"note":"seen"}`+"\n"), nil)
+	require.Equal(t, http.StatusOK, st, string(body))
 }

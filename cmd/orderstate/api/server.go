@@ -279,14 +279,28 @@ func (s *Server) providerLabel(p string) string {
 func (s *Server) decode(w http.ResponseWriter, r *http.Request, v any) error {
 	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, s.cfg.MaxBody))
 	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		var tooLarge *http.MaxBytesError
-		if errors.As(err, &tooLarge) {
+	err := dec.Decode(v)
+	if err == nil {
+		// Whatever follows the object was never read: taking the request
+		// would act on less than the client sent.
+		if _, terr := dec.Token(); isTooLarge(terr) {
+			err = terr
+		} else if !errors.Is(terr, io.EOF) {
+			err = errors.New("data after the JSON object")
+		}
+	}
+	if err != nil {
+		if isTooLarge(err) {
 			return engine.Errorf(engine.ETOOLARGE, "body is larger than %d bytes", s.cfg.MaxBody)
 		}
 		return engine.Errorf(engine.EINVALID, "body is not valid JSON for this endpoint: %v", err)
 	}
 	return nil
+}
+
+func isTooLarge(err error) bool {
+	var tooLarge *http.MaxBytesError
+	return errors.As(err, &tooLarge)
 }
 
 func (s *Server) handleOrderRegister(w http.ResponseWriter, r *http.Request) {
