@@ -134,3 +134,40 @@ func TestAPI_JSONBodiesRefuseTrailingData(t *testing.T) {
 	st, body = s.do("POST", ack, []byte(`{"note":"seen"}`+"\n"), nil)
 	require.Equal(t, http.StatusOK, st, string(body))
 }
+
+// The note is optional, so a body with nothing in it is an acknowledgement
+// without one.
+func TestAPI_AckWithoutABody(t *testing.T) {
+	t.Parallel()
+	s := startTestSidecar(t, filepath.Join(t.TempDir(), "o.db"))
+	for i := range 3 {
+		b := tazapayEvent(fmt.Sprintf("evt_a%d", i), "checkout.paid", "2025-05-14T06:41:22Z", fmt.Sprintf("chk_a%d", i),
+			fmt.Sprintf("pay_a%d", i), fmt.Sprintf("order_a%d", i), "paid", 100)
+		for range 2 {
+			st, body := s.do("POST", "/webhooks/tazapay", b, signedTazapay(b))
+			require.Equal(t, http.StatusOK, st, string(body))
+		}
+	}
+	st, body := s.do("GET", "/v1/anomalies?kind=duplicate", nil, nil)
+	require.Equal(t, http.StatusOK, st, string(body))
+	var list struct{ Anomalies []engine.Anomaly }
+	require.NoError(t, json.Unmarshal(body, &list))
+	require.Len(t, list.Anomalies, 3)
+
+	for i, empty := range []string{"", " \n", `{}`} {
+		st, body := s.do("POST", fmt.Sprintf("/v1/anomalies/%d/ack", list.Anomalies[i].ID), []byte(empty), nil)
+		require.Equal(t, http.StatusOK, st, "%q: %s", empty, body)
+		var a engine.Anomaly
+		require.NoError(t, json.Unmarshal(body, &a))
+		require.Equal(t, engine.StatusAcknowledged, a.Status, "%q", empty)
+		require.Empty(t, a.Note, "%q", empty)
+	}
+	st, body = s.do("POST", "/v1/anomalies/999999/ack", nil, nil)
+	require.Equal(t, http.StatusNotFound, st, string(body))
+
+	// The other bodies still need their fields.
+	st, body = s.do("PUT", "/v1/orders/o1", nil, nil)
+	require.Equal(t, http.StatusBadRequest, st, string(body))
+	st, body = s.do("POST", "/v1/orders/o1/redirect", nil, nil)
+	require.Equal(t, http.StatusBadRequest, st, string(body))
+}

@@ -276,10 +276,16 @@ func (s *Server) providerLabel(p string) string {
 	return "unknown"
 }
 
-func (s *Server) decode(w http.ResponseWriter, r *http.Request, v any) error {
+// decode reads the request body as one JSON object into v. With emptyOK,
+// a body that is empty (or only whitespace) leaves v as it is: for an
+// endpoint whose fields are all optional, sending none is not an error.
+func (s *Server) decode(w http.ResponseWriter, r *http.Request, v any, emptyOK bool) error {
 	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, s.cfg.MaxBody))
 	dec.DisallowUnknownFields()
 	err := dec.Decode(v)
+	if emptyOK && errors.Is(err, io.EOF) {
+		return nil
+	}
 	if err == nil {
 		// Whatever follows the object was never read: taking the request
 		// would act on less than the client sent.
@@ -305,7 +311,7 @@ func isTooLarge(err error) bool {
 
 func (s *Server) handleOrderRegister(w http.ResponseWriter, r *http.Request) {
 	var reg engine.Registration
-	if err := s.decode(w, r, &reg); err != nil {
+	if err := s.decode(w, r, &reg, false); err != nil {
 		s.writeError(w, r, err)
 		return
 	}
@@ -351,7 +357,7 @@ func (s *Server) handleRedirect(w http.ResponseWriter, r *http.Request) {
 	var body struct {
 		Outcome string `json:"outcome"`
 	}
-	if err := s.decode(w, r, &body); err != nil {
+	if err := s.decode(w, r, &body, false); err != nil {
 		s.writeError(w, r, err)
 		return
 	}
@@ -452,7 +458,7 @@ func (s *Server) handleAnomalyAck(w http.ResponseWriter, r *http.Request) {
 	var body struct {
 		Note string `json:"note"`
 	}
-	if err := s.decode(w, r, &body); err != nil {
+	if err := s.decode(w, r, &body, true); err != nil {
 		s.writeError(w, r, err)
 		return
 	}
