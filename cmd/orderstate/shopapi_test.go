@@ -171,3 +171,46 @@ func TestAPI_AckWithoutABody(t *testing.T) {
 	st, body = s.do("POST", "/v1/orders/o1/redirect", nil, nil)
 	require.Equal(t, http.StatusBadRequest, st, string(body))
 }
+
+// A registration without an amount was stored as 0, and every capture of
+// the order then raised a false amount_mismatch.
+func TestAPI_RegistrationNeedsAnAmountAndAValidMode(t *testing.T) {
+	t.Parallel()
+	s := startTestSidecar(t, filepath.Join(t.TempDir(), "o.db"))
+	refused := []struct{ name, body, message string }{
+		{"NoAmount", `{"provider":"tazapay","checkout_id":"chk_r1","currency":"USD","mode":"live"}`, "amount is required"},
+		{"NullAmount", `{"provider":"tazapay","checkout_id":"chk_r1","amount":null,"currency":"USD","mode":"live"}`, "amount is required"},
+		{"NegativeAmount", `{"provider":"tazapay","checkout_id":"chk_r1","amount":-1,"currency":"USD","mode":"live"}`, "amount must be in minor units"},
+		{"FractionalAmount", `{"provider":"tazapay","checkout_id":"chk_r1","amount":49.99,"currency":"USD","mode":"live"}`, "body is not valid JSON"},
+		{"EmptyMode", `{"provider":"tazapay","checkout_id":"chk_r1","amount":100,"currency":"USD","mode":""}`, `mode must be live or test; got ""`},
+		{"OtherMode", `{"provider":"tazapay","checkout_id":"chk_r1","amount":100,"currency":"USD","mode":"sandbox"}`, `mode must be live or test; got "sandbox"`},
+		{"UpperCaseMode", `{"provider":"tazapay","checkout_id":"chk_r1","amount":100,"currency":"USD","mode":"LIVE"}`, `mode must be live or test; got "LIVE"`},
+	}
+	for _, tc := range refused {
+		st, body := s.do("PUT", "/v1/orders/order_r1", []byte(tc.body), nil)
+		require.Equal(t, http.StatusBadRequest, st, "%s: %s", tc.name, body)
+		code, msg := apiError(t, body)
+		require.Equal(t, engine.EINVALID, code, tc.name)
+		require.Contains(t, msg, tc.message, tc.name)
+	}
+	st, body := s.do("GET", "/v1/orders/order_r1", nil, nil)
+	require.Equal(t, http.StatusNotFound, st, "nothing refused was stored: %s", body)
+
+	accepted := []struct{ name, id, body, mode string }{
+		// A free order is a price the shop chose.
+		{"ZeroAmount", "order_r2", `{"provider":"tazapay","checkout_id":"chk_r2","amount":0,"currency":"USD","mode":"test"}`, "test"},
+		// README: the mode defaults to live.
+		{"NoMode", "order_r3", `{"provider":"tazapay","checkout_id":"chk_r3","amount":100,"currency":"USD"}`, "live"},
+		{"Live", "order_r4", `{"provider":"tazapay","checkout_id":"chk_r4","amount":100,"currency":"USD","mode":"live"}`, "live"},
+	}
+	for _, tc := range accepted {
+		st, body := s.do("PUT", "/v1/orders/"+tc.id, []byte(tc.body), nil)
+		require.Equal(t, http.StatusOK, st, "%s: %s", tc.name, body)
+		var o engine.Order
+		require.NoError(t, json.Unmarshal(body, &o))
+		require.Equal(t, tc.mode, o.Mode, tc.name)
+		// Registering the same details again is still idempotent.
+		st, body = s.do("PUT", "/v1/orders/"+tc.id, []byte(tc.body), nil)
+		require.Equal(t, http.StatusOK, st, "%s again: %s", tc.name, body)
+	}
+}

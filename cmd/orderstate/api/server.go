@@ -309,12 +309,22 @@ func isTooLarge(err error) bool {
 	return errors.As(err, &tooLarge)
 }
 
+// registrationBody is the PUT /v1/orders body. Amount and Mode shadow the
+// Registration's fields so that a field left out can be told from one
+// sent as its zero value.
+type registrationBody struct {
+	engine.Registration
+	Amount *int64  `json:"amount"`
+	Mode   *string `json:"mode"`
+}
+
 func (s *Server) handleOrderRegister(w http.ResponseWriter, r *http.Request) {
-	var reg engine.Registration
-	if err := s.decode(w, r, &reg, false); err != nil {
+	var body registrationBody
+	if err := s.decode(w, r, &body, false); err != nil {
 		s.writeError(w, r, err)
 		return
 	}
+	reg := body.Registration
 	id := r.PathValue("order_id")
 	if reg.OrderID != "" && reg.OrderID != id {
 		s.writeError(w, r, engine.Errorf(engine.EINVALID, "order_id in the body (%q) differs from the path (%q)", reg.OrderID, id))
@@ -324,6 +334,22 @@ func (s *Server) handleOrderRegister(w http.ResponseWriter, r *http.Request) {
 	if !s.knownProvider(reg.Provider) {
 		s.writeError(w, r, engine.Errorf(engine.EINVALID, "provider must be one of %s; got %q", strings.Join(s.cfg.Providers, ", "), reg.Provider))
 		return
+	}
+	// Taken as 0, a missing amount would flag every capture of the order
+	// as an amount_mismatch; an explicit 0 is a price the shop chose.
+	if body.Amount == nil {
+		s.writeError(w, r, engine.Errorf(engine.EINVALID, "amount is required, in minor units"))
+		return
+	}
+	reg.Amount = *body.Amount
+	// A missing mode means live, as documented; an empty one is a value
+	// the client meant to set, and the store would take it as live too.
+	if body.Mode != nil {
+		if *body.Mode == "" {
+			s.writeError(w, r, engine.Errorf(engine.EINVALID, "mode must be live or test; got \"\""))
+			return
+		}
+		reg.Mode = *body.Mode
 	}
 	o, err := s.store.RegisterOrder(r.Context(), reg)
 	if err != nil {
