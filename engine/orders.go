@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	sm "github.com/orderstate/orderstate/statemachine"
 )
@@ -42,15 +44,21 @@ func validateRegistration(reg Registration) error {
 	for _, id := range reg.OtherIDs {
 		if id == "" || len(id) > 200 {
 			return Errorf(EINVALID, "each of other_ids must be 1 to 200 characters")
+		} else if !isText(id) {
+			return Errorf(EINVALID, "each of other_ids must be UTF-8 text without control characters")
 		}
 	}
 	switch {
 	case reg.OrderID == "" || len(reg.OrderID) > 200:
 		return Errorf(EINVALID, "order_id must be 1 to 200 characters")
+	case !isText(reg.OrderID):
+		return Errorf(EINVALID, "order_id must be UTF-8 text without control characters")
 	case reg.Provider == "":
 		return Errorf(EINVALID, "provider is required")
 	case reg.CheckoutID == "" || len(reg.CheckoutID) > 200:
 		return Errorf(EINVALID, "checkout_id must be 1 to 200 characters")
+	case !isText(reg.CheckoutID):
+		return Errorf(EINVALID, "checkout_id must be UTF-8 text without control characters")
 	case reg.Amount < 0:
 		return Errorf(EINVALID, "amount must be in minor units, zero or more; got %d", reg.Amount)
 	case len(reg.Currency) != 3 || strings.Trim(reg.Currency, "ABCDEFGHIJKLMNOPQRSTUVWXYZ") != "":
@@ -59,6 +67,22 @@ func validateRegistration(reg Registration) error {
 		return Errorf(EINVALID, "mode must be live or test; got %q", reg.Mode)
 	}
 	return nil
+}
+
+// isText reports whether an id is printable text. Ids are shown in
+// reports, logs and terminals, where a NUL, a newline or an escape sequence
+// garbles the line or forges another; no provider's ids hold one, so an id
+// that does is a client's bug.
+func isText(s string) bool {
+	if !utf8.ValidString(s) {
+		return false
+	}
+	for _, r := range s {
+		if unicode.IsControl(r) {
+			return false
+		}
+	}
+	return true
 }
 
 func (db *DB) register(ctx context.Context, tx *wtx, reg Registration) error {

@@ -214,3 +214,31 @@ func TestAPI_RegistrationNeedsAnAmountAndAValidMode(t *testing.T) {
 		require.Equal(t, http.StatusOK, st, "%s again: %s", tc.name, body)
 	}
 }
+
+func TestAPI_RegistrationRefusesControlCharactersInIDs(t *testing.T) {
+	t.Parallel()
+	s := startTestSidecar(t, filepath.Join(t.TempDir(), "o.db"))
+	const good = `{"provider":"tazapay","checkout_id":"chk_c1","amount":100,"currency":"USD","mode":"live"}`
+	refused := []struct{ name, path, body, field string }{
+		{"NULInPath", "/v1/orders/%00x", good, "order_id"},
+		{"NULAtEndOfPath", "/v1/orders/x%00", good, "order_id"},
+		{"NewlineInPath", "/v1/orders/a%0Ab", good, "order_id"},
+		{"EscapeInPath", "/v1/orders/%1B%5B31m", good, "order_id"},
+		{"DELInPath", "/v1/orders/a%7Fb", good, "order_id"},
+		{"NotUTF8InPath", "/v1/orders/a%FFb", good, "order_id"},
+		{"NULInCheckout", "/v1/orders/order_c1", `{"provider":"tazapay","checkout_id":"\u0000chk","amount":100,"currency":"USD","mode":"live"}`, "checkout_id"},
+		{"NewlineInCheckout", "/v1/orders/order_c1", `{"provider":"tazapay","checkout_id":"chk\n","amount":100,"currency":"USD","mode":"live"}`, "checkout_id"},
+		{"NULInOtherIDs", "/v1/orders/order_c1", `{"provider":"tazapay","checkout_id":"chk_c1","amount":100,"currency":"USD","mode":"live","other_ids":["pay\u0000"]}`, "other_ids"},
+	}
+	for _, tc := range refused {
+		st, body := s.do("PUT", tc.path, []byte(tc.body), nil)
+		require.Equal(t, http.StatusBadRequest, st, "%s: %s", tc.name, body)
+		code, msg := apiError(t, body)
+		require.Equal(t, engine.EINVALID, code, tc.name)
+		require.Contains(t, msg, tc.field+" must be", tc.name)
+	}
+	st, body := s.do("GET", "/v1/checkouts/tazapay/chk_c1", nil, nil)
+	require.Equal(t, http.StatusNotFound, st, "nothing refused was stored: %s", body)
+	st, body = s.do("PUT", "/v1/orders/order_c1", []byte(good), nil)
+	require.Equal(t, http.StatusOK, st, string(body))
+}
