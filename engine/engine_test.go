@@ -139,6 +139,18 @@ func TestIngest_WebhookBeforeRegistration(t *testing.T) {
 	require.Len(t, o.Events, 1)
 }
 
+func TestOrder_NotFoundSaysWhatWasLookedFor(t *testing.T) {
+	t.Parallel()
+	ctx, c := context.Background(), newClock()
+	db := mustOpen(t, "", c)
+	_, err := db.Order(ctx, "x")
+	require.Equal(t, engine.ENOTFOUND, engine.ErrorCode(err))
+	require.Equal(t, "no order x", engine.ErrorMessage(err))
+	_, err = db.OrderByCheckout(ctx, "tazapay", "nope")
+	require.Equal(t, engine.ENOTFOUND, engine.ErrorCode(err))
+	require.Equal(t, "no order for tazapay checkout nope", engine.ErrorMessage(err))
+}
+
 func TestRegisterOrder_Conflicts(t *testing.T) {
 	t.Parallel()
 	ctx, c := context.Background(), newClock()

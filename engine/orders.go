@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"strings"
 	"time"
 	"unicode"
@@ -308,15 +307,26 @@ func (db *DB) ReportRedirect(ctx context.Context, orderID, outcome string) (*Ord
 // Order returns the authoritative view of the order the shop registered
 // under orderID. Returns ENOTFOUND when there is none.
 func (db *DB) Order(ctx context.Context, orderID string) (*Order, error) {
-	return db.orderView(ctx, `order_id = ?`, orderID)
+	o, err := db.orderView(ctx, `order_id = ?`, orderID)
+	if o == nil && err == nil {
+		return nil, Errorf(ENOTFOUND, "no order %s", orderID)
+	}
+	return o, err
 }
 
 // OrderByCheckout returns the order a provider's checkout id (or any other
-// id a webhook named it by) belongs to, registered or not.
+// id a webhook named it by) belongs to, registered or not. Returns
+// ENOTFOUND when there is none.
 func (db *DB) OrderByCheckout(ctx context.Context, provider, checkoutID string) (*Order, error) {
-	return db.orderView(ctx, `id = (SELECT order_ref FROM order_aliases WHERE provider = ? AND external_id = ?)`, provider, checkoutID)
+	o, err := db.orderView(ctx, `id = (SELECT order_ref FROM order_aliases WHERE provider = ? AND external_id = ?)`, provider, checkoutID)
+	if o == nil && err == nil {
+		return nil, Errorf(ENOTFOUND, "no order for %s checkout %s", provider, checkoutID)
+	}
+	return o, err
 }
 
+// orderView returns nil and no error when no order matches: only the
+// caller knows how to name what it looked for.
 func (db *DB) orderView(ctx context.Context, where string, args ...any) (*Order, error) {
 	stx, err := db.read.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
 	if err != nil {
@@ -328,7 +338,7 @@ func (db *DB) orderView(ctx context.Context, where string, args ...any) (*Order,
 	if err != nil {
 		return nil, err
 	} else if o == nil {
-		return nil, Errorf(ENOTFOUND, "no order %s", strings.Trim(fmt.Sprint(args...), "[]"))
+		return nil, nil
 	}
 	view := o.view()
 	if view.Anomalies, err = queryAnomalies(ctx, tx, AnomalyFilter{OrderRef: o.ref}); err != nil {

@@ -242,3 +242,28 @@ func TestAPI_RegistrationRefusesControlCharactersInIDs(t *testing.T) {
 	st, body = s.do("PUT", "/v1/orders/order_c1", []byte(good), nil)
 	require.Equal(t, http.StatusOK, st, string(body))
 }
+
+func TestAPI_NotFoundSaysWhatWasLookedFor(t *testing.T) {
+	t.Parallel()
+	// tokenz has no secret: its webhooks are refused, but an order can
+	// still be registered with it and looked up.
+	s := startTestSidecar(t, filepath.Join(t.TempDir(), "o.db"), func(f *serveFlags) { f.providers.tokenz = "" })
+	st, body := s.do("PUT", "/v1/orders/order_n1", []byte(`{"provider":"tokenz","checkout_id":"ord_n1","amount":100,"currency":"TWD"}`), nil)
+	require.Equal(t, http.StatusOK, st, string(body))
+
+	for _, tc := range []struct{ path, message string }{
+		{"/v1/orders/x", "no order x"},
+		{"/v1/checkouts/tazapay/nope", "no order for tazapay checkout nope"},
+		{"/v1/checkouts/tokenz/nope", "no order for tokenz checkout nope"},
+		{"/v1/checkouts/paypal/x", `unknown provider "paypal"; providers: tazapay, tokenz, tweed, yoco`},
+	} {
+		st, body := s.do("GET", tc.path, nil, nil)
+		require.Equal(t, http.StatusNotFound, st, "%s: %s", tc.path, body)
+		code, msg := apiError(t, body)
+		require.Equal(t, engine.ENOTFOUND, code, tc.path)
+		require.Equal(t, tc.message, msg, tc.path)
+	}
+	st, body = s.do("GET", "/v1/checkouts/tokenz/ord_n1", nil, nil)
+	require.Equal(t, http.StatusOK, st, string(body))
+	require.Contains(t, string(body), `"order_id": "order_n1"`)
+}

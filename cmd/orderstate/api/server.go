@@ -405,6 +405,11 @@ func (s *Server) handleOrderGet(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) handleCheckoutGet(w http.ResponseWriter, r *http.Request) {
+	// A misspelt provider would otherwise read as "no such checkout".
+	if p := r.PathValue("provider"); !s.knownProvider(p) {
+		s.writeError(w, r, engine.Errorf(engine.ENOTFOUND, "unknown provider %q; providers: %s", p, strings.Join(s.providers(), ", ")))
+		return
+	}
 	o, err := s.store.OrderByCheckout(r.Context(), r.PathValue("provider"), r.PathValue("checkout_id"))
 	if err != nil {
 		s.writeError(w, r, err)
