@@ -139,6 +139,18 @@ func TestIngest_WebhookBeforeRegistration(t *testing.T) {
 	require.Len(t, o.Events, 1)
 }
 
+func TestOrder_NotFoundSaysWhatWasLookedFor(t *testing.T) {
+	t.Parallel()
+	ctx, c := context.Background(), newClock()
+	db := mustOpen(t, "", c)
+	_, err := db.Order(ctx, "x")
+	require.Equal(t, engine.ENOTFOUND, engine.ErrorCode(err))
+	require.Equal(t, "no order x", engine.ErrorMessage(err))
+	_, err = db.OrderByCheckout(ctx, "tazapay", "nope")
+	require.Equal(t, engine.ENOTFOUND, engine.ErrorCode(err))
+	require.Equal(t, "no order for tazapay checkout nope", engine.ErrorMessage(err))
+}
+
 func TestRegisterOrder_Conflicts(t *testing.T) {
 	t.Parallel()
 	ctx, c := context.Background(), newClock()
@@ -163,6 +175,36 @@ func TestRegisterOrder_Conflicts(t *testing.T) {
 		_, err := db.RegisterOrder(ctx, reg)
 		require.Equal(t, engine.EINVALID, engine.ErrorCode(err), name)
 	}
+}
+
+// Ids are shown in reports, logs and terminals and matched byte for byte:
+// a NUL or a newline in one is a client's bug, not an id.
+func TestRegisterOrder_RefusesControlCharactersInIDs(t *testing.T) {
+	t.Parallel()
+	ctx, c := context.Background(), newClock()
+	db := mustOpen(t, "", c)
+	reg := func(orderID, checkoutID string, other ...string) engine.Registration {
+		return engine.Registration{OrderID: orderID, Provider: "tazapay", CheckoutID: checkoutID, Amount: 100, Currency: "USD",
+			Mode: engine.ModeLive, OtherIDs: other}
+	}
+	for _, bad := range []string{"\x00x", "x\x00", "a\nb", "a\rb", "a\tb", "\x1b[31mred", "a\x7fb", "a\u0085b", "\xffx"} {
+		for field, r := range map[string]engine.Registration{
+			"order_id":    reg(bad, "chk_1"),
+			"checkout_id": reg("order_1", bad),
+			"other_ids":   reg("order_1", "chk_1", "pay_1", bad),
+		} {
+			_, err := db.RegisterOrder(ctx, r)
+			require.Equal(t, engine.EINVALID, engine.ErrorCode(err), "%s %q", field, bad)
+			require.Contains(t, engine.ErrorMessage(err), field, "%s %q", field, bad)
+			require.Contains(t, engine.ErrorMessage(err), "control characters", "%s %q", field, bad)
+		}
+	}
+	_, err := db.Order(ctx, "order_1")
+	require.Equal(t, engine.ENOTFOUND, engine.ErrorCode(err), "nothing refused was stored")
+
+	o, err := db.RegisterOrder(ctx, reg("commande n° 7/β", "chk 1", "pay-1"))
+	require.NoError(t, err, "spaces and non-ASCII letters are text")
+	require.Equal(t, "commande n° 7/β", o.OrderID)
 }
 
 func TestIngest_AnomaliesAtIngest(t *testing.T) {

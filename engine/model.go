@@ -170,12 +170,18 @@ const (
 	SeverityAction = "action"
 )
 
+// Severities lists every severity.
+var Severities = []string{SeverityAction, SeverityInfo}
+
 // Anomaly statuses.
 const (
 	StatusOpen         = "open"
 	StatusResolved     = "resolved"
 	StatusAcknowledged = "acknowledged"
 )
+
+// AnomalyStatuses lists every anomaly status.
+var AnomalyStatuses = []string{StatusOpen, StatusResolved, StatusAcknowledged}
 
 // Anomaly is something about an order a person may need to look at.
 type Anomaly struct {

@@ -5,9 +5,10 @@ import (
 	"database/sql"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	sm "github.com/orderstate/orderstate/statemachine"
 )
@@ -42,15 +43,21 @@ func validateRegistration(reg Registration) error {
 	for _, id := range reg.OtherIDs {
 		if id == "" || len(id) > 200 {
 			return Errorf(EINVALID, "each of other_ids must be 1 to 200 characters")
+		} else if !isText(id) {
+			return Errorf(EINVALID, "each of other_ids must be UTF-8 text without control characters")
 		}
 	}
 	switch {
 	case reg.OrderID == "" || len(reg.OrderID) > 200:
 		return Errorf(EINVALID, "order_id must be 1 to 200 characters")
+	case !isText(reg.OrderID):
+		return Errorf(EINVALID, "order_id must be UTF-8 text without control characters")
 	case reg.Provider == "":
 		return Errorf(EINVALID, "provider is required")
 	case reg.CheckoutID == "" || len(reg.CheckoutID) > 200:
 		return Errorf(EINVALID, "checkout_id must be 1 to 200 characters")
+	case !isText(reg.CheckoutID):
+		return Errorf(EINVALID, "checkout_id must be UTF-8 text without control characters")
 	case reg.Amount < 0:
 		return Errorf(EINVALID, "amount must be in minor units, zero or more; got %d", reg.Amount)
 	case len(reg.Currency) != 3 || strings.Trim(reg.Currency, "ABCDEFGHIJKLMNOPQRSTUVWXYZ") != "":
@@ -59,6 +66,22 @@ func validateRegistration(reg Registration) error {
 		return Errorf(EINVALID, "mode must be live or test; got %q", reg.Mode)
 	}
 	return nil
+}
+
+// isText reports whether an id is printable text. Ids are shown in
+// reports, logs and terminals, where a NUL, a newline or an escape sequence
+// garbles the line or forges another; no provider's ids hold one, so an id
+// that does is a client's bug.
+func isText(s string) bool {
+	if !utf8.ValidString(s) {
+		return false
+	}
+	for _, r := range s {
+		if unicode.IsControl(r) {
+			return false
+		}
+	}
+	return true
 }
 
 func (db *DB) register(ctx context.Context, tx *wtx, reg Registration) error {
@@ -284,15 +307,26 @@ func (db *DB) ReportRedirect(ctx context.Context, orderID, outcome string) (*Ord
 // Order returns the authoritative view of the order the shop registered
 // under orderID. Returns ENOTFOUND when there is none.
 func (db *DB) Order(ctx context.Context, orderID string) (*Order, error) {
-	return db.orderView(ctx, `order_id = ?`, orderID)
+	o, err := db.orderView(ctx, `order_id = ?`, orderID)
+	if o == nil && err == nil {
+		return nil, Errorf(ENOTFOUND, "no order %s", orderID)
+	}
+	return o, err
 }
 
 // OrderByCheckout returns the order a provider's checkout id (or any other
-// id a webhook named it by) belongs to, registered or not.
+// id a webhook named it by) belongs to, registered or not. Returns
+// ENOTFOUND when there is none.
 func (db *DB) OrderByCheckout(ctx context.Context, provider, checkoutID string) (*Order, error) {
-	return db.orderView(ctx, `id = (SELECT order_ref FROM order_aliases WHERE provider = ? AND external_id = ?)`, provider, checkoutID)
+	o, err := db.orderView(ctx, `id = (SELECT order_ref FROM order_aliases WHERE provider = ? AND external_id = ?)`, provider, checkoutID)
+	if o == nil && err == nil {
+		return nil, Errorf(ENOTFOUND, "no order for %s checkout %s", provider, checkoutID)
+	}
+	return o, err
 }
 
+// orderView returns nil and no error when no order matches: only the
+// caller knows how to name what it looked for.
 func (db *DB) orderView(ctx context.Context, where string, args ...any) (*Order, error) {
 	stx, err := db.read.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
 	if err != nil {
@@ -304,7 +338,7 @@ func (db *DB) orderView(ctx context.Context, where string, args ...any) (*Order,
 	if err != nil {
 		return nil, err
 	} else if o == nil {
-		return nil, Errorf(ENOTFOUND, "no order %s", strings.Trim(fmt.Sprint(args...), "[]"))
+		return nil, nil
 	}
 	view := o.view()
 	if view.Anomalies, err = queryAnomalies(ctx, tx, AnomalyFilter{OrderRef: o.ref}); err != nil {

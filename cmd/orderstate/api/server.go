@@ -276,12 +276,27 @@ func (s *Server) providerLabel(p string) string {
 	return "unknown"
 }
 
-func (s *Server) decode(w http.ResponseWriter, r *http.Request, v any) error {
+// decode reads the request body as one JSON object into v. With emptyOK,
+// a body that is empty (or only whitespace) leaves v as it is: for an
+// endpoint whose fields are all optional, sending none is not an error.
+func (s *Server) decode(w http.ResponseWriter, r *http.Request, v any, emptyOK bool) error {
 	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, s.cfg.MaxBody))
 	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		var tooLarge *http.MaxBytesError
-		if errors.As(err, &tooLarge) {
+	err := dec.Decode(v)
+	if emptyOK && errors.Is(err, io.EOF) {
+		return nil
+	}
+	if err == nil {
+		// Whatever follows the object was never read: taking the request
+		// would act on less than the client sent.
+		if _, terr := dec.Token(); isTooLarge(terr) {
+			err = terr
+		} else if !errors.Is(terr, io.EOF) {
+			err = errors.New("data after the JSON object")
+		}
+	}
+	if err != nil {
+		if isTooLarge(err) {
 			return engine.Errorf(engine.ETOOLARGE, "body is larger than %d bytes", s.cfg.MaxBody)
 		}
 		return engine.Errorf(engine.EINVALID, "body is not valid JSON for this endpoint: %v", err)
@@ -289,12 +304,27 @@ func (s *Server) decode(w http.ResponseWriter, r *http.Request, v any) error {
 	return nil
 }
 
+func isTooLarge(err error) bool {
+	var tooLarge *http.MaxBytesError
+	return errors.As(err, &tooLarge)
+}
+
+// registrationBody is the PUT /v1/orders body. Amount and Mode shadow the
+// Registration's fields so that a field left out can be told from one
+// sent as its zero value.
+type registrationBody struct {
+	engine.Registration
+	Amount *int64  `json:"amount"`
+	Mode   *string `json:"mode"`
+}
+
 func (s *Server) handleOrderRegister(w http.ResponseWriter, r *http.Request) {
-	var reg engine.Registration
-	if err := s.decode(w, r, &reg); err != nil {
+	var body registrationBody
+	if err := s.decode(w, r, &body, false); err != nil {
 		s.writeError(w, r, err)
 		return
 	}
+	reg := body.Registration
 	id := r.PathValue("order_id")
 	if reg.OrderID != "" && reg.OrderID != id {
 		s.writeError(w, r, engine.Errorf(engine.EINVALID, "order_id in the body (%q) differs from the path (%q)", reg.OrderID, id))
@@ -304,6 +334,22 @@ func (s *Server) handleOrderRegister(w http.ResponseWriter, r *http.Request) {
 	if !s.knownProvider(reg.Provider) {
 		s.writeError(w, r, engine.Errorf(engine.EINVALID, "provider must be one of %s; got %q", strings.Join(s.cfg.Providers, ", "), reg.Provider))
 		return
+	}
+	// Taken as 0, a missing amount would flag every capture of the order
+	// as an amount_mismatch; an explicit 0 is a price the shop chose.
+	if body.Amount == nil {
+		s.writeError(w, r, engine.Errorf(engine.EINVALID, "amount is required, in minor units"))
+		return
+	}
+	reg.Amount = *body.Amount
+	// A missing mode means live, as documented; an empty one is a value
+	// the client meant to set, and the store would take it as live too.
+	if body.Mode != nil {
+		if *body.Mode == "" {
+			s.writeError(w, r, engine.Errorf(engine.EINVALID, "mode must be live or test; got \"\""))
+			return
+		}
+		reg.Mode = *body.Mode
 	}
 	o, err := s.store.RegisterOrder(r.Context(), reg)
 	if err != nil {
@@ -325,11 +371,19 @@ func (s *Server) knownProvider(p string) bool {
 	return false
 }
 
+// providers are the names knownProvider accepts.
+func (s *Server) providers() []string {
+	if len(s.cfg.Providers) == 0 {
+		return s.pipeline.Providers()
+	}
+	return s.cfg.Providers
+}
+
 func (s *Server) handleRedirect(w http.ResponseWriter, r *http.Request) {
 	var body struct {
 		Outcome string `json:"outcome"`
 	}
-	if err := s.decode(w, r, &body); err != nil {
+	if err := s.decode(w, r, &body, false); err != nil {
 		s.writeError(w, r, err)
 		return
 	}
@@ -351,6 +405,11 @@ func (s *Server) handleOrderGet(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) handleCheckoutGet(w http.ResponseWriter, r *http.Request) {
+	// A misspelt provider would otherwise read as "no such checkout".
+	if p := r.PathValue("provider"); !s.knownProvider(p) {
+		s.writeError(w, r, engine.Errorf(engine.ENOTFOUND, "unknown provider %q; providers: %s", p, strings.Join(s.providers(), ", ")))
+		return
+	}
 	o, err := s.store.OrderByCheckout(r.Context(), r.PathValue("provider"), r.PathValue("checkout_id"))
 	if err != nil {
 		s.writeError(w, r, err)
@@ -382,8 +441,20 @@ func (s *Server) handleAnomalies(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	if f.Kind != "" && !contains(engine.AnomalyKinds, f.Kind) {
-		s.writeError(w, r, engine.Errorf(engine.EINVALID, "unknown anomaly kind %q; kinds: %s", f.Kind, strings.Join(engine.AnomalyKinds, ", ")))
+	// A value no anomaly can have would answer an empty list, which reads
+	// as "nothing to act on": a typo must get an error instead.
+	switch {
+	case f.Kind != "" && !contains(engine.AnomalyKinds, f.Kind):
+		err = engine.Errorf(engine.EINVALID, "unknown anomaly kind %q; kinds: %s", f.Kind, strings.Join(engine.AnomalyKinds, ", "))
+	case f.Status != "" && !contains(engine.AnomalyStatuses, f.Status):
+		err = engine.Errorf(engine.EINVALID, "unknown anomaly status %q; statuses: %s", f.Status, strings.Join(engine.AnomalyStatuses, ", "))
+	case f.Severity != "" && !contains(engine.Severities, f.Severity):
+		err = engine.Errorf(engine.EINVALID, "unknown severity %q; severities: %s", f.Severity, strings.Join(engine.Severities, ", "))
+	case f.Provider != "" && !s.knownProvider(f.Provider):
+		err = engine.Errorf(engine.EINVALID, "unknown provider %q; providers: %s", f.Provider, strings.Join(s.providers(), ", "))
+	}
+	if err != nil {
+		s.writeError(w, r, err)
 		return
 	}
 	list, err := s.store.Anomalies(r.Context(), f)
@@ -418,7 +489,7 @@ func (s *Server) handleAnomalyAck(w http.ResponseWriter, r *http.Request) {
 	var body struct {
 		Note string `json:"note"`
 	}
-	if err := s.decode(w, r, &body); err != nil {
+	if err := s.decode(w, r, &body, true); err != nil {
 		s.writeError(w, r, err)
 		return
 	}

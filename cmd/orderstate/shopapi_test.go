@@ -1,0 +1,269 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/orderstate/orderstate/engine"
+)
+
+// apiError decodes an error answer, failing the test if body is not one.
+func apiError(t *testing.T, body []byte) (code, message string) {
+	t.Helper()
+	var e struct {
+		Error struct{ Code, Message string } `json:"error"`
+	}
+	require.NoError(t, json.Unmarshal(body, &e), string(body))
+	require.NotEmpty(t, e.Error.Code, string(body))
+	return e.Error.Code, e.Error.Message
+}
+
+// A filter value nobody can match would answer an empty list, which reads
+// as "nothing to act on"; a typo must be told apart from that.
+func TestAPI_AnomalyFiltersRefuseUnknownValues(t *testing.T) {
+	t.Parallel()
+	s := startTestSidecar(t, filepath.Join(t.TempDir(), "o.db"))
+	// One duplicate delivery gives an open info anomaly to find.
+	b := tazapayEvent("evt_f1", "checkout.paid", "2025-05-14T06:41:22Z", "chk_f1", "pay_f1", "order_f1", "paid", 100)
+	for range 2 {
+		st, body := s.do("POST", "/webhooks/tazapay", b, signedTazapay(b))
+		require.Equal(t, http.StatusOK, st, string(body))
+	}
+
+	refused := []struct{ query, message string }{
+		{"kind=bogus", `unknown anomaly kind "bogus"; kinds: out_of_order, duplicate,`},
+		{"status=Open", `unknown anomaly status "Open"; statuses: open, resolved, acknowledged`},
+		{"status=bogus", `unknown anomaly status "bogus"; statuses: open, resolved, acknowledged`},
+		{"severity=bogus", `unknown severity "bogus"; severities: action, info`},
+		{"severity=Info", `unknown severity "Info"; severities: action, info`},
+		{"provider=bogus", `unknown provider "bogus"; providers: tazapay, tokenz, tweed, yoco`},
+		{"provider=Tazapay", `unknown provider "Tazapay"; providers: tazapay, tokenz, tweed, yoco`},
+	}
+	for _, tc := range refused {
+		st, body := s.do("GET", "/v1/anomalies?"+tc.query, nil, nil)
+		require.Equal(t, http.StatusBadRequest, st, "%s: %s", tc.query, body)
+		code, msg := apiError(t, body)
+		require.Equal(t, engine.EINVALID, code, tc.query)
+		require.Contains(t, msg, tc.message, tc.query)
+	}
+
+	found := func(query string) int {
+		t.Helper()
+		st, body := s.do("GET", "/v1/anomalies?"+query, nil, nil)
+		require.Equal(t, http.StatusOK, st, "%s: %s", query, body)
+		var list struct{ Anomalies []engine.Anomaly }
+		require.NoError(t, json.Unmarshal(body, &list))
+		return len(list.Anomalies)
+	}
+	for query, want := range map[string]int{
+		"":                    1,
+		"status=open":         1,
+		"status=resolved":     0,
+		"status=acknowledged": 0,
+		"severity=info":       1,
+		"severity=action":     0,
+		"provider=tazapay":    1,
+		"provider=yoco":       0,
+		"kind=duplicate&status=open&provider=tazapay&severity=info&limit=5": 1,
+		"status=&severity=&provider=&kind=":                                 1,
+	} {
+		require.Equal(t, want, found(query), query)
+	}
+}
+
+// A body is one JSON object: whatever follows it was not read, so taking
+// the request would store something other than what the shop sent.
+func TestAPI_JSONBodiesRefuseTrailingData(t *testing.T) {
+	t.Parallel()
+	s := startTestSidecar(t, filepath.Join(t.TempDir(), "o.db"))
+	b := tazapayEvent("evt_t1", "checkout.paid", "2025-05-14T06:41:22Z", "chk_t1", "pay_t1", "order_t1", "paid", 100)
+	for range 2 { // the duplicate is an anomaly to acknowledge
+		st, body := s.do("POST", "/webhooks/tazapay", b, signedTazapay(b))
+		require.Equal(t, http.StatusOK, st, string(body))
+	}
+	const reg = `{"provider":"tazapay","checkout_id":"chk_t2","amount":100,"currency":"USD","mode":"live"}`
+	st, body := s.do("PUT", "/v1/orders/order_t2", []byte(reg), nil)
+	require.Equal(t, http.StatusOK, st, string(body))
+	st, body = s.do("GET", "/v1/anomalies?kind=duplicate", nil, nil)
+	require.Equal(t, http.StatusOK, st, string(body))
+	var list struct{ Anomalies []engine.Anomaly }
+	require.NoError(t, json.Unmarshal(body, &list))
+	require.Len(t, list.Anomalies, 1)
+	ack := fmt.Sprintf("/v1/anomalies/%d/ack", list.Anomalies[0].ID)
+
+	for _, tc := range []struct{ method, path, body string }{
+		{"PUT", "/v1/orders/order_t2", reg + ` trailing`},
+		{"PUT", "/v1/orders/order_t2", reg + `{}`},
+		{"PUT", "/v1/orders/order_t2", reg + `}`},
+		{"PUT", "/v1/orders/order_t3", `{"provider":"tazapay","checkout_id":"chk_t3","amount":100,"currency":"USD","mode":"live"} x`},
+		{"POST", "/v1/orders/order_t2/redirect", `{"outcome":"success"} trailing`},
+		{"POST", "/v1/orders/order_t2/redirect", `{"outcome":"success"}{"outcome":"failure"}`},
+		{"POST", ack, `{"note":"seen"} trailing`},
+		{"POST", ack, `{"note":"seen"}null`},
+	} {
+		st, body := s.do(tc.method, tc.path, []byte(tc.body), nil)
+		require.Equal(t, http.StatusBadRequest, st, "%s %s %s: %s", tc.method, tc.path, tc.body, body)
+		code, msg := apiError(t, body)
+		require.Equal(t, engine.EINVALID, code)
+		require.Contains(t, msg, "data after the JSON object", "%s %s %s", tc.method, tc.path, tc.body)
+	}
+	st, _ = s.do("GET", "/v1/orders/order_t3", nil, nil)
+	require.Equal(t, http.StatusNotFound, st, "a refused registration stores nothing")
+	st, body = s.do("GET", "/v1/orders/order_t2", nil, nil)
+	require.Equal(t, http.StatusOK, st, string(body))
+	require.NotContains(t, string(body), `"redirect"`, "a refused redirect stores nothing")
+	st, body = s.do("GET", "/v1/anomalies?kind=duplicate&status=open", nil, nil)
+	require.Equal(t, http.StatusOK, st, string(body))
+	require.Contains(t, string(body), `"status": "open"`, "a refused acknowledgement stores nothing")
+
+	// The bytes after the object count towards --max-body too.
+	st, body = s.do("PUT", "/v1/orders/order_t2", []byte(reg+strings.Repeat(" ", 300<<10)), nil)
+	require.Equal(t, http.StatusRequestEntityTooLarge, st, string(body))
+
+	// Whitespace after the object is not data.
+	st, body = s.do("PUT", "/v1/orders/order_t2", []byte(reg+" \r\n\t"), nil)
+	require.Equal(t, http.StatusOK, st, string(body))
+	st, body = s.do("POST", "/v1/orders/order_t2/redirect", []byte(`{"outcome":"success"}`+"\n"), nil)
+	require.Equal(t, http.StatusOK, st, string(body))
+	st, body = s.do("POST", ack, []byte(`{"note":"seen"}`+"\n"), nil)
+	require.Equal(t, http.StatusOK, st, string(body))
+}
+
+// The note is optional, so a body with nothing in it is an acknowledgement
+// without one.
+func TestAPI_AckWithoutABody(t *testing.T) {
+	t.Parallel()
+	s := startTestSidecar(t, filepath.Join(t.TempDir(), "o.db"))
+	for i := range 3 {
+		b := tazapayEvent(fmt.Sprintf("evt_a%d", i), "checkout.paid", "2025-05-14T06:41:22Z", fmt.Sprintf("chk_a%d", i),
+			fmt.Sprintf("pay_a%d", i), fmt.Sprintf("order_a%d", i), "paid", 100)
+		for range 2 {
+			st, body := s.do("POST", "/webhooks/tazapay", b, signedTazapay(b))
+			require.Equal(t, http.StatusOK, st, string(body))
+		}
+	}
+	st, body := s.do("GET", "/v1/anomalies?kind=duplicate", nil, nil)
+	require.Equal(t, http.StatusOK, st, string(body))
+	var list struct{ Anomalies []engine.Anomaly }
+	require.NoError(t, json.Unmarshal(body, &list))
+	require.Len(t, list.Anomalies, 3)
+
+	for i, empty := range []string{"", " \n", `{}`} {
+		st, body := s.do("POST", fmt.Sprintf("/v1/anomalies/%d/ack", list.Anomalies[i].ID), []byte(empty), nil)
+		require.Equal(t, http.StatusOK, st, "%q: %s", empty, body)
+		var a engine.Anomaly
+		require.NoError(t, json.Unmarshal(body, &a))
+		require.Equal(t, engine.StatusAcknowledged, a.Status, "%q", empty)
+		require.Empty(t, a.Note, "%q", empty)
+	}
+	st, body = s.do("POST", "/v1/anomalies/999999/ack", nil, nil)
+	require.Equal(t, http.StatusNotFound, st, string(body))
+
+	// The other bodies still need their fields.
+	st, body = s.do("PUT", "/v1/orders/o1", nil, nil)
+	require.Equal(t, http.StatusBadRequest, st, string(body))
+	st, body = s.do("POST", "/v1/orders/o1/redirect", nil, nil)
+	require.Equal(t, http.StatusBadRequest, st, string(body))
+}
+
+// A registration without an amount was stored as 0, and every capture of
+// the order then raised a false amount_mismatch.
+func TestAPI_RegistrationNeedsAnAmountAndAValidMode(t *testing.T) {
+	t.Parallel()
+	s := startTestSidecar(t, filepath.Join(t.TempDir(), "o.db"))
+	refused := []struct{ name, body, message string }{
+		{"NoAmount", `{"provider":"tazapay","checkout_id":"chk_r1","currency":"USD","mode":"live"}`, "amount is required"},
+		{"NullAmount", `{"provider":"tazapay","checkout_id":"chk_r1","amount":null,"currency":"USD","mode":"live"}`, "amount is required"},
+		{"NegativeAmount", `{"provider":"tazapay","checkout_id":"chk_r1","amount":-1,"currency":"USD","mode":"live"}`, "amount must be in minor units"},
+		{"FractionalAmount", `{"provider":"tazapay","checkout_id":"chk_r1","amount":49.99,"currency":"USD","mode":"live"}`, "body is not valid JSON"},
+		{"EmptyMode", `{"provider":"tazapay","checkout_id":"chk_r1","amount":100,"currency":"USD","mode":""}`, `mode must be live or test; got ""`},
+		{"OtherMode", `{"provider":"tazapay","checkout_id":"chk_r1","amount":100,"currency":"USD","mode":"sandbox"}`, `mode must be live or test; got "sandbox"`},
+		{"UpperCaseMode", `{"provider":"tazapay","checkout_id":"chk_r1","amount":100,"currency":"USD","mode":"LIVE"}`, `mode must be live or test; got "LIVE"`},
+	}
+	for _, tc := range refused {
+		st, body := s.do("PUT", "/v1/orders/order_r1", []byte(tc.body), nil)
+		require.Equal(t, http.StatusBadRequest, st, "%s: %s", tc.name, body)
+		code, msg := apiError(t, body)
+		require.Equal(t, engine.EINVALID, code, tc.name)
+		require.Contains(t, msg, tc.message, tc.name)
+	}
+	st, body := s.do("GET", "/v1/orders/order_r1", nil, nil)
+	require.Equal(t, http.StatusNotFound, st, "nothing refused was stored: %s", body)
+
+	accepted := []struct{ name, id, body, mode string }{
+		// A free order is a price the shop chose.
+		{"ZeroAmount", "order_r2", `{"provider":"tazapay","checkout_id":"chk_r2","amount":0,"currency":"USD","mode":"test"}`, "test"},
+		// README: the mode defaults to live.
+		{"NoMode", "order_r3", `{"provider":"tazapay","checkout_id":"chk_r3","amount":100,"currency":"USD"}`, "live"},
+		{"Live", "order_r4", `{"provider":"tazapay","checkout_id":"chk_r4","amount":100,"currency":"USD","mode":"live"}`, "live"},
+	}
+	for _, tc := range accepted {
+		st, body := s.do("PUT", "/v1/orders/"+tc.id, []byte(tc.body), nil)
+		require.Equal(t, http.StatusOK, st, "%s: %s", tc.name, body)
+		var o engine.Order
+		require.NoError(t, json.Unmarshal(body, &o))
+		require.Equal(t, tc.mode, o.Mode, tc.name)
+		// Registering the same details again is still idempotent.
+		st, body = s.do("PUT", "/v1/orders/"+tc.id, []byte(tc.body), nil)
+		require.Equal(t, http.StatusOK, st, "%s again: %s", tc.name, body)
+	}
+}
+
+func TestAPI_RegistrationRefusesControlCharactersInIDs(t *testing.T) {
+	t.Parallel()
+	s := startTestSidecar(t, filepath.Join(t.TempDir(), "o.db"))
+	const good = `{"provider":"tazapay","checkout_id":"chk_c1","amount":100,"currency":"USD","mode":"live"}`
+	refused := []struct{ name, path, body, field string }{
+		{"NULInPath", "/v1/orders/%00x", good, "order_id"},
+		{"NULAtEndOfPath", "/v1/orders/x%00", good, "order_id"},
+		{"NewlineInPath", "/v1/orders/a%0Ab", good, "order_id"},
+		{"EscapeInPath", "/v1/orders/%1B%5B31m", good, "order_id"},
+		{"DELInPath", "/v1/orders/a%7Fb", good, "order_id"},
+		{"NotUTF8InPath", "/v1/orders/a%FFb", good, "order_id"},
+		{"NULInCheckout", "/v1/orders/order_c1", `{"provider":"tazapay","checkout_id":"\u0000chk","amount":100,"currency":"USD","mode":"live"}`, "checkout_id"},
+		{"NewlineInCheckout", "/v1/orders/order_c1", `{"provider":"tazapay","checkout_id":"chk\n","amount":100,"currency":"USD","mode":"live"}`, "checkout_id"},
+		{"NULInOtherIDs", "/v1/orders/order_c1", `{"provider":"tazapay","checkout_id":"chk_c1","amount":100,"currency":"USD","mode":"live","other_ids":["pay\u0000"]}`, "other_ids"},
+	}
+	for _, tc := range refused {
+		st, body := s.do("PUT", tc.path, []byte(tc.body), nil)
+		require.Equal(t, http.StatusBadRequest, st, "%s: %s", tc.name, body)
+		code, msg := apiError(t, body)
+		require.Equal(t, engine.EINVALID, code, tc.name)
+		require.Contains(t, msg, tc.field+" must be", tc.name)
+	}
+	st, body := s.do("GET", "/v1/checkouts/tazapay/chk_c1", nil, nil)
+	require.Equal(t, http.StatusNotFound, st, "nothing refused was stored: %s", body)
+	st, body = s.do("PUT", "/v1/orders/order_c1", []byte(good), nil)
+	require.Equal(t, http.StatusOK, st, string(body))
+}
+
+func TestAPI_NotFoundSaysWhatWasLookedFor(t *testing.T) {
+	t.Parallel()
+	// tokenz has no secret: its webhooks are refused, but an order can
+	// still be registered with it and looked up.
+	s := startTestSidecar(t, filepath.Join(t.TempDir(), "o.db"), func(f *serveFlags) { f.providers.tokenz = "" })
+	st, body := s.do("PUT", "/v1/orders/order_n1", []byte(`{"provider":"tokenz","checkout_id":"ord_n1","amount":100,"currency":"TWD"}`), nil)
+	require.Equal(t, http.StatusOK, st, string(body))
+
+	for _, tc := range []struct{ path, message string }{
+		{"/v1/orders/x", "no order x"},
+		{"/v1/checkouts/tazapay/nope", "no order for tazapay checkout nope"},
+		{"/v1/checkouts/tokenz/nope", "no order for tokenz checkout nope"},
+		{"/v1/checkouts/paypal/x", `unknown provider "paypal"; providers: tazapay, tokenz, tweed, yoco`},
+	} {
+		st, body := s.do("GET", tc.path, nil, nil)
+		require.Equal(t, http.StatusNotFound, st, "%s: %s", tc.path, body)
+		code, msg := apiError(t, body)
+		require.Equal(t, engine.ENOTFOUND, code, tc.path)
+		require.Equal(t, tc.message, msg, tc.path)
+	}
+	st, body = s.do("GET", "/v1/checkouts/tokenz/ord_n1", nil, nil)
+	require.Equal(t, http.StatusOK, st, string(body))
+	require.Contains(t, string(body), `"order_id": "order_n1"`)
+}
