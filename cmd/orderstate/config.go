@@ -2,10 +2,12 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"strings"
 	"time"
 
@@ -66,8 +68,25 @@ func (s *storeFlags) register(fs *flag.FlagSet) {
 	fs.DurationVar(&s.busyTimeout, "busy-timeout", 5*time.Second, "how long a write waits on a lock held by another process before giving up")
 }
 
+// registerExisting registers the flags for a command that reads a store
+// serve made; see openExisting.
+func (s *storeFlags) registerExisting(fs *flag.FlagSet) {
+	s.register(fs)
+	fs.Lookup("db").Usage = "SQLite database file written by serve (must exist)"
+}
+
 func (s *storeFlags) open(ctx context.Context, log *slog.Logger, now func() time.Time) (*engine.DB, error) {
 	return engine.Open(ctx, s.db, engine.Options{BusyTimeout: s.busyTimeout, Logger: log, Now: now})
+}
+
+// openExisting opens a store that must already exist. Opening creates a
+// missing file, so a mistyped --db would otherwise become an empty store
+// in which every order, anomaly and difference looks absent.
+func (s *storeFlags) openExisting(ctx context.Context, log *slog.Logger, now func() time.Time) (*engine.DB, error) {
+	if _, err := os.Stat(s.db); errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("database %s does not exist; orderstate serve creates it (check --db or ORDERSTATE_DB)", s.db)
+	}
+	return s.open(ctx, log, now)
 }
 
 // logFlags choose the log format and level.
