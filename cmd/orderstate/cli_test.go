@@ -6,15 +6,19 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 )
 
-// cli runs the orderstate command line with env as the environment.
+// cli runs the orderstate command line with env as the environment. A
+// serve that starts is stopped after a few seconds, as by SIGTERM.
 func cli(t *testing.T, env map[string]string, args ...string) (string, string, error) {
 	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
 	var out, errs bytes.Buffer
-	err := run(context.Background(), args, func(k string) string { return env[k] }, &out, &errs)
+	err := run(ctx, args, func(k string) string { return env[k] }, &out, &errs)
 	return out.String(), errs.String(), err
 }
 
@@ -51,4 +55,54 @@ func TestCommandsNeedAnExistingStore(t *testing.T) {
 			require.NoFileExists(t, path)
 		})
 	}
+}
+
+// serve refuses, at start, values it used to replace silently with its
+// defaults, arguments it used to ignore, and a secret variable that holds
+// no secret.
+func TestServe_RefusesBadConfiguration(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name string
+		args []string
+		env  map[string]string
+		want string
+	}{
+		{"MaxBodyZero", []string{"--max-body", "0"}, nil, "--max-body"},
+		{"MaxBodyNegative", []string{"--max-body", "-1"}, nil, "--max-body"},
+		{"MaxBodyFromEnvironment", nil, map[string]string{"ORDERSTATE_MAX_BODY": "0"}, "ORDERSTATE_MAX_BODY"},
+		{"MaxInFlightZero", []string{"--max-inflight", "0"}, nil, "--max-inflight"},
+		{"MaxInFlightNegative", []string{"--max-inflight", "-3"}, nil, "--max-inflight"},
+		{"MaxInFlightFromEnvironment", nil, map[string]string{"ORDERSTATE_MAX_INFLIGHT": "-3"}, "ORDERSTATE_MAX_INFLIGHT"},
+		{"ExtraArgument", []string{"extra-arg"}, nil, `serve takes no arguments; got ["extra-arg"]`},
+		{"SecretOnlyComma", nil, map[string]string{"ORDERSTATE_TAZAPAY_SECRET": ","}, "ORDERSTATE_TAZAPAY_SECRET"},
+		{"SecretOnlySpaces", nil, map[string]string{"ORDERSTATE_YOCO_SECRET": " , \t"}, "ORDERSTATE_YOCO_SECRET"},
+		{"SecretFlagOnlyCommas", []string{"--tokenz-secret", ",,"}, nil, "--tokenz-secret"},
+		{"UnsignedTweedWithOnlyComma", []string{"--tweed-allow-unsigned"}, map[string]string{"ORDERSTATE_TWEED_SECRET": ","}, "ORDERSTATE_TWEED_SECRET"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			dir := t.TempDir()
+			args := append([]string{"serve", "--addr", "127.0.0.1:0", "--db", filepath.Join(dir, "o.db"),
+				"--reports-dir", filepath.Join(dir, "reports")}, tc.args...)
+			env := map[string]string{"ORDERSTATE_TWEED_SECRET": testTweedSecret}
+			for k, v := range tc.env {
+				env[k] = v
+			}
+			start := time.Now()
+			_, _, err := cli(t, env, args...)
+			require.ErrorContains(t, err, tc.want)
+			require.Equal(t, 1, exitCode(err))
+			require.Less(t, time.Since(start), 2*time.Second, "refused at start, not after serving")
+			require.NoFileExists(t, filepath.Join(dir, "o.db"), "refused before the store is made")
+		})
+	}
+}
+
+// An unset or empty secret still means the provider is not configured.
+func TestServe_EmptySecretIsNotConfigured(t *testing.T) {
+	t.Parallel()
+	s := startTestSidecar(t, filepath.Join(t.TempDir(), "o.db"), func(f *serveFlags) { f.providers.tazapay = "" })
+	require.NotContains(t, s.pipeline.Providers(), "tazapay")
+	require.Contains(t, s.pipeline.Providers(), "tweed")
 }
