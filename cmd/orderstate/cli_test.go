@@ -106,3 +106,28 @@ func TestServe_EmptySecretIsNotConfigured(t *testing.T) {
 	require.NotContains(t, s.pipeline.Providers(), "tazapay")
 	require.Contains(t, s.pipeline.Providers(), "tweed")
 }
+
+// A reports directory serve cannot write would fail only at the nightly
+// report, long after /readyz said all was well: serve refuses it at start,
+// as it refuses a store it cannot write.
+func TestServe_RefusesReportsDirItCannotWrite(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	file := filepath.Join(dir, "a-file")
+	require.NoError(t, os.WriteFile(file, nil, 0o644))
+	for _, reports := range []string{"/proc/nope", filepath.Join(file, "reports")} {
+		_, _, err := cli(t, nil, "serve", "--addr", "127.0.0.1:0", "--db", filepath.Join(dir, "o.db"), "--reports-dir", reports)
+		require.ErrorContains(t, err, "reports directory "+reports)
+		require.Equal(t, 1, exitCode(err))
+	}
+	_, _, err := cli(t, map[string]string{"ORDERSTATE_REPORTS_DIR": "/proc/nope"}, "serve", "--addr", "127.0.0.1:0", "--db", filepath.Join(dir, "o.db"))
+	require.ErrorContains(t, err, "reports directory /proc/nope")
+
+	// A directory that does not exist yet is made at start.
+	s := startTestSidecar(t, filepath.Join(dir, "o.db"), func(f *serveFlags) { f.recon.reportsDir = filepath.Join(dir, "new", "reports") })
+	require.DirExists(t, filepath.Join(dir, "new", "reports"))
+	entries, err := os.ReadDir(filepath.Join(dir, "new", "reports"))
+	require.NoError(t, err)
+	require.Empty(t, entries, "the check leaves nothing behind")
+	require.NoError(t, s.stop())
+}

@@ -113,6 +113,10 @@ func startSidecar(ctx context.Context, f *serveFlags, log *slog.Logger, now func
 	if err != nil {
 		return nil, err
 	}
+	if err := checkReportsDir(f.recon.reportsDir); err != nil {
+		db.Close()
+		return nil, err
+	}
 	metrics := api.NewMetrics()
 	rcfg := f.recon.config()
 	rcfg.OnRun = metrics.ReconcilerRun
