@@ -3,12 +3,16 @@ package main
 import (
 	"bytes"
 	"context"
+	"flag"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/orderstate/orderstate/engine"
 )
 
 // cli runs the orderstate command line with env as the environment. A
@@ -130,4 +134,55 @@ func TestServe_RefusesReportsDirItCannotWrite(t *testing.T) {
 	require.NoError(t, err)
 	require.Empty(t, entries, "the check leaves nothing behind")
 	require.NoError(t, s.stop())
+}
+
+// The schedules and the reports directory are shared with serve, so one
+// configuration and one environment work for both commands; a sweep run
+// now uses none of them, says so, and does not fail on them.
+func TestReconcile_ServeOnlySettings(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "o.db")
+	db, err := engine.Open(ctx, path, engine.Options{Logger: discardLogger()})
+	require.NoError(t, err)
+	require.NoError(t, db.Close())
+
+	_, help, err := cli(t, nil, "reconcile", "-h")
+	require.ErrorIs(t, err, flag.ErrHelp)
+	for _, name := range []string{"sweep-schedule", "report-schedule", "reports-dir"} {
+		require.Contains(t, flagHelp(t, help, name), "used by serve only")
+	}
+	for _, name := range []string{"redirect-grace", "stuck-after"} {
+		require.NotContains(t, flagHelp(t, help, name), "serve only")
+	}
+	_, serveHelp, _ := cli(t, nil, "serve", "-h")
+	require.NotContains(t, serveHelp, "serve only")
+
+	for _, tc := range []struct {
+		args []string
+		env  map[string]string
+	}{
+		{args: []string{"--report-schedule", "bad"}},
+		{args: []string{"--sweep-schedule", "not a schedule"}},
+		{args: []string{"--reports-dir", "/proc/nope"}},
+		{env: map[string]string{"ORDERSTATE_REPORT_SCHEDULE": "bad", "ORDERSTATE_SWEEP_SCHEDULE": "bad", "ORDERSTATE_REPORTS_DIR": "/proc/nope"}},
+	} {
+		out, _, err := cli(t, tc.env, append([]string{"reconcile", "--db", path}, tc.args...)...)
+		require.NoError(t, err, "%v %v", tc.args, tc.env)
+		require.Contains(t, out, "0 raised, 0 resolved")
+	}
+}
+
+// flagHelp is what a command's -h says of one flag: its line and the
+// description below it.
+func flagHelp(t *testing.T, help, name string) string {
+	t.Helper()
+	lines := strings.Split(help, "\n")
+	for i, l := range lines {
+		if strings.HasPrefix(l, "  --"+name+" ") && i+1 < len(lines) {
+			return l + "\n" + lines[i+1]
+		}
+	}
+	t.Fatalf("-h does not list --%s:\n%s", name, help)
+	return ""
 }

@@ -26,7 +26,7 @@ func runReconcile(ctx context.Context, args []string, env func(string) string, s
 	var sf storeFlags
 	var rf reconcileFlags
 	sf.registerExisting(fs)
-	rf.register(fs)
+	rf.registerSweep(fs)
 	asJSON := fs.Bool("json", false, "print what the sweep did as JSON")
 	if err := parse(fs, args, env); err != nil {
 		return err
@@ -40,7 +40,7 @@ func runReconcile(ctx context.Context, args []string, env func(string) string, s
 		return err
 	}
 	defer db.Close()
-	rec, err := reconcile.New(db, rf.config(), time.Now, discardLogger())
+	rec, err := reconcile.New(db, rf.sweepConfig(), time.Now, discardLogger())
 	if err != nil {
 		return err
 	}
