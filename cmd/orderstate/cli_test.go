@@ -186,3 +186,30 @@ func flagHelp(t *testing.T, help, name string) string {
 	t.Fatalf("-h does not list --%s:\n%s", name, help)
 	return ""
 }
+
+// The code word of an engine error ("invalid", "unavailable") is for the
+// API's callers; a person at a terminal gets the message alone, and the
+// exit status is unchanged.
+func TestErrorsHaveNoCodeWord(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	dir := t.TempDir()
+	path := filepath.Join(dir, "o.db")
+	db, err := engine.Open(ctx, path, engine.Options{Logger: discardLogger()})
+	require.NoError(t, err)
+	require.NoError(t, db.Close())
+
+	_, _, err = cli(t, nil, "reconcile", "--db", path, "--redirect-grace", "-1h")
+	require.EqualError(t, err, "redirect grace must not be negative; got -1h0m0s")
+	require.Equal(t, engine.EINVALID, engine.ErrorCode(err), "the code is still there for whoever branches on it")
+	require.Equal(t, 1, exitCode(err))
+
+	for _, args := range [][]string{{"order", "--db", dir, "X"}, {"report", "--db", dir}, {"replay", "--db", dir}} {
+		_, _, err = cli(t, nil, args...)
+		require.Error(t, err)
+		require.True(t, strings.HasPrefix(err.Error(), "cannot open database "+dir+": "), "%s: %v", args[0], err)
+		require.Equal(t, 1, exitCode(err))
+	}
+	_, _, err = cli(t, nil, "serve", "--addr", "127.0.0.1:0", "--db", dir, "--reports-dir", filepath.Join(dir, "reports"))
+	require.True(t, strings.HasPrefix(err.Error(), "cannot open database "+dir+": "), "serve: %v", err)
+}
