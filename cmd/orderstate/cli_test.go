@@ -213,3 +213,25 @@ func TestErrorsHaveNoCodeWord(t *testing.T) {
 	_, _, err = cli(t, nil, "serve", "--addr", "127.0.0.1:0", "--db", dir, "--reports-dir", filepath.Join(dir, "reports"))
 	require.True(t, strings.HasPrefix(err.Error(), "cannot open database "+dir+": "), "serve: %v", err)
 }
+
+// A variable that does not parse says what was expected, not just
+// "parse error".
+func TestEnvironmentParseErrorsSayWhatIsWanted(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		cmd       string
+		name, val string
+		want      string
+	}{
+		{"serve", "ORDERSTATE_MAX_BODY", "abc", `ORDERSTATE_MAX_BODY="abc": want a size in bytes like 262144`},
+		{"serve", "ORDERSTATE_MAX_INFLIGHT", "many", `ORDERSTATE_MAX_INFLIGHT="many": want a number of webhooks like 512`},
+		{"serve", "ORDERSTATE_TWEED_ALLOW_UNSIGNED", "yes please", `ORDERSTATE_TWEED_ALLOW_UNSIGNED="yes please": want true or false`},
+		{"serve", "ORDERSTATE_STUCK_AFTER", "1", `ORDERSTATE_STUCK_AFTER="1": want a duration such as 90s, 15m or 24h`},
+		{"reconcile", "ORDERSTATE_JSON", "maybe", `ORDERSTATE_JSON="maybe": want true or false`},
+		{"demo", "ORDERSTATE_SEED", "-1", `ORDERSTATE_SEED="-1": want a whole number of 0 or more like 1`},
+		{"demo", "ORDERSTATE_ORDERS", "lots", `ORDERSTATE_ORDERS="lots": want a whole number like 3000`},
+	} {
+		_, _, err := cli(t, map[string]string{tc.name: tc.val}, tc.cmd)
+		require.EqualError(t, err, tc.want)
+	}
+}
