@@ -2,10 +2,12 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"strings"
 	"time"
 
@@ -48,11 +50,45 @@ func parse(fs *flag.FlagSet, args []string, env func(string) string) error {
 		}
 		if v := env(envName(f.Name)); v != "" {
 			if serr := fs.Set(f.Name, v); serr != nil {
-				err = fmt.Errorf("%s=%q: %w", envName(f.Name), v, serr)
+				err = fmt.Errorf("%s=%q: %s", envName(f.Name), v, wanted(f))
 			}
 		}
 	})
 	return err
+}
+
+// numberKinds say what a number flag counts, where "a whole number" would
+// leave a person guessing at the unit.
+var numberKinds = map[string]string{
+	"max-body":     "a size in bytes",
+	"max-inflight": "a number of webhooks",
+}
+
+// wanted says what a flag's value must look like, for a variable that does
+// not parse: the flag package says only "parse error", and unlike on the
+// command line no usage follows it.
+func wanted(f *flag.Flag) string {
+	g, ok := f.Value.(flag.Getter)
+	if !ok {
+		return "cannot be read as --" + f.Name
+	}
+	switch g.Get().(type) {
+	case bool:
+		return "want true or false"
+	case time.Duration:
+		return "want a duration such as 90s, 15m or 24h"
+	case int, int64:
+		kind := numberKinds[f.Name]
+		if kind == "" {
+			kind = "a whole number"
+		}
+		return fmt.Sprintf("want %s like %s", kind, f.DefValue)
+	case uint, uint64:
+		return "want a whole number of 0 or more like " + f.DefValue
+	case float64:
+		return "want a number like " + f.DefValue
+	}
+	return "cannot be read as --" + f.Name
 }
 
 // storeFlags are the flags every command that opens the store shares.
@@ -66,8 +102,25 @@ func (s *storeFlags) register(fs *flag.FlagSet) {
 	fs.DurationVar(&s.busyTimeout, "busy-timeout", 5*time.Second, "how long a write waits on a lock held by another process before giving up")
 }
 
+// registerExisting registers the flags for a command that reads a store
+// serve made; see openExisting.
+func (s *storeFlags) registerExisting(fs *flag.FlagSet) {
+	s.register(fs)
+	fs.Lookup("db").Usage = "SQLite database file written by serve (must exist)"
+}
+
 func (s *storeFlags) open(ctx context.Context, log *slog.Logger, now func() time.Time) (*engine.DB, error) {
 	return engine.Open(ctx, s.db, engine.Options{BusyTimeout: s.busyTimeout, Logger: log, Now: now})
+}
+
+// openExisting opens a store that must already exist. Opening creates a
+// missing file, so a mistyped --db would otherwise become an empty store
+// in which every order, anomaly and difference looks absent.
+func (s *storeFlags) openExisting(ctx context.Context, log *slog.Logger, now func() time.Time) (*engine.DB, error) {
+	if _, err := os.Stat(s.db); errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("database %s does not exist; orderstate serve creates it (check --db or ORDERSTATE_DB)", s.db)
+	}
+	return s.open(ctx, log, now)
 }
 
 // logFlags choose the log format and level.

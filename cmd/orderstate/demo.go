@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"maps"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -48,7 +49,8 @@ func runDemo(ctx context.Context, args []string, env func(string) string, stdout
 	faults := fs.String("faults", "1", "fault rates: a multiplier of the defaults (0 for none, 2 for twice as many), and/or "+
 		"name=rate overrides, e.g. 1,drop=0.1,forged=0. Faults and default rates (the chance an order that can get one does): "+
 		simulate.DefaultFaults().String())
-	dir := fs.String("dir", "demo", "folder for the demo's store and reports; its previous store and reports are removed")
+	dir := fs.String("dir", "demo", "folder for the demo's store and reports; an earlier demo's store and reports there are removed, "+
+		"and the demo refuses to run over a store or reports folder it did not make")
 	workers := fs.Int("workers", 24, "orders played at once")
 	fs.Usage = demoUsage(fs, stderr)
 	if err := parse(fs, args, env); err != nil {
@@ -164,10 +166,11 @@ func playDemo(ctx context.Context, cfg demoConfig, stdout, stderr io.Writer) (*d
 	if err := os.MkdirAll(cfg.dir, 0o755); err != nil {
 		return nil, err
 	}
-	for _, p := range []string{dbPath, dbPath + "-wal", dbPath + "-shm", dbPath + "-journal", reportsDir} {
-		if err := os.RemoveAll(p); err != nil {
-			return nil, fmt.Errorf("removing the previous demo: %w", err)
-		}
+	if err := removePreviousDemo(ctx, dbPath, reportsDir); err != nil {
+		return nil, err
+	}
+	if err := markDemoReports(reportsDir); err != nil {
+		return nil, err
 	}
 
 	gen := simulate.NewGenerator(simulate.Config{Seed: cfg.seed, Orders: cfg.orders, Faults: cfg.faults})
@@ -196,6 +199,9 @@ func playDemo(ctx context.Context, cfg demoConfig, stdout, stderr io.Writer) (*d
 			_ = side.close(5 * time.Second)
 		}
 	}()
+	if err := side.db.SetWatermark(ctx, demoMark, clock.Now()); err != nil {
+		return nil, fmt.Errorf("marking %s as the demo's: %w", dbPath, err)
+	}
 
 	fmt.Fprintf(stdout, "orderstate demo: a shop's day of checkout traffic, end to end\n")
 	fmt.Fprintf(stdout, "  %d orders on %s (seed %d) through Tazapay, Yoco, Tokenz and Tweed; faults %s\n",
@@ -288,6 +294,80 @@ func playDemo(ctx context.Context, cfg demoConfig, stdout, stderr io.Writer) (*d
 	printNext(stdout, res, dbPath, reportsDir)
 	fmt.Fprintf(stdout, "\nThe demo took %s.\n", time.Since(started).Round(10*time.Millisecond))
 	return res, nil
+}
+
+// demoMark names the watermark that marks a store as the demo's, and
+// demoReportsMark the file that marks a reports folder as the demo's.
+const (
+	demoMark        = "demo"
+	demoReportsMark = ".orderstate-demo"
+)
+
+// removePreviousDemo removes the store and reports an earlier demo left in
+// their places, and refuses, removing nothing, when either is not marked as
+// the demo's: orderstate.db and reports are serve's defaults, so a demo run
+// in a shop's folder would otherwise delete the shop's store.
+func removePreviousDemo(ctx context.Context, dbPath, reportsDir string) error {
+	refuse := func(path string) error {
+		return fmt.Errorf("%s was not made by the demo, which removes only what an earlier demo made "+
+			"(it may be a shop's store or reports: serve uses the same names); choose another --dir, or move it away yourself", path)
+	}
+	var remove []string
+	storeFiles := []string{dbPath, dbPath + "-wal", dbPath + "-shm", dbPath + "-journal"}
+	if exists(dbPath) {
+		if !isDemoStore(ctx, dbPath) {
+			return refuse(dbPath)
+		}
+		remove = append(remove, storeFiles...)
+	} else {
+		// Without its database these belong to nobody we know of, and a
+		// new store beside a stale -wal could read its frames.
+		for _, p := range storeFiles[1:] {
+			if exists(p) {
+				return refuse(p)
+			}
+		}
+	}
+	if exists(reportsDir) {
+		if !exists(filepath.Join(reportsDir, demoReportsMark)) {
+			return refuse(reportsDir)
+		}
+		remove = append(remove, reportsDir)
+	}
+	for _, p := range remove {
+		if err := os.RemoveAll(p); err != nil {
+			return fmt.Errorf("removing the previous demo: %w", err)
+		}
+	}
+	return nil
+}
+
+func exists(path string) bool {
+	_, err := os.Lstat(path)
+	return !errors.Is(err, os.ErrNotExist)
+}
+
+// isDemoStore says whether path is a store an earlier demo marked. Anything
+// that cannot be read as one (another file, another program's database) is
+// not.
+func isDemoStore(ctx context.Context, path string) bool {
+	conn, err := sql.Open("sqlite", "file:"+(&url.URL{Path: path}).EscapedPath()+"?mode=ro&_pragma=busy_timeout(5000)")
+	if err != nil {
+		return false
+	}
+	defer conn.Close()
+	var n int
+	err = conn.QueryRowContext(ctx, `SELECT COUNT(*) FROM watermarks WHERE name = ?`, demoMark).Scan(&n)
+	return err == nil && n > 0
+}
+
+// markDemoReports creates the reports folder with the file that lets the
+// next demo remove it.
+func markDemoReports(dir string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(dir, demoReportsMark), []byte("Made by orderstate demo, which removes this folder when it runs here again.\n"), 0o644)
 }
 
 func faultsHeadline(scale string) string {

@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -103,4 +104,97 @@ func TestDemo_FailuresAreNamed(t *testing.T) {
 	require.Error(t, err)
 	err = run(context.Background(), []string{"demo", "--faults", "bogus=1"}, func(string) string { return "" }, io.Discard, io.Discard)
 	require.ErrorContains(t, err, "unknown fault")
+}
+
+// orderstate.db and reports are serve's defaults, so a demo run in a shop's
+// folder finds the shop's store there. The demo removes only what an
+// earlier demo made, and deletes nothing when it refuses.
+func TestDemo_RefusesToRemoveWhatItDidNotMake(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	noEnv := func(string) string { return "" }
+	demo := func(dir string) error {
+		return run(ctx, []string{"demo", "--dir", dir, "--orders", "5"}, noEnv, io.Discard, io.Discard)
+	}
+
+	t.Run("ShopStore", func(t *testing.T) {
+		t.Parallel()
+		dir := t.TempDir()
+		path := filepath.Join(dir, "orderstate.db")
+		db, err := engine.Open(ctx, path, engine.Options{Logger: discardLogger()})
+		require.NoError(t, err)
+		_, err = db.RegisterOrder(ctx, engine.Registration{OrderID: "shop_1", Provider: "tazapay", CheckoutID: "chk_1", Amount: 100, Currency: "USD"})
+		require.NoError(t, err)
+		require.NoError(t, db.Close())
+
+		err = demo(dir)
+		require.ErrorContains(t, err, path)
+		require.ErrorContains(t, err, "not made by the demo")
+		db, err = engine.Open(ctx, path, engine.Options{Logger: discardLogger()})
+		require.NoError(t, err)
+		defer db.Close()
+		_, err = db.Order(ctx, "shop_1")
+		require.NoError(t, err, "the shop's order is still there")
+		require.NoDirExists(t, filepath.Join(dir, "reports"))
+	})
+	t.Run("ShopReports", func(t *testing.T) {
+		t.Parallel()
+		dir := t.TempDir()
+		report := filepath.Join(dir, "reports", "report-2026-03-02T0300Z.md")
+		require.NoError(t, os.MkdirAll(filepath.Dir(report), 0o755))
+		require.NoError(t, os.WriteFile(report, []byte("# Order anomaly report\n"), 0o644))
+
+		err := demo(dir)
+		require.ErrorContains(t, err, filepath.Join(dir, "reports"))
+		require.ErrorContains(t, err, "not made by the demo")
+		require.FileExists(t, report)
+		require.NoFileExists(t, filepath.Join(dir, "orderstate.db"))
+	})
+	t.Run("NotADatabase", func(t *testing.T) {
+		t.Parallel()
+		dir := t.TempDir()
+		path := filepath.Join(dir, "orderstate.db")
+		require.NoError(t, os.WriteFile(path, []byte("someone's file"), 0o644))
+		require.ErrorContains(t, demo(dir), path)
+		b, err := os.ReadFile(path)
+		require.NoError(t, err)
+		require.Equal(t, "someone's file", string(b))
+	})
+	t.Run("LeftoverWAL", func(t *testing.T) {
+		t.Parallel()
+		dir := t.TempDir()
+		wal := filepath.Join(dir, "orderstate.db-wal")
+		require.NoError(t, os.WriteFile(wal, []byte("frames"), 0o644))
+		require.ErrorContains(t, demo(dir), wal)
+		require.FileExists(t, wal)
+	})
+}
+
+// The demo replaces what its previous run made in the same folder, as
+// `make demo` twice in a row does.
+func TestDemo_RunsTwiceInTheSameFolder(t *testing.T) {
+	t.Parallel()
+	dir := filepath.Join(t.TempDir(), "demo")
+	for run := range 2 {
+		var out bytes.Buffer
+		cfg := demoConfig{orders: 10, seed: 7, faults: simulate.DefaultFaults(), scale: "1", dir: dir, workers: 4}
+		res, err := playDemo(context.Background(), cfg, &out, io.Discard)
+		require.NoError(t, err, "run %d: %s", run+1, out.String())
+		require.Len(t, res.reports, 3, "run %d", run+1)
+		entries, err := os.ReadDir(filepath.Join(dir, "reports"))
+		require.NoError(t, err)
+		n := 0
+		for _, e := range entries {
+			if strings.HasPrefix(e.Name(), "report-") {
+				n++
+			}
+		}
+		require.Equal(t, 3, n, "run %d: only this run's reports are in the folder", run+1)
+		stale := filepath.Join(dir, "reports", "report-stale.md")
+		if run == 0 {
+			require.NoError(t, os.WriteFile(stale, []byte("from the first run"), 0o644))
+		} else {
+			require.NoFileExists(t, stale, "the first run's reports folder was replaced")
+		}
+	}
 }

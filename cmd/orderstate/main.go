@@ -8,7 +8,10 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
+
+	"github.com/orderstate/orderstate/engine"
 )
 
 // Version is set at build time with -ldflags "-X main.Version=...".
@@ -45,6 +48,33 @@ func exitCode(err error) int {
 	return 1
 }
 
+// plainError is an error shown without the code word of the engine error
+// inside it; errors.Is and errors.As still reach the original.
+type plainError struct {
+	text string
+	err  error
+}
+
+func (e *plainError) Error() string { return e.text }
+func (e *plainError) Unwrap() error { return e.err }
+
+// withoutCode drops the code word ("invalid: ", "unavailable: ") that an
+// engine error puts before its message. The code is for the API's callers,
+// who branch on it; a person at a terminal needs the message, and the
+// cause, which unlike an API client they may see. The text is rebuilt
+// from the engine error's own parts, whatever wraps it.
+func withoutCode(err error) error {
+	var e *engine.Error
+	if !errors.As(err, &e) {
+		return err
+	}
+	plain := e.Message
+	if e.Err != nil {
+		plain += ": " + withoutCode(e.Err).Error()
+	}
+	return &plainError{text: strings.Replace(err.Error(), e.Error(), plain, 1), err: err}
+}
+
 type command struct {
 	name  string
 	usage string
@@ -77,7 +107,7 @@ func run(ctx context.Context, args []string, env func(string) string, stdout, st
 	}
 	for _, c := range commands() {
 		if c.name == args[0] {
-			return c.run(ctx, args[1:], env, stdout, stderr)
+			return withoutCode(c.run(ctx, args[1:], env, stdout, stderr))
 		}
 	}
 	usage(stderr)

@@ -16,7 +16,7 @@ import (
 func runOrder(ctx context.Context, args []string, env func(string) string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("order", "order [flags] <order_id> | order [flags] --checkout <provider>/<checkout_id>", stderr)
 	var sf storeFlags
-	sf.register(fs)
+	sf.registerExisting(fs)
 	checkout := fs.String("checkout", "", "look the order up by provider checkout id, as provider/checkout_id")
 	asJSON := fs.Bool("json", false, "print the order as the API's JSON")
 	if err := parse(fs, args, env); err != nil {
@@ -26,7 +26,7 @@ func runOrder(ctx context.Context, args []string, env func(string) string, stdou
 		fs.Usage()
 		return errors.New("give either an order id or --checkout provider/checkout_id")
 	}
-	db, err := sf.open(ctx, discardLogger(), time.Now)
+	db, err := sf.openExisting(ctx, discardLogger(), time.Now)
 	if err != nil {
 		return err
 	}

@@ -47,6 +47,18 @@ func secrets(v string) []string {
 // adapters builds the adapter of every provider that has a secret (or, for
 // Tweed, is allowed unsigned).
 func (p *providerFlags) adapters(log *slog.Logger) ([]engine.Adapter, error) {
+	// An unset or empty value means the provider is not used. One that
+	// holds only separators is a secret lost on the way (an empty
+	// substitution in a list, say): taking it as "not configured" would
+	// refuse the provider's every webhook with nothing but a warning.
+	for _, v := range []struct{ flag, value string }{
+		{"tokenz-secret", p.tokenz}, {"yoco-secret", p.yoco}, {"tazapay-secret", p.tazapay}, {"tweed-secret", p.tweed},
+	} {
+		if v.value != "" && len(secrets(v.value)) == 0 {
+			return nil, fmt.Errorf("--%s (%s) holds only commas and spaces, no secret; set the secret, or leave it unset to turn the provider off",
+				v.flag, envName(v.flag))
+		}
+	}
 	var out []engine.Adapter
 	if s := secrets(p.tokenz); len(s) > 0 {
 		out = append(out, tokenz.New(s...))

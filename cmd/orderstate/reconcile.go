@@ -25,8 +25,8 @@ func runReconcile(ctx context.Context, args []string, env func(string) string, s
 	fs := newFlagSet("reconcile", "reconcile [--db PATH] [--redirect-grace 15m] [--stuck-after 24h] [--json]", stderr)
 	var sf storeFlags
 	var rf reconcileFlags
-	sf.register(fs)
-	rf.register(fs)
+	sf.registerExisting(fs)
+	rf.registerSweep(fs)
 	asJSON := fs.Bool("json", false, "print what the sweep did as JSON")
 	if err := parse(fs, args, env); err != nil {
 		return err
@@ -35,12 +35,12 @@ func runReconcile(ctx context.Context, args []string, env func(string) string, s
 		fs.Usage()
 		return fmt.Errorf("reconcile takes no arguments; got %q", fs.Args())
 	}
-	db, err := sf.open(ctx, discardLogger(), time.Now)
+	db, err := sf.openExisting(ctx, discardLogger(), time.Now)
 	if err != nil {
 		return err
 	}
 	defer db.Close()
-	rec, err := reconcile.New(db, rf.config(), time.Now, discardLogger())
+	rec, err := reconcile.New(db, rf.sweepConfig(), time.Now, discardLogger())
 	if err != nil {
 		return err
 	}
@@ -70,7 +70,7 @@ func runReconcile(ctx context.Context, args []string, env func(string) string, s
 func runReport(ctx context.Context, args []string, env func(string) string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("report", "report [--db PATH] [--since 24h|RFC3339] [--until RFC3339] [--format json|md|html]", stderr)
 	var sf storeFlags
-	sf.register(fs)
+	sf.registerExisting(fs)
 	since := fs.String("since", "24h", "start of the period: a duration before --until, or an RFC 3339 time")
 	until := fs.String("until", "", "end of the period, RFC 3339 (default now)")
 	format := fs.String("format", reconcile.FormatMarkdown, "output format: json, md or html")
@@ -93,7 +93,7 @@ func runReport(ctx context.Context, args []string, env func(string) string, stdo
 	if err != nil {
 		return err
 	}
-	db, err := sf.open(ctx, discardLogger(), time.Now)
+	db, err := sf.openExisting(ctx, discardLogger(), time.Now)
 	if err != nil {
 		return err
 	}

@@ -13,12 +13,12 @@ import (
 func runReplay(ctx context.Context, args []string, env func(string) string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("replay", "replay [--db PATH] [--fix]", stderr)
 	var sf storeFlags
-	sf.register(fs)
+	sf.registerExisting(fs)
 	fix := fs.Bool("fix", false, "write the replayed state of each differing order")
 	if err := parse(fs, args, env); err != nil {
 		return err
 	}
-	db, err := sf.open(ctx, discardLogger(), time.Now)
+	db, err := sf.openExisting(ctx, discardLogger(), time.Now)
 	if err != nil {
 		return err
 	}

@@ -51,20 +51,38 @@ func runServe(ctx context.Context, args []string, env func(string) string, stdou
 	if err := parse(fs, args, env); err != nil {
 		return err
 	}
+	if fs.NArg() > 0 {
+		fs.Usage()
+		return fmt.Errorf("serve takes no arguments; got %q", fs.Args())
+	}
 	log, err := f.logs.logger(stderr)
 	if err != nil {
 		return err
 	}
-	tuneGC(env)
 	s, err := startSidecar(ctx, &f, log, time.Now)
 	if err != nil {
 		return err
 	}
+	// Only once it serves: a serve that refuses to start needs no tuning.
+	tuneGC(env)
 	log.Info("orderstate serving", slog.String("addr", s.server.URL()), slog.String("db", f.store.db),
 		slog.Any("providers", s.pipeline.Providers()), slog.String("version", Version))
 	<-ctx.Done()
 	log.Info("signal received, finishing in-flight requests", slog.Duration("timeout", f.shutdownTimeout))
 	return s.close(f.shutdownTimeout)
+}
+
+// validate refuses the limits the server would otherwise replace with its
+// defaults: whoever set them meant something else, and should hear so at
+// start rather than find out under load.
+func (f *serveFlags) validate() error {
+	if f.maxBody < 1 {
+		return fmt.Errorf("--max-body (%s) %d: want a size in bytes of at least 1, such as %d", envName("max-body"), f.maxBody, api.DefaultMaxBody)
+	}
+	if f.maxInFlight < 1 {
+		return fmt.Errorf("--max-inflight (%s) %d: want a number of webhooks of at least 1, such as %d", envName("max-inflight"), f.maxInFlight, api.DefaultMaxInFlight)
+	}
+	return nil
 }
 
 // sidecar is a running server with its store, pipeline and reconciler.
@@ -81,6 +99,9 @@ type sidecar struct {
 // startSidecar opens the store and starts the HTTP server and background
 // jobs. now is the clock the store and adapters use.
 func startSidecar(ctx context.Context, f *serveFlags, log *slog.Logger, now func() time.Time) (*sidecar, error) {
+	if err := f.validate(); err != nil {
+		return nil, err
+	}
 	adapters, err := f.providers.adapters(log)
 	if err != nil {
 		return nil, err
@@ -90,6 +111,10 @@ func startSidecar(ctx context.Context, f *serveFlags, log *slog.Logger, now func
 	}
 	db, err := openWritable(ctx, &f.store, log, now)
 	if err != nil {
+		return nil, err
+	}
+	if err := checkReportsDir(f.recon.reportsDir); err != nil {
+		db.Close()
 		return nil, err
 	}
 	metrics := api.NewMetrics()

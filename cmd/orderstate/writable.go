@@ -52,3 +52,30 @@ func openWritable(ctx context.Context, sf *storeFlags, log *slog.Logger, now fun
 func readOnlyError(path string, err error) error {
 	return fmt.Errorf("database %s is read-only; serve must write to it, to its -wal and -shm files and to its directory: %w", path, err)
 }
+
+// checkReportsDir makes the reports directory and writes a file in it, so
+// that serve refuses to start on one it cannot write. Otherwise it would
+// start, /readyz would answer 200, and the failure would show only as an
+// error logged by each report run, while the reports a person expects each
+// morning never appear.
+func checkReportsDir(dir string) error {
+	if dir == "" {
+		return nil
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return reportsDirError(dir, err)
+	}
+	f, err := os.CreateTemp(dir, ".orderstate-check-*")
+	if err != nil {
+		return reportsDirError(dir, err)
+	}
+	werr := f.Close()
+	if err := errors.Join(werr, os.Remove(f.Name())); err != nil {
+		return reportsDirError(dir, err)
+	}
+	return nil
+}
+
+func reportsDirError(dir string, err error) error {
+	return fmt.Errorf("reports directory %s cannot be written (--reports-dir, ORDERSTATE_REPORTS_DIR); serve writes each report there: %w", dir, err)
+}
