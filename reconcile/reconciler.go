@@ -99,10 +99,16 @@ func (c Config) withDefaults() Config {
 var parser = cron.NewParser(cron.Minute | cron.Hour | cron.Dom | cron.Month | cron.Dow | cron.Descriptor)
 
 func (c Config) validate() error {
-	for name, d := range map[string]time.Duration{"redirect grace": c.RedirectGrace, "stuck after": c.StuckAfter,
-		"pending time-to-live": c.PendingTTL, "processing time-to-live": c.ProcessingTTL, "report period": c.ReportPeriod} {
-		if d < 0 {
-			return engine.Errorf(engine.EINVALID, "%s must not be negative; got %s", name, d)
+	// In a fixed order: the time-to-lives default to stuck after, so one
+	// bad value can fail several checks, and the first names the setting
+	// the user gave.
+	for _, d := range []struct {
+		name string
+		d    time.Duration
+	}{{"redirect grace", c.RedirectGrace}, {"stuck after", c.StuckAfter}, {"pending time-to-live", c.PendingTTL},
+		{"processing time-to-live", c.ProcessingTTL}, {"report period", c.ReportPeriod}} {
+		if d.d < 0 {
+			return engine.Errorf(engine.EINVALID, "%s must not be negative; got %s", d.name, d.d)
 		}
 	}
 	if c.MaxPerKind < 0 {

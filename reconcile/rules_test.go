@@ -336,6 +336,12 @@ func TestNew_RejectsBadConfig(t *testing.T) {
 		_, err := reconcile.New(nil, cfg, nil, nil)
 		require.Equal(t, engine.EINVALID, engine.ErrorCode(err), name)
 	}
+	// The time-to-lives default to stuck after: the message must name the
+	// setting given, every time.
+	for range 20 {
+		_, err := reconcile.New(nil, reconcile.Config{StuckAfter: -time.Hour}, nil, nil)
+		require.ErrorContains(t, err, "stuck after must not be negative")
+	}
 	r, err := reconcile.New(nil, reconcile.Config{SweepSchedule: "@every 10s", ReportSchedule: "0 3 * * *"}, nil, nil)
 	require.NoError(t, err)
 	require.Equal(t, 15*time.Minute, r.Config().RedirectGrace)
