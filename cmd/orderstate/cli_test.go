@@ -235,3 +235,16 @@ func TestEnvironmentParseErrorsSayWhatIsWanted(t *testing.T) {
 		require.EqualError(t, err, tc.want)
 	}
 }
+
+// A command that takes flags only refuses a stray word rather than run
+// with settings the user did not mean (a flag missing its dashes, say).
+func TestCommands_RefuseStrayArguments(t *testing.T) {
+	t.Parallel()
+	for _, cmd := range []string{"replay", "fsm", "reconcile", "report"} {
+		t.Run(cmd, func(t *testing.T) {
+			t.Parallel()
+			_, _, err := cli(t, nil, cmd, "fix")
+			require.ErrorContains(t, err, cmd+` takes no arguments; got ["fix"]`)
+		})
+	}
+}

@@ -37,6 +37,20 @@ func envName(flagName string) string {
 
 // parse parses args, then fills every flag not given on the command line
 // from its ORDERSTATE_* variable.
+// parseNoArgs is parse for a command that takes flags only: a stray word
+// is most likely a flag missing its dashes, and ignoring it would run the
+// command with settings the user did not mean.
+func parseNoArgs(fs *flag.FlagSet, args []string, env func(string) string) error {
+	if err := parse(fs, args, env); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		fs.Usage()
+		return fmt.Errorf("%s takes no arguments; got %q", fs.Name(), fs.Args())
+	}
+	return nil
+}
+
 func parse(fs *flag.FlagSet, args []string, env func(string) string) error {
 	if err := fs.Parse(args); err != nil {
 		return err

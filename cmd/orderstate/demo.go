@@ -53,12 +53,8 @@ func runDemo(ctx context.Context, args []string, env func(string) string, stdout
 		"and the demo refuses to run over a store or reports folder it did not make")
 	workers := fs.Int("workers", 24, "orders played at once")
 	fs.Usage = demoUsage(fs, stderr)
-	if err := parse(fs, args, env); err != nil {
+	if err := parseNoArgs(fs, args, env); err != nil {
 		return err
-	}
-	if fs.NArg() > 0 {
-		fs.Usage()
-		return fmt.Errorf("demo takes no arguments; got %q", fs.Args())
 	}
 	if *orders < 1 || *workers < 1 {
 		return errors.New("--orders and --workers must be at least 1")

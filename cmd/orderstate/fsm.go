@@ -10,7 +10,7 @@ import (
 
 func runFSM(_ context.Context, args []string, env func(string) string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("fsm", "fsm", stderr)
-	if err := parse(fs, args, env); err != nil {
+	if err := parseNoArgs(fs, args, env); err != nil {
 		return err
 	}
 	_, err := fmt.Fprint(stdout, statemachine.Mermaid())

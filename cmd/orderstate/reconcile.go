@@ -28,12 +28,8 @@ func runReconcile(ctx context.Context, args []string, env func(string) string, s
 	sf.registerExisting(fs)
 	rf.registerSweep(fs)
 	asJSON := fs.Bool("json", false, "print what the sweep did as JSON")
-	if err := parse(fs, args, env); err != nil {
+	if err := parseNoArgs(fs, args, env); err != nil {
 		return err
-	}
-	if fs.NArg() > 0 {
-		fs.Usage()
-		return fmt.Errorf("reconcile takes no arguments; got %q", fs.Args())
 	}
 	db, err := sf.openExisting(ctx, discardLogger(), time.Now)
 	if err != nil {
@@ -74,12 +70,8 @@ func runReport(ctx context.Context, args []string, env func(string) string, stdo
 	since := fs.String("since", "24h", "start of the period: a duration before --until, or an RFC 3339 time")
 	until := fs.String("until", "", "end of the period, RFC 3339 (default now)")
 	format := fs.String("format", reconcile.FormatMarkdown, "output format: json, md or html")
-	if err := parse(fs, args, env); err != nil {
+	if err := parseNoArgs(fs, args, env); err != nil {
 		return err
-	}
-	if fs.NArg() > 0 {
-		fs.Usage()
-		return fmt.Errorf("report takes no arguments; got %q", fs.Args())
 	}
 	end := time.Now().UTC()
 	if *until != "" {

@@ -15,7 +15,7 @@ func runReplay(ctx context.Context, args []string, env func(string) string, stdo
 	var sf storeFlags
 	sf.registerExisting(fs)
 	fix := fs.Bool("fix", false, "write the replayed state of each differing order")
-	if err := parse(fs, args, env); err != nil {
+	if err := parseNoArgs(fs, args, env); err != nil {
 		return err
 	}
 	db, err := sf.openExisting(ctx, discardLogger(), time.Now)

@@ -48,12 +48,8 @@ func runServe(ctx context.Context, args []string, env func(string) string, stdou
 	var f serveFlags
 	fs := newFlagSet("serve", "serve [flags]", stderr)
 	f.register(fs)
-	if err := parse(fs, args, env); err != nil {
+	if err := parseNoArgs(fs, args, env); err != nil {
 		return err
-	}
-	if fs.NArg() > 0 {
-		fs.Usage()
-		return fmt.Errorf("serve takes no arguments; got %q", fs.Args())
 	}
 	log, err := f.logs.logger(stderr)
 	if err != nil {
