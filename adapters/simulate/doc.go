@@ -13,7 +13,10 @@
 // (including the confirming one after a successful redirect), payment after
 // expiry, Tweed's FAILED after DONE and FAILED_AFTER_TX_COMPLETED, amounts,
 // currencies and modes that differ from the registration, redirects that
-// contradict the provider, and forged signatures.
+// contradict the provider, and forged signatures. Half the Tazapay orders are
+// registered with their payin id in other_ids, as a shop that kept it from
+// Tazapay's answer would; the others leave their payment attempts to
+// orders of their own until a checkout event ties the two.
 //
 // Bodies are built once; signatures are computed when a delivery is turned
 // into a Request, with the receiver's clock, because Yoco and Tokenz sign a

@@ -48,6 +48,9 @@ type Order struct {
 	Amount     int64
 	Currency   string
 	Mode       string
+	// OtherIDs are the provider's other ids for the order the shop knew
+	// and registered with it (a Tazapay checkout's payin).
+	OtherIDs []string
 	// Flow names the order's story: "paid", "refunded", "expired"...
 	Flow string
 	// Faults lists the faults injected into this order.

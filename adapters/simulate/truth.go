@@ -135,6 +135,20 @@ func (w *world) register(d *Delivery) {
 	for _, ev := range e.events {
 		e.mismatches(ev)
 	}
+	// Other ids name the order too; an order webhooks made under one
+	// joins this one.
+	for _, id := range reg.OtherIDs {
+		key := reg.Provider + "/" + id
+		x, ok := w.alias[key]
+		if !ok {
+			w.alias[key] = e
+			continue
+		}
+		if x = x.root(); x != e && !x.registered {
+			w.join(e, []*entity{x})
+			e.checkRedirect()
+		}
+	}
 }
 
 func (w *world) webhook(provider string, ev *Event) {
@@ -247,6 +261,12 @@ func (w *world) join(first *entity, others []*entity) *entity {
 		}
 		target.facts = append(target.facts, e.facts...)
 		target.events = append(target.events, e.events...)
+		// Events of an order nobody registered meet the registration now.
+		if target.registered {
+			for _, ev := range e.events {
+				target.mismatches(ev)
+			}
+		}
 		for k := range e.anomalies {
 			target.anomalies[k] = true
 		}
