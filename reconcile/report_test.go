@@ -217,7 +217,7 @@ func TestRunReport_StoresWritesAndMovesTheWatermark(t *testing.T) {
 
 	w, err := rec.RunReport(e.ctx)
 	require.NoError(t, err)
-	require.Equal(t, time.Date(2026, 3, 1, 3, 0, 0, 0, time.UTC), w.Report.PeriodStart, "the first report covers the configured period")
+	require.Equal(t, time.Date(2026, 3, 1, 3, 0, 0, 250e6, time.UTC), w.Report.PeriodStart, "the first report covers the configured period")
 	require.Equal(t, []string{
 		filepath.Join(dir, "report-2026-03-02T0300Z.json"), filepath.Join(dir, "report-2026-03-02T0300Z.md"),
 		filepath.Join(dir, "report-2026-03-02T0300Z.html"),
@@ -231,4 +231,22 @@ func TestRunReport_StoresWritesAndMovesTheWatermark(t *testing.T) {
 	again, err := rec.RunReport(e.ctx)
 	require.NoError(t, err)
 	require.Nil(t, again, "nothing new to cover within the same second")
+}
+
+// The nightly report and a sweep often fire together: what the sweep
+// found a moment before the report is new in that report.
+func TestRunReport_CountsWhatASweepJustFound(t *testing.T) {
+	t.Parallel()
+	e := setup(t, reconcile.Config{})
+	rec, err := reconcile.New(e.db, reconcile.Config{}, e.clock.Now, quiet())
+	require.NoError(t, err)
+	e.register("o", "tazapay", "c", 100, "USD")
+	e.clock.Add(25*time.Hour + 600*time.Millisecond)
+	require.Equal(t, []string{"o/stuck"}, changes(e.sweep(), reconcile.Raised))
+	e.clock.Add(300 * time.Millisecond)
+
+	w, err := rec.RunReport(e.ctx)
+	require.NoError(t, err)
+	require.Equal(t, 1, w.Report.Summary.NeedAction)
+	require.Equal(t, 1, w.Report.Summary.NewInPeriod, "the stuck order the sweep just raised is new in this report")
 }
