@@ -64,6 +64,11 @@ type Config struct {
 	// ("sweep" or "report"), how long it took, and its error (a recovered
 	// panic included). The server counts runs and failures with it.
 	OnRun func(job string, took time.Duration, err error)
+	// BeforeReport, when set, runs before each scheduled report is built:
+	// the server writes the counts of refused requests it keeps in memory,
+	// so the report's rejections are complete. Its error is logged and the
+	// report goes ahead.
+	BeforeReport func(ctx context.Context) error
 }
 
 func (c Config) withDefaults() Config {

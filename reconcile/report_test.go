@@ -1,6 +1,7 @@
 package reconcile_test
 
 import (
+	"context"
 	"flag"
 	"os"
 	"path/filepath"
@@ -249,4 +250,25 @@ func TestRunReport_CountsWhatASweepJustFound(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, 1, w.Report.Summary.NeedAction)
 	require.Equal(t, 1, w.Report.Summary.NewInPeriod, "the stuck order the sweep just raised is new in this report")
+}
+
+// The server keeps the counts of refused requests in memory and writes
+// them once a minute; the report has it write them first, or the last
+// minute's would be left out.
+func TestRunReport_WritesPendingRejectionsFirst(t *testing.T) {
+	t.Parallel()
+	e := setup(t, reconcile.Config{})
+	e.clock.Set(time.Date(2026, 3, 2, 3, 0, 0, 250e6, time.UTC))
+	// Refused at 02:59:20, in the hour this report closes.
+	rec, err := reconcile.New(e.db, reconcile.Config{BeforeReport: func(ctx context.Context) error {
+		return e.db.RecordRejections(ctx, e.clock.Now().Add(-40*time.Second), map[[2]string]int{{"tazapay", "signature"}: 3})
+	}}, e.clock.Now, quiet())
+	require.NoError(t, err)
+	w, err := rec.RunReport(e.ctx)
+	require.NoError(t, err)
+	rejected := map[string]int{}
+	for _, p := range w.Report.Providers {
+		rejected[p.Provider] = p.Rejected
+	}
+	require.Equal(t, 3, rejected["tazapay"])
 }

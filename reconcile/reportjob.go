@@ -29,6 +29,11 @@ func (r *Reconciler) RunReport(ctx context.Context) (*Written, error) {
 	// whatever a sweep found a moment before (the five-minute sweep and
 	// the nightly report fire together): listed as open, yet counted as
 	// new in neither this report nor the next.
+	if r.cfg.BeforeReport != nil {
+		if err := r.cfg.BeforeReport(ctx); err != nil {
+			r.log.Warn("the report may miss the latest refused requests", slog.Any("err", err))
+		}
+	}
 	until := r.now()
 	since, err := r.store.Watermark(ctx, WatermarkReport)
 	if err != nil {

@@ -99,6 +99,9 @@ type demoResult struct {
 	// webhooks sent: a forged request that was stored would show here.
 	events, accepted int
 	reports          []string
+	// reportRejected is what the report counts as refused; -1 without a
+	// report.
+	reportRejected int
 }
 
 // failures lists why the run fails its self-check; none when it passes.
@@ -118,6 +121,9 @@ func (r *demoResult) failures() []string {
 	}
 	if r.events != r.accepted {
 		out = append(out, fmt.Sprintf("%d webhook events stored for %d genuine webhooks sent", r.events, r.accepted))
+	}
+	if forged := forgedCount(r.orders); r.reportRejected >= 0 && r.reportRejected != forged {
+		out = append(out, fmt.Sprintf("the report counts %d refused webhooks for %d forged", r.reportRejected, forged))
 	}
 	return out
 }
@@ -240,6 +246,7 @@ func playDemo(ctx context.Context, cfg demoConfig, stdout, stderr io.Writer) (*d
 	// The reconciler's turn: past the grace after the last redirect and
 	// the time-to-live of the last order to change state.
 	recCfg := f.recon.config()
+	recCfg.BeforeReport = side.pipeline.Flush
 	jump := max(f.recon.stuckAfter, f.recon.redirectGrace) + time.Minute
 	clock.Advance(jump)
 	rec, err := reconcile.New(side.db, recCfg, clock.Now, log)
@@ -257,9 +264,13 @@ func playDemo(ctx context.Context, cfg demoConfig, stdout, stderr io.Writer) (*d
 		return nil, fmt.Errorf("report: %w", err)
 	}
 
-	res := &demoResult{orders: orders, problems: sender.Problems(), accepted: accepted}
+	res := &demoResult{orders: orders, problems: sender.Problems(), accepted: accepted, reportRejected: -1}
 	if written != nil {
 		res.reports = written.Paths
+		res.reportRejected = 0
+		for _, p := range written.Report.Providers {
+			res.reportRejected += p.Rejected
+		}
 	}
 	anomalies, err := side.db.Anomalies(ctx, engine.AnomalyFilter{Limit: 1 << 30})
 	if err != nil {

@@ -114,14 +114,15 @@ func startSidecar(ctx context.Context, f *serveFlags, log *slog.Logger, now func
 		return nil, err
 	}
 	metrics := api.NewMetrics()
+	pipeline := engine.NewPipeline(db, now, adapters...)
 	rcfg := f.recon.config()
 	rcfg.OnRun = metrics.ReconcilerRun
+	rcfg.BeforeReport = pipeline.Flush
 	rec, err := reconcile.New(db, rcfg, now, log)
 	if err != nil {
 		db.Close()
 		return nil, err
 	}
-	pipeline := engine.NewPipeline(db, now, adapters...)
 	server := api.New(api.Config{Addr: f.addr, Token: f.token, MaxBody: f.maxBody, MaxInFlight: f.maxInFlight, Providers: knownProviders},
 		db, db, pipeline, metrics, log)
 	if err := server.Open(); err != nil {
