@@ -8,16 +8,17 @@ import (
 // Error codes. HTTP maps them to statuses in one table; callers branch on
 // codes, never on message text.
 const (
-	EINVALID      = "invalid"       // malformed input: 400
-	EUNAUTHORIZED = "unauthorized"  // bad or missing signature or token: 401
-	ENOTFOUND     = "not_found"     // 404
-	ECONFLICT     = "conflict"      // the request contradicts stored data: 409
-	ETOOLARGE     = "too_large"     // 413
-	EUNAVAILABLE  = "unavailable"   // the store cannot commit now; retry: 503
-	EINTERNAL     = "internal"      // a bug: 500
-	EUNSUPPORTED  = "unsupported"   // wrong content type: 415
-	EOVERLOADED   = "overloaded"    // too many webhooks in flight: 503
-	ESHUTDOWN     = "shutting_down" // the process is stopping: 503
+	EINVALID      = "invalid"            // malformed input: 400
+	EUNAUTHORIZED = "unauthorized"       // bad or missing signature or token: 401
+	ENOTFOUND     = "not_found"          // 404
+	ECONFLICT     = "conflict"           // the request contradicts stored data: 409
+	ETOOLARGE     = "too_large"          // 413
+	EUNAVAILABLE  = "unavailable"        // the store cannot commit now; retry: 503
+	EINTERNAL     = "internal"           // a bug: 500
+	EUNSUPPORTED  = "unsupported"        // wrong content type: 415
+	EOVERLOADED   = "overloaded"         // too many webhooks in flight: 503
+	ESHUTDOWN     = "shutting_down"      // the process is stopping: 503
+	EMETHOD       = "method_not_allowed" // the route exists for other methods: 405
 )
 
 // Error is an error with a code a caller can act on and a message fit for

@@ -248,3 +248,14 @@ func TestCommands_RefuseStrayArguments(t *testing.T) {
 		})
 	}
 }
+
+// serve warns when /v1 has no token and other hosts can connect.
+func TestLoopback(t *testing.T) {
+	t.Parallel()
+	for addr, want := range map[string]bool{
+		"127.0.0.1:8080": true, "[::1]:8080": true, "localhost:8080": true, "127.0.0.2:9": true,
+		"0.0.0.0:8080": false, "[::]:8080": false, ":8080": false, "10.0.0.5:8080": false, "shop.example:80": false,
+	} {
+		require.Equal(t, want, loopback(addr), addr)
+	}
+}

@@ -285,8 +285,20 @@ func TestAPI_ShopEndpoints(t *testing.T) {
 	require.Contains(t, string(body), "orderstate_webhooks_in_flight")
 	require.Contains(t, string(body), `orderstate_reconciler_runs_total{job="sweep",result="ok"} 1`, "the sweep run at start is counted")
 	status, body = s.do("DELETE", "/v1/orders/o1", nil, auth)
+	require.Equal(t, 405, status)
+	require.JSONEq(t, `{"error":{"code":"method_not_allowed","message":"/v1/orders/o1 takes GET or PUT, not DELETE"}}`, string(body))
+	for path, allow := range map[string]string{"/v1/orders/o1": "GET, PUT", "/webhooks/tazapay": "POST", "/healthz": "GET"} {
+		req, err := http.NewRequest("PATCH", s.server.URL()+path, nil)
+		require.NoError(t, err)
+		resp, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		resp.Body.Close()
+		require.Equal(t, 405, resp.StatusCode, path)
+		require.Equal(t, allow, resp.Header.Get("Allow"), path)
+	}
+	status, body = s.do("GET", "/v1/nothing/here", nil, auth)
 	require.Equal(t, 404, status)
-	require.Contains(t, string(body), "no route DELETE /v1/orders/o1")
+	require.Contains(t, string(body), "no route GET /v1/nothing/here")
 }
 
 func TestEndToEnd_UnconfiguredProviderSaysWhatToSet(t *testing.T) {

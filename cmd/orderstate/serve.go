@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"runtime/debug"
 	"time"
 
@@ -63,9 +64,24 @@ func runServe(ctx context.Context, args []string, env func(string) string, stdou
 	tuneGC(env)
 	log.Info("orderstate serving", slog.String("addr", s.server.URL()), slog.String("db", f.store.db),
 		slog.Any("providers", s.pipeline.Providers()), slog.String("version", Version))
+	if f.token == "" && !loopback(s.server.Addr()) {
+		log.Warn("serving /v1 with no token on an address other hosts can reach: anyone who can connect can read orders and register them; set --token (ORDERSTATE_TOKEN) or bind to 127.0.0.1",
+			slog.String("addr", s.server.Addr()))
+	}
 	<-ctx.Done()
 	log.Info("signal received, finishing in-flight requests", slog.Duration("timeout", f.shutdownTimeout))
 	return s.close(f.shutdownTimeout)
+}
+
+// loopback reports whether a listening address takes connections from this
+// host only.
+func loopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	ip := net.ParseIP(host)
+	return host == "localhost" || ip != nil && ip.IsLoopback()
 }
 
 // validate refuses the limits the server would otherwise replace with its

@@ -18,6 +18,7 @@ var statusByCode = map[string]int{
 	engine.ECONFLICT:     http.StatusConflict,
 	engine.ETOOLARGE:     http.StatusRequestEntityTooLarge,
 	engine.EUNSUPPORTED:  http.StatusUnsupportedMediaType,
+	engine.EMETHOD:       http.StatusMethodNotAllowed,
 	engine.EUNAVAILABLE:  http.StatusServiceUnavailable,
 	engine.EOVERLOADED:   http.StatusServiceUnavailable,
 	engine.ESHUTDOWN:     http.StatusServiceUnavailable,

@@ -141,6 +141,20 @@ func (s *Server) Handler() http.Handler {
 		ErrorLog:      slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 	}))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		// A path served under another method is a wrong verb, not a missing
+		// route: say which methods it takes.
+		var allowed []string
+		for _, m := range []string{http.MethodGet, http.MethodPost, http.MethodPut} {
+			probe := &http.Request{Method: m, URL: r.URL, Host: r.Host}
+			if _, pattern := mux.Handler(probe); m != r.Method && pattern != "" && pattern != "/" {
+				allowed = append(allowed, m)
+			}
+		}
+		if len(allowed) > 0 {
+			w.Header().Set("Allow", strings.Join(allowed, ", "))
+			s.writeError(w, r, engine.Errorf(engine.EMETHOD, "%s takes %s, not %s", r.URL.Path, strings.Join(allowed, " or "), r.Method))
+			return
+		}
 		s.writeError(w, r, engine.Errorf(engine.ENOTFOUND, "no route %s %s", r.Method, r.URL.Path))
 	})
 	return mux
