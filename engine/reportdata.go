@@ -17,7 +17,8 @@ type ReportQuery struct {
 	Since time.Time // inclusive
 	Until time.Time // exclusive
 	// MaxPerKind bounds how many open anomalies of each kind come with their
-	// order and timeline; the rest are counted. 0 means 200.
+	// order and timeline, newest first; the older rest are counted. 0 means
+	// 200.
 	MaxPerKind int
 	// MaxResolved bounds the list of anomalies closed in the period; the
 	// rest are counted. 0 means 1000.
@@ -35,7 +36,7 @@ type ReportData struct {
 	// they started.
 	InFlight []StateCount
 	// Open lists open action anomalies, per kind in AnomalyKinds order and
-	// oldest first, each with its order and event timeline.
+	// newest first, each with its order and event timeline.
 	Open []OpenAnomaly
 	// OpenCounts counts every open action anomaly, listed or not.
 	OpenCounts []KindCount
@@ -212,6 +213,9 @@ func (r *reportReader) kindCounts(query string, args ...any) []KindCount {
 	return out
 }
 
+// open lists the newest open anomalies of kind. Newest first, because a
+// backlog nobody closes (abandoned checkouts stay stuck) would otherwise
+// fill the list within days and push what went wrong today off it.
 func (r *reportReader) open(kind string, limit int) []OpenAnomaly {
 	type listed struct {
 		a   Anomaly
@@ -219,7 +223,7 @@ func (r *reportReader) open(kind string, limit int) []OpenAnomaly {
 	}
 	var found []listed
 	r.each(`SELECT `+anomalyColumns+` FROM anomalies a INDEXED BY anomalies_status JOIN orders o ON o.id = a.order_ref
-		WHERE a.status = 'open' AND a.kind = ? ORDER BY a.opened_at, a.id LIMIT ?`, []any{kind, limit}, func(rows *sql.Rows) error {
+		WHERE a.status = 'open' AND a.kind = ? ORDER BY a.opened_at DESC, a.id DESC LIMIT ?`, []any{kind, limit}, func(rows *sql.Rows) error {
 		var l listed
 		a, err := scanAnomaly(withRef{rows, &l.ref})
 		l.a = a

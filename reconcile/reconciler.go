@@ -57,8 +57,9 @@ type Config struct {
 	// marks where it should start.
 	ReportPeriod time.Duration
 	// MaxPerKind bounds how many open anomalies of each kind a report lists
-	// with their evidence; the rest are counted. A report a person reads is
-	// no use at ten thousand entries, and the API lists them all.
+	// with their evidence, newest first; the older rest are counted. A
+	// report a person reads is no use at ten thousand entries, and the API
+	// lists them all.
 	MaxPerKind int
 	// OnRun, when set, hears of every scheduled run as it ends: the job
 	// ("sweep" or "report"), how long it took, and its error (a recovered

@@ -152,7 +152,7 @@ Nothing is open.
 |---|---|---:|---:|---|
 {{range .NeedsAction}}| {{.Title}} | {{cell .Kind}} | {{.Count}} | {{.NewInPeriod}} | {{pairs .ByProvider}} |
 {{end}}
-Each order's timeline lists its webhooks in arrival order; ⚑ marks the ones the anomaly is about.
+Within each kind the newest come first. Each order's timeline lists its webhooks in arrival order; ⚑ marks the ones the anomaly is about.
 {{range $k := .NeedsAction}}
 ### {{$k.Title}}
 
@@ -172,7 +172,7 @@ Each order's timeline lists its webhooks in arrival order; ⚑ marks the ones th
 {{range .Timeline}}| {{.Seq}} | {{flag .}} | {{cell .EventID}} | {{cell .Type}} | {{.Kind}} | {{step .}} | {{whenp .OccurredAt}} | {{when .ReceivedAt}} |
 {{end}}{{else}}No webhook has arrived for this order.
 {{end}}{{end}}{{if gt (more $k) 0}}
-{{more $k}} more open {{cell $k.Kind}} anomalies are not listed here; GET /v1/anomalies?kind={{$k.Kind}}&status=open lists them all.
+The newest {{$k.Listed}} are listed; {{more $k}} older open {{cell $k.Kind}} anomalies are not: GET /v1/anomalies?kind={{$k.Kind}}&status=open lists them all, newest first.
 {{end}}{{end}}{{end}}
 ## Resolved in this period
 {{if not .Resolved}}
@@ -257,7 +257,7 @@ code { font-size: .85rem; }
 <tr><th>what</th><th>kind</th><th>open</th><th>new</th><th>by provider</th></tr>
 {{range .NeedsAction}}<tr><td>{{.Title}}</td><td><code>{{.Kind}}</code></td><td class="n">{{.Count}}</td><td class="n">{{.NewInPeriod}}</td><td>{{pairs .ByProvider}}</td></tr>
 {{end}}</table>
-<p>Each order's timeline lists its webhooks in arrival order; highlighted rows (⚑) are the ones the anomaly is about.</p>
+<p>Within each kind the newest come first. Each order's timeline lists its webhooks in arrival order; highlighted rows (⚑) are the ones the anomaly is about.</p>
 {{range $k := .NeedsAction}}
 <h3>{{$k.Title}} <code>{{$k.Kind}}</code></h3>
 <p class="do"><strong>What to do:</strong> {{$k.Action}}</p>
@@ -275,7 +275,7 @@ code { font-size: .85rem; }
 {{end}}</table>
 {{else}}<p>No webhook has arrived for this order.</p>
 {{end}}</div>
-{{end}}{{if gt (more $k) 0}}<p>{{more $k}} more open <code>{{$k.Kind}}</code> anomalies are not listed here; <code>GET /v1/anomalies?kind={{$k.Kind}}&amp;status=open</code> lists them all.</p>
+{{end}}{{if gt (more $k) 0}}<p>The newest {{$k.Listed}} are listed; {{more $k}} older open <code>{{$k.Kind}}</code> anomalies are not: <code>GET /v1/anomalies?kind={{$k.Kind}}&amp;status=open</code> lists them all, newest first.</p>
 {{end}}{{end}}{{end}}
 <h2>Resolved in this period</h2>
 {{if not .Resolved}}<p>Nothing was resolved.</p>

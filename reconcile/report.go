@@ -19,8 +19,8 @@ type Report struct {
 	PeriodEnd   time.Time `json:"period_end"`
 	Summary     Summary   `json:"summary"`
 	// NeedsAction summarises the open action anomalies per kind, most
-	// urgent kind first; Open lists them (up to MaxPerKind per kind) with
-	// their evidence, in the same kind order and oldest first.
+	// urgent kind first; Open lists them (the newest MaxPerKind of each
+	// kind) with their evidence, in the same kind order and newest first.
 	NeedsAction []KindSummary `json:"needs_action"`
 	Open        []Finding     `json:"open"`
 	// Absorbed counts the info anomalies opened in the period: webhook
@@ -170,9 +170,9 @@ func buildReport(d *engine.ReportData, now time.Time) *Report {
 			return kindRank(a.Kind) < kindRank(b.Kind)
 		}
 		if !a.OpenedAt.Equal(b.OpenedAt) {
-			return a.OpenedAt.Before(b.OpenedAt)
+			return a.OpenedAt.After(b.OpenedAt)
 		}
-		return a.AnomalyID < b.AnomalyID
+		return a.AnomalyID > b.AnomalyID
 	})
 	rep.NeedsAction = summarise(d.OpenCounts, listed, true)
 	rep.Absorbed = summarise(d.Info, nil, false)

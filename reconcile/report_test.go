@@ -272,3 +272,31 @@ func TestRunReport_WritesPendingRejectionsFirst(t *testing.T) {
 	}
 	require.Equal(t, 3, rejected["tazapay"])
 }
+
+// Checkouts nobody finishes stay stuck for days; listed oldest first they
+// would fill the list and hide what went wrong today.
+func TestReport_ListsTheNewestFirst(t *testing.T) {
+	t.Parallel()
+	e := setup(t, reconcile.Config{MaxPerKind: 2})
+	for i, id := range []string{"ord_old", "ord_older", "ord_new"} {
+		e.clock.Set(start.Add(time.Duration([]int{1, 0, 30}[i]) * time.Hour))
+		e.register(id, "tazapay", "chk_"+id, 100, "USD")
+	}
+	for _, h := range []int{25, 26, 55} {
+		e.clock.Set(start.Add(time.Duration(h) * time.Hour))
+		e.sweep()
+	}
+	e.clock.Add(time.Minute)
+	rep, err := e.rec.BuildReport(e.ctx, start.Add(48*time.Hour), e.clock.Now())
+	require.NoError(t, err)
+	var listed []string
+	for _, f := range rep.Open {
+		listed = append(listed, f.OrderID)
+	}
+	require.Equal(t, []string{"ord_new", "ord_old"}, listed)
+	require.True(t, rep.Open[0].NewInPeriod)
+	require.False(t, rep.Open[1].NewInPeriod)
+	md, err := rep.Render(reconcile.FormatMarkdown)
+	require.NoError(t, err)
+	require.Contains(t, string(md), "The newest 2 are listed; 1 older open stuck anomalies are not")
+}
