@@ -56,10 +56,12 @@ var funcs = map[string]any{
 		}
 		return t.UTC().Format("2006-01-02 15:04:05")
 	},
-	"human": human,
-	"ms":    lagText,
-	"title": func(kind string) string { return describe(kind).title },
-	"cell":  mdCell,
+	"human":   human,
+	"amounts": amounts,
+	"explain": explain,
+	"ms":      lagText,
+	"title":   func(kind string) string { return describe(kind).title },
+	"cell":    mdCell,
 	"order": func(id string) string {
 		if id == "" {
 			return "(not registered)"
@@ -160,9 +162,9 @@ Within each kind the newest come first. Each order's timeline lists its webhooks
 {{range findings $ $k.Kind}}
 #### Order {{cell (order .OrderID)}}: {{.Provider}} {{cell .CheckoutID}}, {{.State}}
 
-{{cell .Explanation}}
+{{cell (explain .)}}
 
-- Registered: {{.Amount}} {{.Currency}} ({{.Mode}}); captured {{.Captured}}, refunded {{.Refunded}}
+- {{cell (amounts .)}}
 - Flagged {{when .OpenedAt}}{{if .NewInPeriod}} (new){{end}}; anomaly #{{.AnomalyID}}, seen {{.Occurrences}} time(s)
 {{- if .Redirect}}
 - Customer redirect: {{.Redirect.Outcome}} at {{when .Redirect.At}}{{end}}
@@ -263,9 +265,9 @@ code { font-size: .85rem; }
 <p class="do"><strong>What to do:</strong> {{$k.Action}}</p>
 {{range findings $ $k.Kind}}<div class="finding">
 <h4>Order {{order .OrderID}}: {{.Provider}} <code>{{.CheckoutID}}</code>, {{.State}} {{if .NewInPeriod}}<span class="new">new</span>{{end}}</h4>
-<p>{{.Explanation}}</p>
+<p>{{explain .}}</p>
 <ul>
-<li>Registered: {{.Amount}} {{.Currency}} ({{.Mode}}); captured {{.Captured}}, refunded {{.Refunded}}</li>
+<li>{{amounts .}}</li>
 <li>Flagged {{when .OpenedAt}}; anomaly #{{.AnomalyID}}, seen {{.Occurrences}} time(s)</li>
 {{if .Redirect}}<li>Customer redirect: {{.Redirect.Outcome}} at {{when .Redirect.At}}</li>
 {{end}}</ul>

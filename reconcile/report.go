@@ -66,6 +66,7 @@ type Finding struct {
 	Provider    string           `json:"provider"`
 	CheckoutID  string           `json:"checkout_id"`
 	State       sm.State         `json:"state"`
+	Registered  bool             `json:"registered"`
 	Amount      int64            `json:"amount"`
 	Currency    string           `json:"currency"`
 	Mode        string           `json:"mode"`
@@ -90,6 +91,7 @@ type Evidence struct {
 	FromState  sm.State   `json:"from_state,omitempty"`
 	ToState    sm.State   `json:"to_state,omitempty"`
 	Amount     int64      `json:"amount,omitempty"`
+	Currency   string     `json:"currency,omitempty"`
 	OccurredAt *time.Time `json:"occurred_at"`
 	ReceivedAt time.Time  `json:"received_at"`
 	// Flagged marks the deliveries the anomaly is about.
@@ -227,14 +229,15 @@ func finding(oa engine.OpenAnomaly, isNew bool) Finding {
 		State: a.State, OpenedAt: a.OpenedAt, NewInPeriod: isNew, Occurrences: a.Count, Explanation: a.Detail,
 		Action: describe(a.Kind).action, Timeline: []Evidence{}}
 	if o != nil {
-		f.Amount, f.Currency, f.Mode, f.Captured, f.Refunded, f.Redirect = o.Amount, o.Currency, o.Mode, o.Captured, o.Refunded, o.Redirect
+		f.Registered, f.Amount, f.Currency, f.Mode, f.Captured, f.Refunded, f.Redirect = o.Registered, o.Amount, o.Currency, o.Mode,
+			o.Captured, o.Refunded, o.Redirect
 		flagged := map[int64]bool{}
 		for _, s := range a.EventSeqs {
 			flagged[s] = true
 		}
 		for _, e := range o.Events {
 			f.Timeline = append(f.Timeline, Evidence{Seq: e.Seq, EventID: e.ProviderEventID, Type: e.ProviderType, Kind: e.Kind,
-				Result: e.Result, FromState: e.FromState, ToState: e.ToState, Amount: e.Amount, OccurredAt: e.OccurredAt,
+				Result: e.Result, FromState: e.FromState, ToState: e.ToState, Amount: e.Amount, Currency: e.Currency, OccurredAt: e.OccurredAt,
 				ReceivedAt: e.ReceivedAt, Flagged: flagged[e.Seq]})
 		}
 	}
