@@ -153,7 +153,9 @@ Nothing is open.
 | what | kind | open | new | by provider |
 |---|---|---:|---:|---|
 {{range .NeedsAction}}| {{.Title}} | {{cell .Kind}} | {{.Count}} | {{.NewInPeriod}} | {{pairs .ByProvider}} |
-{{end}}
+{{end}}{{with .Open}}{{with index . 0}}
+**To close an anomaly** once it is handled, acknowledge it by its id: ` + "`POST /v1/anomalies/{{.AnomalyID}}/ack`" + ` for #{{.AnomalyID}}, with an optional body ` + "`" + `{"note": "what was done"}` + "`" + ` (and ` + "`Authorization: Bearer <token>`" + ` when the sidecar has a ` + "`--token`" + `). It then leaves this list and shows as acknowledged under Resolved; it is not raised again for that order and kind. One whose cause clears (the late webhook comes) closes by itself.
+{{end}}{{end}}
 Within each kind the newest come first. Each order's timeline lists its webhooks in arrival order; ⚑ marks the ones the anomaly is about.
 {{range $k := .NeedsAction}}
 ### {{$k.Title}}
@@ -165,7 +167,7 @@ Within each kind the newest come first. Each order's timeline lists its webhooks
 {{cell (explain .)}}
 
 - {{cell (amounts .)}}
-- Flagged {{when .OpenedAt}}{{if .NewInPeriod}} (new){{end}}; anomaly #{{.AnomalyID}}, seen {{.Occurrences}} time(s)
+- Anomaly #{{.AnomalyID}}, flagged {{when .OpenedAt}}{{if .NewInPeriod}} (new){{end}}, seen {{.Occurrences}} time(s)
 {{- if .Redirect}}
 - Customer redirect: {{.Redirect.Outcome}} at {{when .Redirect.At}}{{end}}
 
@@ -259,7 +261,8 @@ code { font-size: .85rem; }
 <tr><th>what</th><th>kind</th><th>open</th><th>new</th><th>by provider</th></tr>
 {{range .NeedsAction}}<tr><td>{{.Title}}</td><td><code>{{.Kind}}</code></td><td class="n">{{.Count}}</td><td class="n">{{.NewInPeriod}}</td><td>{{pairs .ByProvider}}</td></tr>
 {{end}}</table>
-<p>Within each kind the newest come first. Each order's timeline lists its webhooks in arrival order; highlighted rows (⚑) are the ones the anomaly is about.</p>
+{{with .Open}}{{with index . 0}}<p class="do"><strong>To close an anomaly</strong> once it is handled, acknowledge it by its id: <code>POST /v1/anomalies/{{.AnomalyID}}/ack</code> for #{{.AnomalyID}}, with an optional body <code>{"note": "what was done"}</code> (and <code>Authorization: Bearer &lt;token&gt;</code> when the sidecar has a <code>--token</code>). It then leaves this list and shows as acknowledged under Resolved; it is not raised again for that order and kind. One whose cause clears (the late webhook comes) closes by itself.</p>
+{{end}}{{end}}<p>Within each kind the newest come first. Each order's timeline lists its webhooks in arrival order; highlighted rows (⚑) are the ones the anomaly is about.</p>
 {{range $k := .NeedsAction}}
 <h3>{{$k.Title}} <code>{{$k.Kind}}</code></h3>
 <p class="do"><strong>What to do:</strong> {{$k.Action}}</p>
@@ -268,7 +271,7 @@ code { font-size: .85rem; }
 <p>{{explain .}}</p>
 <ul>
 <li>{{amounts .}}</li>
-<li>Flagged {{when .OpenedAt}}; anomaly #{{.AnomalyID}}, seen {{.Occurrences}} time(s)</li>
+<li>Anomaly #{{.AnomalyID}}, flagged {{when .OpenedAt}}, seen {{.Occurrences}} time(s)</li>
 {{if .Redirect}}<li>Customer redirect: {{.Redirect.Outcome}} at {{when .Redirect.At}}</li>
 {{end}}</ul>
 {{if .Timeline}}<table>

@@ -198,6 +198,7 @@ func TestReport_HTMLIsSelfContainedAndEscaped(t *testing.T) {
 	require.Contains(t, s, "o&lt;1&gt;")
 	require.NotContains(t, s, "src=")
 	require.NotContains(t, s, "<link")
+	require.Regexp(t, `<code>POST /v1/anomalies/\d+/ack</code> for #\d+`, s, "the reader is told how to close what was handled")
 
 	md, err := rep.Render(reconcile.FormatMarkdown)
 	require.NoError(t, err)
