@@ -69,34 +69,33 @@ func money(minor int64, currency string) string {
 	return b.String()
 }
 
-// amounts is a finding's money in words: what the shop registered, what
+// amounts is an order's money in words: what the shop registered, what
 // the provider captured and what it refunded. A provider that moved money
 // without saying how much (a Tweed FAILED_AFTER_TX_COMPLETED with no paid
 // event before it, a refund event with no amount) is reported as such: a 0
 // there would read as "nothing was taken".
-func amounts(f Finding) string {
+func amounts(o ActionOrder) string {
 	var b strings.Builder
-	if f.Registered {
-		b.WriteString("Registered: " + money(f.Amount, f.Currency) + " (" + f.Mode + ")")
+	if o.Registered {
+		b.WriteString("Registered: " + money(o.Amount, o.Currency) + " (" + o.Mode + ")")
 	} else {
 		b.WriteString("Not registered by the shop")
 	}
-	captured := currencyOf(f, sm.KindPaid, f.Captured)
 	switch {
-	case f.Captured > 0:
-		b.WriteString("; captured " + money(f.Captured, captured))
-	case f.State.Captured() || f.State == sm.NeedsReview:
+	case o.Captured > 0:
+		b.WriteString("; captured " + money(o.Captured, currencyOf(o, sm.KindPaid, o.Captured)))
+	case o.State.Captured() || o.State == sm.NeedsReview:
 		b.WriteString("; captured: amount not reported")
 	default:
 		b.WriteString("; nothing captured")
 	}
 	refunded := false
-	for _, e := range f.Timeline {
+	for _, e := range o.Timeline {
 		refunded = refunded || (e.Kind == sm.KindRefunded && e.Result != sm.Duplicate)
 	}
 	switch {
-	case f.Refunded > 0:
-		b.WriteString("; refunded " + money(f.Refunded, currencyOf(f, sm.KindRefunded, 0)))
+	case o.Refunded > 0:
+		b.WriteString("; refunded " + money(o.Refunded, currencyOf(o, sm.KindRefunded, 0)))
 	case refunded:
 		b.WriteString("; refunded: amount not reported")
 	default:
@@ -105,38 +104,54 @@ func amounts(f Finding) string {
 	return b.String()
 }
 
+// orderAmount is the one figure the triage table shows for an order: what
+// the shop registered, else what the provider captured.
+func orderAmount(o ActionOrder) string {
+	switch {
+	case o.Registered:
+		return money(o.Amount, o.Currency)
+	case o.Captured > 0:
+		return money(o.Captured, currencyOf(o, sm.KindPaid, o.Captured)) + " captured"
+	}
+	return "not registered"
+}
+
 // currencyOf is the currency the provider's events of kind carried (the
 // one whose amount is amount, when given), else the order's: a currency
 // mismatch means the captured amount is not in the registered currency.
-func currencyOf(f Finding, kind sm.Kind, amount int64) string {
+func currencyOf(o ActionOrder, kind sm.Kind, amount int64) string {
 	cur := ""
-	for _, e := range f.Timeline {
+	for _, e := range o.Timeline {
 		if e.Kind == kind && e.Currency != "" && e.Result != sm.Duplicate && (amount == 0 || e.Amount == amount) {
 			cur = e.Currency
 		}
 	}
 	if cur == "" {
-		return f.Currency
+		return o.Currency
 	}
 	return cur
 }
 
-// explain is a finding's explanation for a person. The store words a
+// explain is an anomaly's explanation for a person. The store words a
 // mismatch in minor units ("captured 2900 USD"), which the JSON keeps as it
 // was; here the amounts are shown as money, from the event that raised it.
-func explain(f Finding) string {
-	if f.Kind != engine.AnomalyAmountMismatch && f.Kind != engine.AnomalyCurrencyMismatch {
-		return f.Explanation
+func explain(o ActionOrder, a OrderAnomaly) string {
+	if a.Kind != engine.AnomalyAmountMismatch && a.Kind != engine.AnomalyCurrencyMismatch {
+		return a.Explanation
 	}
-	for i := len(f.Timeline) - 1; i >= 0; i-- {
-		e := f.Timeline[i]
-		if e.Flagged && e.Kind == sm.KindPaid && e.Amount > 0 {
+	raised := map[int64]bool{}
+	for _, s := range a.EventSeqs {
+		raised[s] = true
+	}
+	for i := len(o.Timeline) - 1; i >= 0; i-- {
+		e := o.Timeline[i]
+		if raised[e.Seq] && e.Kind == sm.KindPaid && e.Amount > 0 {
 			cur := e.Currency
 			if cur == "" {
-				cur = f.Currency
+				cur = o.Currency
 			}
-			return fmt.Sprintf("%s captured %s for an order registered as %s.", f.Provider, money(e.Amount, cur), money(f.Amount, f.Currency))
+			return fmt.Sprintf("%s captured %s for an order registered as %s.", o.Provider, money(e.Amount, cur), money(o.Amount, o.Currency))
 		}
 	}
-	return f.Explanation
+	return a.Explanation
 }
