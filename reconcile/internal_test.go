@@ -127,3 +127,10 @@ func TestDetailed_BoundsTimelineRows(t *testing.T) {
 	require.Equal(t, 1, detailed([]ActionOrder{order(500), order(1)}, 15), "the first order is always detailed")
 	require.Equal(t, 0, detailed(nil, 15))
 }
+
+func TestTimes(t *testing.T) {
+	t.Parallel()
+	for n, want := range map[int]string{0: "0 times", 1: "once", 2: "twice", 3: "3 times", 12: "12 times"} {
+		require.Equal(t, want, times(n))
+	}
+}

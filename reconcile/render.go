@@ -76,6 +76,7 @@ var funcs = map[string]any{
 	"orderAmount": orderAmount,
 	"anomalyIDs":  anomalyIDs,
 	"n":           count,
+	"times":       times,
 	"detailed": func(rep *Report) []ActionOrder {
 		return rep.ActionOrders[:min(len(rep.ActionOrders), rep.detailOrders)]
 	},
@@ -112,6 +113,17 @@ func count(n int, one, many string) string {
 		return "1 " + one
 	}
 	return fmt.Sprintf("%d %s", n, many)
+}
+
+// times says how often something was seen: "once", "twice", "3 times".
+func times(n int) string {
+	switch n {
+	case 1:
+		return "once"
+	case 2:
+		return "twice"
+	}
+	return fmt.Sprintf("%d times", n)
 }
 
 // anomalyIDs names an order's anomalies by kind and id, most urgent first:
@@ -201,7 +213,7 @@ Not listed: {{n . "more order" "more orders"}}, each older or less urgent than t
 {{- if .Redirect}}
 - Customer redirect: {{.Redirect.Outcome}} at {{when .Redirect.At}}{{end}}
 {{- $o := .}}{{range .Anomalies}}
-- **{{title .Kind}}** ({{cell .Kind}}, anomaly #{{.AnomalyID}}, flagged {{when .OpenedAt}}{{if .NewInPeriod}} (new){{end}}, seen {{.Occurrences}} time(s)): {{cell (explain $o .)}} **What to do:** {{action .Kind}}{{end}}
+- **{{title .Kind}}** ({{cell .Kind}}, anomaly #{{.AnomalyID}}, flagged {{when .OpenedAt}}{{if .NewInPeriod}} (new){{end}}, seen {{times .Occurrences}}): {{cell (explain $o .)}} **What to do:** {{action .Kind}}{{end}}
 
 {{if .Timeline}}| # | | provider event | type | kind | result | provider time | arrived |
 |---:|---|---|---|---|---|---|---|
@@ -246,7 +258,7 @@ Lag is arrival time minus the provider's own time, over original deliveries that
 {{if not .Providers}}
 No webhooks in the period.
 {{else}}
-| provider | webhooks | lag p50 | lag p95 | lag max | duplicates | out of order | rejected | unknown types | unsigned | unregistered orders |
+| provider | webhooks | lag p50 | lag p95 | lag max | duplicates | out of order | rejected | unknown types | unsigned | events for unregistered orders |
 |---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|
 {{range .Providers}}| {{.Provider}} | {{.Webhooks}} | {{ms .Lag.P50Ms}} | {{ms .Lag.P95Ms}} | {{ms .Lag.MaxMs}} | {{.Duplicates}} | {{.OutOfOrder}} | {{.Rejected}} | {{.Unknown}} | {{.Unsigned}} | {{.Unregistered}} |
 {{end}}{{range .Providers}}{{if .Rejected}}
@@ -311,7 +323,7 @@ code { font-size: .85rem; }
 <ul>
 <li>{{amounts .}}</li>
 {{if .Redirect}}<li>Customer redirect: {{.Redirect.Outcome}} at {{when .Redirect.At}}</li>
-{{end}}{{$o := .}}{{range .Anomalies}}<li><strong>{{title .Kind}}</strong> (<code>{{.Kind}}</code>, anomaly #{{.AnomalyID}}, flagged {{when .OpenedAt}}{{if .NewInPeriod}} <span class="new">new</span>{{end}}, seen {{.Occurrences}} time(s)): {{explain $o .}} <strong>What to do:</strong> {{action .Kind}}</li>
+{{end}}{{$o := .}}{{range .Anomalies}}<li><strong>{{title .Kind}}</strong> (<code>{{.Kind}}</code>, anomaly #{{.AnomalyID}}, flagged {{when .OpenedAt}}{{if .NewInPeriod}} <span class="new">new</span>{{end}}, seen {{times .Occurrences}}): {{explain $o .}} <strong>What to do:</strong> {{action .Kind}}</li>
 {{end}}</ul>
 {{if .Timeline}}<table>
 <tr><th>#</th><th>provider event</th><th>type</th><th>kind</th><th>result</th><th>provider time</th><th>arrived</th></tr>
@@ -349,7 +361,7 @@ code { font-size: .85rem; }
 <p>Lag is arrival time minus the provider's own time, over original deliveries that carried one.</p>
 {{if not .Providers}}<p>No webhooks in the period.</p>
 {{else}}<table>
-<tr><th>provider</th><th>webhooks</th><th>lag p50</th><th>lag p95</th><th>lag max</th><th>duplicates</th><th>out of order</th><th>rejected</th><th>unknown types</th><th>unsigned</th><th>unregistered orders</th></tr>
+<tr><th>provider</th><th>webhooks</th><th>lag p50</th><th>lag p95</th><th>lag max</th><th>duplicates</th><th>out of order</th><th>rejected</th><th>unknown types</th><th>unsigned</th><th>events for unregistered orders</th></tr>
 {{range .Providers}}<tr><td>{{.Provider}}</td><td class="n">{{.Webhooks}}</td><td class="n">{{ms .Lag.P50Ms}}</td><td class="n">{{ms .Lag.P95Ms}}</td><td class="n">{{ms .Lag.MaxMs}}</td><td class="n">{{.Duplicates}}</td><td class="n">{{.OutOfOrder}}</td><td class="n">{{.Rejected}}</td><td class="n">{{.Unknown}}</td><td class="n">{{.Unsigned}}</td><td class="n">{{.Unregistered}}</td></tr>
 {{end}}</table>
 <ul>
