@@ -17,7 +17,8 @@ type ReportQuery struct {
 	Since time.Time // inclusive
 	Until time.Time // exclusive
 	// MaxPerKind bounds how many open anomalies of each kind come with their
-	// order and timeline; the rest are counted. 0 means 200.
+	// order and timeline, newest first; the older rest are counted. 0 means
+	// 200.
 	MaxPerKind int
 	// MaxResolved bounds the list of anomalies closed in the period; the
 	// rest are counted. 0 means 1000.
@@ -35,10 +36,12 @@ type ReportData struct {
 	// they started.
 	InFlight []StateCount
 	// Open lists open action anomalies, per kind in AnomalyKinds order and
-	// oldest first, each with its order and event timeline.
+	// newest first, each with its order and event timeline.
 	Open []OpenAnomaly
-	// OpenCounts counts every open action anomaly, listed or not.
+	// OpenCounts counts every open action anomaly, listed or not;
+	// OpenOrders counts the orders they are on.
 	OpenCounts []KindCount
+	OpenOrders int
 	// Info counts the info anomalies opened in the period.
 	Info []KindCount
 	// Resolved lists anomalies resolved or acknowledged in the period, in
@@ -66,8 +69,11 @@ type KindCount struct {
 	New int
 }
 
-// OpenAnomaly is an open anomaly with the order it is about; the order's
-// Events are its timeline and its Anomalies are left empty.
+// OpenAnomaly is an open anomaly with the order it is about. The order's
+// Events are its timeline and its Anomalies are all its open action
+// anomalies, listed or not, so a report can show the order once with
+// everything a person must do about it. Anomalies on the same order share
+// one *Order.
 type OpenAnomaly struct {
 	Anomaly Anomaly
 	Order   *Order
@@ -124,12 +130,17 @@ func (db *DB) ReportData(ctx context.Context, q ReportQuery) (*ReportData, error
 	d.InFlight = r.stateCounts(`SELECT provider, state, COUNT(*) FROM orders INDEXED BY orders_state_since
 		WHERE state IN ('pending', 'processing') GROUP BY provider, state`)
 	action, info := kindsBySeverity()
+	orders := map[int64]*Order{}
 	for _, kind := range action {
-		d.Open = append(d.Open, r.open(kind, q.MaxPerKind)...)
+		d.Open = append(d.Open, r.open(kind, q.MaxPerKind, orders)...)
 	}
 	d.OpenCounts = r.kindCounts(`SELECT a.kind, o.provider, COUNT(*), COALESCE(SUM(a.opened_at >= ? AND a.opened_at < ?), 0)
 		FROM anomalies a INDEXED BY anomalies_status JOIN orders o ON o.id = a.order_ref
 		WHERE a.status = 'open' AND a.kind IN (`+action.list()+`) GROUP BY a.kind, o.provider`, r.since, r.until)
+	r.each(`SELECT COUNT(DISTINCT order_ref) FROM anomalies INDEXED BY anomalies_status
+		WHERE status = 'open' AND kind IN (`+action.list()+`)`, nil, func(rows *sql.Rows) error {
+		return rows.Scan(&d.OpenOrders)
+	})
 	d.Info = r.kindCounts(`SELECT a.kind, o.provider, COUNT(*), COUNT(*) FROM anomalies a INDEXED BY anomalies_opened
 		JOIN orders o ON o.id = a.order_ref WHERE a.opened_at >= ? AND a.opened_at < ? AND a.kind IN (`+info.list()+`)
 		GROUP BY a.kind, o.provider`, r.since, r.until)
@@ -212,14 +223,17 @@ func (r *reportReader) kindCounts(query string, args ...any) []KindCount {
 	return out
 }
 
-func (r *reportReader) open(kind string, limit int) []OpenAnomaly {
+// open lists the newest open anomalies of kind. Newest first, because a
+// backlog nobody closes (abandoned checkouts stay stuck) would otherwise
+// fill the list within days and push what went wrong today off it.
+func (r *reportReader) open(kind string, limit int, orders map[int64]*Order) []OpenAnomaly {
 	type listed struct {
 		a   Anomaly
 		ref int64
 	}
 	var found []listed
 	r.each(`SELECT `+anomalyColumns+` FROM anomalies a INDEXED BY anomalies_status JOIN orders o ON o.id = a.order_ref
-		WHERE a.status = 'open' AND a.kind = ? ORDER BY a.opened_at, a.id LIMIT ?`, []any{kind, limit}, func(rows *sql.Rows) error {
+		WHERE a.status = 'open' AND a.kind = ? ORDER BY a.opened_at DESC, a.id DESC LIMIT ?`, []any{kind, limit}, func(rows *sql.Rows) error {
 		var l listed
 		a, err := scanAnomaly(withRef{rows, &l.ref})
 		l.a = a
@@ -231,17 +245,31 @@ func (r *reportReader) open(kind string, limit int) []OpenAnomaly {
 		if r.err != nil {
 			break
 		}
-		o, err := loadOrder(r.ctx, r.tx, `id = ?`, l.ref)
-		if err != nil || o == nil {
-			r.fail(err)
-			continue
+		if view := r.order(l.ref, orders); view != nil {
+			out = append(out, OpenAnomaly{Anomaly: l.a, Order: view})
 		}
-		view := o.view()
-		view.Events, err = timeline(r.ctx, r.tx, l.ref)
-		r.fail(err)
-		out = append(out, OpenAnomaly{Anomaly: l.a, Order: view})
 	}
 	return out
+}
+
+// order loads an order with its timeline and open action anomalies, once
+// per report however many of its anomalies are listed.
+func (r *reportReader) order(ref int64, loaded map[int64]*Order) *Order {
+	if view, ok := loaded[ref]; ok {
+		return view
+	}
+	o, err := loadOrder(r.ctx, r.tx, `id = ?`, ref)
+	if err != nil || o == nil {
+		r.fail(err)
+		return nil
+	}
+	view := o.view()
+	view.Events, err = timeline(r.ctx, r.tx, ref)
+	r.fail(err)
+	view.Anomalies, err = queryAnomalies(r.ctx, r.tx, AnomalyFilter{OrderRef: ref, Status: StatusOpen, Severity: SeverityAction})
+	r.fail(err)
+	loaded[ref] = view
+	return view
 }
 
 func (r *reportReader) resolved(limit int) ([]Anomaly, int) {

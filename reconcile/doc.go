@@ -16,8 +16,9 @@
 // idempotent: one anomaly per order and kind, ever, and a resolved or
 // acknowledged one is never raised again.
 //
-// The report covers a period: order totals per provider and state, every
-// open anomaly that needs action with its evidence (the order's event
+// The report covers a period: order totals per provider and state, the
+// orders with open anomalies that need action, each once with all its
+// anomalies, most urgent first, with their evidence (the order's event
 // timeline) and a suggested action, what was resolved, and per provider the
 // webhook lag, duplicates, rejected requests, unknown event types, unsigned
 // events and events for orders nobody registered. It renders as JSON,

@@ -2,11 +2,14 @@ package reconcile
 
 import "github.com/orderstate/orderstate/engine"
 
-// kindText is how the report names a kind and what it asks the reader to do.
+// kindText is how the report names a kind and what it asks the reader to
+// do: action in full where an order is detailed, short in the one line the
+// triage table has for it.
 type kindText struct {
 	kind   string
 	title  string
 	action string
+	short  string
 }
 
 // kinds is every anomaly kind in the order the report shows them: money
@@ -14,25 +17,34 @@ type kindText struct {
 // needs a look, then what was absorbed.
 var kinds = []kindText{
 	{engine.AnomalyFailedAfterSettlement, "Failed after the money moved",
-		"Funds reached the provider but the order failed. Refund the customer or deliver the order; do not leave both undone."},
+		"Funds reached the provider but the order failed. Refund the customer or deliver the order; do not leave both undone.",
+		"Refund the customer or deliver the order"},
 	{engine.AnomalyConflict, "Contradictory outcomes",
-		"The provider said two final things that cannot both be true. Ask the provider which one stands before shipping or refunding."},
+		"The provider said two final things that cannot both be true. Ask the provider which one stands before shipping or refunding.",
+		"Ask the provider which outcome stands"},
 	{engine.AnomalyLateAfterFinal, "Outcome changed after it was final",
-		"The order was already settled one way when this event changed it. Check what the shop did on the first outcome (shipped, cancelled, emailed) and correct it."},
+		"The order was already settled one way when this event changed it. Check what the shop did on the first outcome (shipped, cancelled, emailed) and correct it.",
+		"Correct what the shop did on the first outcome"},
 	{engine.AnomalyMissingWebhook, "Customer came back paid, no webhook",
-		"Look the checkout up in the provider's dashboard. If it was captured, fulfil the order and ask the provider why the webhook did not arrive; if not, contact the customer."},
+		"Look the checkout up in the provider's dashboard. If it was captured, fulfil the order and ask the provider why the webhook did not arrive; if not, contact the customer.",
+		"Look the checkout up; fulfil if captured"},
 	{engine.AnomalyRedirectMismatch, "Redirect and provider disagree",
-		"Check in the provider's dashboard whether the customer was charged, and tell the customer what actually happened."},
+		"Check in the provider's dashboard whether the customer was charged, and tell the customer what actually happened.",
+		"Check whether the customer was charged; tell them"},
 	{engine.AnomalyAmountMismatch, "Captured amount differs from the order",
-		"Compare the captured amount with the order. Collect the difference or refund the excess before fulfilling."},
+		"Compare the captured amount with the order. Collect the difference or refund the excess before fulfilling.",
+		"Collect the difference or refund before fulfilling"},
 	{engine.AnomalyCurrencyMismatch, "Captured currency differs from the order",
-		"Check the settlement at the provider and correct the order or refund; do not fulfil on a currency the shop did not price."},
+		"Check the settlement at the provider and correct the order or refund; do not fulfil on a currency the shop did not price.",
+		"Check the settlement; correct or refund before fulfilling"},
 	{engine.AnomalyModeMismatch, "Test and live mixed",
-		"A test-mode event reached a live order or the reverse. Check which keys and webhook endpoint the provider uses; do not ship on a test payment."},
+		"A test-mode event reached a live order or the reverse. Check which keys and webhook endpoint the provider uses; do not ship on a test payment.",
+		"Check the provider keys; never ship on a test payment"},
 	{engine.AnomalyStuck, "Stuck without an outcome",
-		"Look the checkout up at the provider. If the customer abandoned it, cancel the order; if it was paid, the webhook was lost: fulfil and tell the provider."},
-	{engine.AnomalyOutOfOrder, "Arrived out of order", ""},
-	{engine.AnomalyDuplicate, "Delivered more than once", ""},
+		"Look the checkout up at the provider. If the customer abandoned it, cancel the order; if it was paid, the webhook was lost: fulfil and tell the provider.",
+		"Look the checkout up; cancel if abandoned"},
+	{engine.AnomalyOutOfOrder, "Arrived out of order", "", ""},
+	{engine.AnomalyDuplicate, "Delivered more than once", "", ""},
 }
 
 func describe(kind string) kindText {
@@ -41,7 +53,7 @@ func describe(kind string) kindText {
 			return k
 		}
 	}
-	return kindText{kind: kind, title: kind, action: "Look the order up at the provider."}
+	return kindText{kind: kind, title: kind, action: "Look the order up at the provider.", short: "Look the order up at the provider"}
 }
 
 func kindRank(kind string) int {

@@ -32,6 +32,10 @@ const (
 	DefaultReportSchedule = "0 3 * * *"
 	DefaultReportPeriod   = 24 * time.Hour
 	DefaultMaxPerKind     = 200
+	// The Markdown and HTML of a day with a thousand orders to act on stay
+	// under about 100 KB with these, which mail clients show unclipped.
+	DefaultMaxOrdersListed   = 200
+	DefaultMaxOrdersDetailed = 15
 )
 
 // Config holds the reconciler's thresholds and schedules; zero fields take
@@ -57,9 +61,18 @@ type Config struct {
 	// marks where it should start.
 	ReportPeriod time.Duration
 	// MaxPerKind bounds how many open anomalies of each kind a report lists
-	// with their evidence; the rest are counted. A report a person reads is
-	// no use at ten thousand entries, and the API lists them all.
+	// with their evidence, newest first; the older rest are counted. A
+	// report a person reads is no use at ten thousand entries, and the API
+	// lists them all.
 	MaxPerKind int
+	// MaxOrdersListed bounds the orders to act on a report lists, one row
+	// each in the triage table, and never more than MaxPerKind: past that
+	// the newest of each kind no longer cover the most urgent orders.
+	// MaxOrdersDetailed bounds how many of them the Markdown and HTML
+	// detail, with their anomalies explained and their timeline (fewer
+	// when their timelines are long). The rest are counted.
+	MaxOrdersListed   int
+	MaxOrdersDetailed int
 	// OnRun, when set, hears of every scheduled run as it ends: the job
 	// ("sweep" or "report"), how long it took, and its error (a recovered
 	// panic included). The server counts runs and failures with it.
@@ -96,6 +109,12 @@ func (c Config) withDefaults() Config {
 	if c.MaxPerKind == 0 {
 		c.MaxPerKind = DefaultMaxPerKind
 	}
+	if c.MaxOrdersListed == 0 {
+		c.MaxOrdersListed = DefaultMaxOrdersListed
+	}
+	if c.MaxOrdersDetailed == 0 {
+		c.MaxOrdersDetailed = DefaultMaxOrdersDetailed
+	}
 	return c
 }
 
@@ -118,6 +137,10 @@ func (c Config) validate() error {
 	}
 	if c.MaxPerKind < 0 {
 		return engine.Errorf(engine.EINVALID, "the number of anomalies listed per kind must not be negative; got %d", c.MaxPerKind)
+	}
+	if c.MaxOrdersListed < 0 || c.MaxOrdersDetailed < 0 {
+		return engine.Errorf(engine.EINVALID, "the number of orders listed or detailed must not be negative; got %d and %d",
+			c.MaxOrdersListed, c.MaxOrdersDetailed)
 	}
 	if _, err := parser.Parse(c.SweepSchedule); err != nil {
 		return engine.Errorf(engine.EINVALID, "sweep schedule %q: %v", c.SweepSchedule, err)

@@ -56,22 +56,37 @@ var funcs = map[string]any{
 		}
 		return t.UTC().Format("2006-01-02 15:04:05")
 	},
-	"human": human,
-	"ms":    lagText,
-	"title": func(kind string) string { return describe(kind).title },
-	"cell":  mdCell,
+	"human":   human,
+	"amounts": amounts,
+	"explain": explain,
+	"ms":      lagText,
+	"title":   func(kind string) string { return describe(kind).title },
+	"cell":    mdCell,
 	"order": func(id string) string {
 		if id == "" {
 			return "(not registered)"
 		}
 		return id
 	},
-	"states":   func() []sm.State { return sm.States },
-	"inflight": func() []sm.State { return []sm.State{sm.Pending, sm.Processing} },
-	"count":    func(m map[sm.State]int, s sm.State) int { return m[s] },
-	"pairs":    pairs,
-	"findings": findingsOf,
-	"more":     func(k KindSummary) int { return k.Count - k.Listed },
+	"states":      func() []sm.State { return sm.States },
+	"inflight":    func() []sm.State { return []sm.State{sm.Pending, sm.Processing} },
+	"count":       func(m map[sm.State]int, s sm.State) int { return m[s] },
+	"pairs":       pairs,
+	"action":      func(kind string) string { return describe(kind).action },
+	"orderAmount": orderAmount,
+	"anomalyIDs":  anomalyIDs,
+	"n":           count,
+	"times":       times,
+	"detailed": func(rep *Report) []ActionOrder {
+		return rep.ActionOrders[:min(len(rep.ActionOrders), rep.detailOrders)]
+	},
+	"unlisted": func(rep *Report) int {
+		return max(0, rep.Summary.OrdersNeedAction-len(rep.ActionOrders))
+	},
+	"undetailed": func(rep *Report) int {
+		return max(0, rep.Summary.OrdersNeedAction-min(len(rep.ActionOrders), rep.detailOrders))
+	},
+	"resolved": func(rep *Report) []Resolution { return rep.Resolved[:min(len(rep.Resolved), resolvedShown)] },
 	"step": func(e Evidence) string {
 		if e.FromState != "" && e.ToState != "" && e.FromState != e.ToState {
 			return fmt.Sprintf("%s (%s → %s)", e.Result, e.FromState, e.ToState)
@@ -86,15 +101,39 @@ var funcs = map[string]any{
 	},
 }
 
-// findingsOf returns the listed findings of one kind.
-func findingsOf(rep *Report, kind string) []Finding {
-	var out []Finding
-	for _, f := range rep.Open {
-		if f.Kind == kind {
-			out = append(out, f)
-		}
+// resolvedShown bounds the Markdown and HTML list of what was closed in
+// the period, for the same reason as the orders: a day on which a
+// provider's late webhooks all arrive resolves hundreds.
+const resolvedShown = 25
+
+// count is n with the noun, or noun and verb, that agrees with it: "1
+// order needs", "3 orders need".
+func count(n int, one, many string) string {
+	if n == 1 {
+		return "1 " + one
 	}
-	return out
+	return fmt.Sprintf("%d %s", n, many)
+}
+
+// times says how often something was seen: "once", "twice", "3 times".
+func times(n int) string {
+	switch n {
+	case 1:
+		return "once"
+	case 2:
+		return "twice"
+	}
+	return fmt.Sprintf("%d times", n)
+}
+
+// anomalyIDs names an order's anomalies by kind and id, most urgent first:
+// "conflict #12, late_after_final #13".
+func anomalyIDs(o ActionOrder) string {
+	parts := make([]string, len(o.Anomalies))
+	for i, a := range o.Anomalies {
+		parts[i] = fmt.Sprintf("%s #%d", a.Kind, a.AnomalyID)
+	}
+	return strings.Join(parts, ", ")
 }
 
 // pairs renders a count map as "a 2, b 1", by key.
@@ -141,7 +180,7 @@ const markdownSource = `# Order anomaly report
 
 Period {{when .PeriodStart}} to {{when .PeriodEnd}} UTC, generated {{when .GeneratedAt}} UTC. All times are UTC.
 
-{{if .Summary.NeedAction}}**{{.Summary.NeedAction}} open anomalies need a person** ({{.Summary.NewInPeriod}} new in this period).{{else}}**Nothing needs a person.**{{end}}
+{{if .Summary.NeedAction}}**{{n .Summary.OrdersNeedAction "order needs" "orders need"}} a person**, with {{n .Summary.NeedAction "open anomaly" "open anomalies"}} ({{.Summary.NewInPeriod}} new in this period).{{else}}**Nothing needs a person.**{{end}}
 {{.Summary.Resolved}} resolved in the period; {{.Summary.OrdersSettled}} orders reached a state in the period and {{.Summary.InFlight}} are in flight; {{.Summary.Webhooks}} webhooks received.
 
 ## Needs action
@@ -151,38 +190,47 @@ Nothing is open.
 | what | kind | open | new | by provider |
 |---|---|---:|---:|---|
 {{range .NeedsAction}}| {{.Title}} | {{cell .Kind}} | {{.Count}} | {{.NewInPeriod}} | {{pairs .ByProvider}} |
-{{end}}
-Each order's timeline lists its webhooks in arrival order; ⚑ marks the ones the anomaly is about.
-{{range $k := .NeedsAction}}
-### {{$k.Title}}
+{{end}}{{with .ActionOrders}}{{with index (index . 0).Anomalies 0}}
+**To close an anomaly** once it is handled, acknowledge it by its id: ` + "`POST /v1/anomalies/{{.AnomalyID}}/ack`" + ` for #{{.AnomalyID}}, with an optional body ` + "`" + `{"note": "what was done"}` + "`" + ` (and ` + "`Authorization: Bearer <token>`" + ` when the sidecar has a ` + "`--token`" + `). It then leaves this list and shows as acknowledged under Resolved; it is not raised again for that order and kind. One whose cause clears (the late webhook comes) closes by itself.
+{{end}}{{end}}
+### Orders to act on
 
-**What to do:** {{$k.Action}}
-{{range findings $ $k.Kind}}
+One row per order, the most urgent first: by its most urgent anomaly, in the order of the table above, then newest first. The amount is what the shop registered.
+
+| order | provider | checkout | amount | state | anomalies | flagged | what to do first |
+|---|---|---|---:|---|---|---|---|
+{{range .ActionOrders}}| {{cell (order .OrderID)}} | {{.Provider}} | {{cell .CheckoutID}} | {{orderAmount .}} | {{.State}} | {{anomalyIDs .}} | {{when .FlaggedAt}}{{if .NewInPeriod}} (new){{end}} | {{.Action}} |
+{{end}}{{with unlisted $}}
+Not listed: {{n . "more order" "more orders"}}, each older or less urgent than the last row. ` + "`GET /v1/anomalies?severity=action&status=open`" + ` lists every open anomaly, newest first.
+{{end}}
+### Orders in detail
+
+{{if undetailed $}}The first {{n (len (detailed $)) "order" "orders"}} of the table{{else}}Each order of the table{{end}}, with what each of its anomalies means and what to do, and its webhooks in arrival order; ⚑ marks the ones an anomaly is about.
+{{range detailed $}}
 #### Order {{cell (order .OrderID)}}: {{.Provider}} {{cell .CheckoutID}}, {{.State}}
 
-{{cell .Explanation}}
-
-- Registered: {{.Amount}} {{.Currency}} ({{.Mode}}); captured {{.Captured}}, refunded {{.Refunded}}
-- Flagged {{when .OpenedAt}}{{if .NewInPeriod}} (new){{end}}; anomaly #{{.AnomalyID}}, seen {{.Occurrences}} time(s)
+- {{cell (amounts .)}}
 {{- if .Redirect}}
 - Customer redirect: {{.Redirect.Outcome}} at {{when .Redirect.At}}{{end}}
+{{- $o := .}}{{range .Anomalies}}
+- **{{title .Kind}}** ({{cell .Kind}}, anomaly #{{.AnomalyID}}, flagged {{when .OpenedAt}}{{if .NewInPeriod}} (new){{end}}, seen {{times .Occurrences}}): {{cell (explain $o .)}} **What to do:** {{action .Kind}}{{end}}
 
 {{if .Timeline}}| # | | provider event | type | kind | result | provider time | arrived |
 |---:|---|---|---|---|---|---|---|
 {{range .Timeline}}| {{.Seq}} | {{flag .}} | {{cell .EventID}} | {{cell .Type}} | {{.Kind}} | {{step .}} | {{whenp .OccurredAt}} | {{when .ReceivedAt}} |
 {{end}}{{else}}No webhook has arrived for this order.
-{{end}}{{end}}{{if gt (more $k) 0}}
-{{more $k}} more open {{cell $k.Kind}} anomalies are not listed here; GET /v1/anomalies?kind={{$k.Kind}}&status=open lists them all.
-{{end}}{{end}}{{end}}
+{{end}}{{end}}{{with undetailed $}}
+Not detailed here: {{n . "more order" "more orders"}}. For any order, ` + "`orderstate order ORDER_ID`" + ` (or ` + "`--checkout PROVIDER/CHECKOUT_ID`" + ` for one the shop never registered) or ` + "`GET /v1/orders/ORDER_ID`" + ` gives its anomalies and timeline.
+{{end}}{{end}}
 ## Resolved in this period
 {{if not .Resolved}}
 Nothing was resolved.
 {{else}}
 | kind | order | provider | opened | closed | open for | how |
 |---|---|---|---|---|---|---|
-{{range .Resolved}}| {{cell .Kind}} | {{cell (order .OrderID)}} | {{.Provider}} {{cell .CheckoutID}} | {{when .OpenedAt}} | {{when .ClosedAt}} | {{.OpenFor}} | {{cell .How}} |
-{{end}}{{if gt .Summary.Resolved (len .Resolved)}}
-{{.Summary.Resolved}} were resolved in all; the first {{len .Resolved}} are listed.
+{{range resolved $}}| {{cell .Kind}} | {{cell (order .OrderID)}} | {{.Provider}} {{cell .CheckoutID}} | {{when .OpenedAt}} | {{when .ClosedAt}} | {{.OpenFor}} | {{cell .How}} |
+{{end}}{{if gt .Summary.Resolved (len (resolved $))}}
+{{.Summary.Resolved}} were resolved in all; the first {{len (resolved $)}} are listed here and the first {{len .Resolved}} in the JSON report.
 {{end}}{{end}}
 ## Absorbed without action
 
@@ -210,7 +258,7 @@ Lag is arrival time minus the provider's own time, over original deliveries that
 {{if not .Providers}}
 No webhooks in the period.
 {{else}}
-| provider | webhooks | lag p50 | lag p95 | lag max | duplicates | out of order | rejected | unknown types | unsigned | unregistered orders |
+| provider | webhooks | lag p50 | lag p95 | lag max | duplicates | out of order | rejected | unknown types | unsigned | events for unregistered orders |
 |---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|
 {{range .Providers}}| {{.Provider}} | {{.Webhooks}} | {{ms .Lag.P50Ms}} | {{ms .Lag.P95Ms}} | {{ms .Lag.MaxMs}} | {{.Duplicates}} | {{.OutOfOrder}} | {{.Rejected}} | {{.Unknown}} | {{.Unsigned}} | {{.Unregistered}} |
 {{end}}{{range .Providers}}{{if .Rejected}}
@@ -240,6 +288,7 @@ table { border-collapse: collapse; margin: .6rem 0; width: 100%; font-size: .9re
 th, td { border: 1px solid #d0d7de; padding: .25rem .5rem; text-align: left; vertical-align: top; }
 th { background: #f6f8fa; }
 td.n { text-align: right; font-variant-numeric: tabular-nums; }
+.triage td:nth-child(4) { text-align: right; white-space: nowrap; font-variant-numeric: tabular-nums; }
 tr.flagged td { background: #fff1e5; }
 code { font-size: .85rem; }
 </style>
@@ -247,7 +296,7 @@ code { font-size: .85rem; }
 <body>
 <h1>Order anomaly report</h1>
 <p class="meta">Period {{when .PeriodStart}} to {{when .PeriodEnd}} UTC, generated {{when .GeneratedAt}} UTC. All times are UTC.</p>
-{{if .Summary.NeedAction}}<p class="headline"><strong>{{.Summary.NeedAction}} open anomalies need a person</strong> ({{.Summary.NewInPeriod}} new in this period).</p>
+{{if .Summary.NeedAction}}<p class="headline"><strong>{{n .Summary.OrdersNeedAction "order needs" "orders need"}} a person</strong>, with {{n .Summary.NeedAction "open anomaly" "open anomalies"}} ({{.Summary.NewInPeriod}} new in this period).</p>
 {{else}}<p class="headline ok"><strong>Nothing needs a person.</strong></p>
 {{end}}<p>{{.Summary.Resolved}} resolved in the period; {{.Summary.OrdersSettled}} orders reached a state in the period and {{.Summary.InFlight}} are in flight; {{.Summary.Webhooks}} webhooks received.</p>
 
@@ -257,17 +306,24 @@ code { font-size: .85rem; }
 <tr><th>what</th><th>kind</th><th>open</th><th>new</th><th>by provider</th></tr>
 {{range .NeedsAction}}<tr><td>{{.Title}}</td><td><code>{{.Kind}}</code></td><td class="n">{{.Count}}</td><td class="n">{{.NewInPeriod}}</td><td>{{pairs .ByProvider}}</td></tr>
 {{end}}</table>
-<p>Each order's timeline lists its webhooks in arrival order; highlighted rows (⚑) are the ones the anomaly is about.</p>
-{{range $k := .NeedsAction}}
-<h3>{{$k.Title}} <code>{{$k.Kind}}</code></h3>
-<p class="do"><strong>What to do:</strong> {{$k.Action}}</p>
-{{range findings $ $k.Kind}}<div class="finding">
-<h4>Order {{order .OrderID}}: {{.Provider}} <code>{{.CheckoutID}}</code>, {{.State}} {{if .NewInPeriod}}<span class="new">new</span>{{end}}</h4>
-<p>{{.Explanation}}</p>
+{{with .ActionOrders}}{{with index (index . 0).Anomalies 0}}<p class="do"><strong>To close an anomaly</strong> once it is handled, acknowledge it by its id: <code>POST /v1/anomalies/{{.AnomalyID}}/ack</code> for #{{.AnomalyID}}, with an optional body <code>{"note": "what was done"}</code> (and <code>Authorization: Bearer &lt;token&gt;</code> when the sidecar has a <code>--token</code>). It then leaves this list and shows as acknowledged under Resolved; it is not raised again for that order and kind. One whose cause clears (the late webhook comes) closes by itself.</p>
+{{end}}{{end}}
+<h3>Orders to act on</h3>
+<p>One row per order, the most urgent first: by its most urgent anomaly, in the order of the table above, then newest first. The amount is what the shop registered.</p>
+<table class="triage">
+<tr><th>order</th><th>provider</th><th>checkout</th><th>amount</th><th>state</th><th>anomalies</th><th>flagged</th><th>what to do first</th></tr>
+{{range .ActionOrders}}<tr><td>{{order .OrderID}}</td><td>{{.Provider}}</td><td>{{.CheckoutID}}</td><td>{{orderAmount .}}</td><td>{{.State}}</td><td>{{anomalyIDs .}}</td><td>{{when .FlaggedAt}}{{if .NewInPeriod}} (new){{end}}</td><td>{{.Action}}</td></tr>
+{{end}}</table>
+{{with unlisted $}}<p>Not listed: {{n . "more order" "more orders"}}, each older or less urgent than the last row. <code>GET /v1/anomalies?severity=action&amp;status=open</code> lists every open anomaly, newest first.</p>
+{{end}}
+<h3>Orders in detail</h3>
+<p>{{if undetailed $}}The first {{n (len (detailed $)) "order" "orders"}} of the table{{else}}Each order of the table{{end}}, with what each of its anomalies means and what to do, and its webhooks in arrival order; highlighted rows (⚑) are the ones an anomaly is about.</p>
+{{range detailed $}}<div class="finding">
+<h4>Order {{order .OrderID}}: {{.Provider}} <code>{{.CheckoutID}}</code>, {{.State}}</h4>
 <ul>
-<li>Registered: {{.Amount}} {{.Currency}} ({{.Mode}}); captured {{.Captured}}, refunded {{.Refunded}}</li>
-<li>Flagged {{when .OpenedAt}}; anomaly #{{.AnomalyID}}, seen {{.Occurrences}} time(s)</li>
+<li>{{amounts .}}</li>
 {{if .Redirect}}<li>Customer redirect: {{.Redirect.Outcome}} at {{when .Redirect.At}}</li>
+{{end}}{{$o := .}}{{range .Anomalies}}<li><strong>{{title .Kind}}</strong> (<code>{{.Kind}}</code>, anomaly #{{.AnomalyID}}, flagged {{when .OpenedAt}}{{if .NewInPeriod}} <span class="new">new</span>{{end}}, seen {{times .Occurrences}}): {{explain $o .}} <strong>What to do:</strong> {{action .Kind}}</li>
 {{end}}</ul>
 {{if .Timeline}}<table>
 <tr><th>#</th><th>provider event</th><th>type</th><th>kind</th><th>result</th><th>provider time</th><th>arrived</th></tr>
@@ -275,15 +331,15 @@ code { font-size: .85rem; }
 {{end}}</table>
 {{else}}<p>No webhook has arrived for this order.</p>
 {{end}}</div>
-{{end}}{{if gt (more $k) 0}}<p>{{more $k}} more open <code>{{$k.Kind}}</code> anomalies are not listed here; <code>GET /v1/anomalies?kind={{$k.Kind}}&amp;status=open</code> lists them all.</p>
-{{end}}{{end}}{{end}}
+{{end}}{{with undetailed $}}<p>Not detailed here: {{n . "more order" "more orders"}}. For any order, <code>orderstate order ORDER_ID</code> (or <code>--checkout PROVIDER/CHECKOUT_ID</code> for one the shop never registered) or <code>GET /v1/orders/ORDER_ID</code> gives its anomalies and timeline.</p>
+{{end}}{{end}}
 <h2>Resolved in this period</h2>
 {{if not .Resolved}}<p>Nothing was resolved.</p>
 {{else}}<table>
 <tr><th>kind</th><th>order</th><th>provider</th><th>opened</th><th>closed</th><th>open for</th><th>how</th></tr>
-{{range .Resolved}}<tr><td><code>{{.Kind}}</code></td><td>{{order .OrderID}}</td><td>{{.Provider}} <code>{{.CheckoutID}}</code></td><td>{{when .OpenedAt}}</td><td>{{when .ClosedAt}}</td><td>{{.OpenFor}}</td><td>{{.How}}</td></tr>
+{{range resolved $}}<tr><td><code>{{.Kind}}</code></td><td>{{order .OrderID}}</td><td>{{.Provider}} <code>{{.CheckoutID}}</code></td><td>{{when .OpenedAt}}</td><td>{{when .ClosedAt}}</td><td>{{.OpenFor}}</td><td>{{.How}}</td></tr>
 {{end}}</table>
-{{if gt .Summary.Resolved (len .Resolved)}}<p>{{.Summary.Resolved}} were resolved in all; the first {{len .Resolved}} are listed.</p>
+{{if gt .Summary.Resolved (len (resolved $))}}<p>{{.Summary.Resolved}} were resolved in all; the first {{len (resolved $)}} are listed here and the first {{len .Resolved}} in the JSON report.</p>
 {{end}}{{end}}
 <h2>Absorbed without action</h2>
 <p>Webhook behaviour orderstate already handled; counts of orders flagged in the period.</p>
@@ -305,7 +361,7 @@ code { font-size: .85rem; }
 <p>Lag is arrival time minus the provider's own time, over original deliveries that carried one.</p>
 {{if not .Providers}}<p>No webhooks in the period.</p>
 {{else}}<table>
-<tr><th>provider</th><th>webhooks</th><th>lag p50</th><th>lag p95</th><th>lag max</th><th>duplicates</th><th>out of order</th><th>rejected</th><th>unknown types</th><th>unsigned</th><th>unregistered orders</th></tr>
+<tr><th>provider</th><th>webhooks</th><th>lag p50</th><th>lag p95</th><th>lag max</th><th>duplicates</th><th>out of order</th><th>rejected</th><th>unknown types</th><th>unsigned</th><th>events for unregistered orders</th></tr>
 {{range .Providers}}<tr><td>{{.Provider}}</td><td class="n">{{.Webhooks}}</td><td class="n">{{ms .Lag.P50Ms}}</td><td class="n">{{ms .Lag.P95Ms}}</td><td class="n">{{ms .Lag.MaxMs}}</td><td class="n">{{.Duplicates}}</td><td class="n">{{.OutOfOrder}}</td><td class="n">{{.Rejected}}</td><td class="n">{{.Unknown}}</td><td class="n">{{.Unsigned}}</td><td class="n">{{.Unregistered}}</td></tr>
 {{end}}</table>
 <ul>

@@ -19,10 +19,16 @@ type Report struct {
 	PeriodEnd   time.Time `json:"period_end"`
 	Summary     Summary   `json:"summary"`
 	// NeedsAction summarises the open action anomalies per kind, most
-	// urgent kind first; Open lists them (up to MaxPerKind per kind) with
-	// their evidence, in the same kind order and oldest first.
+	// urgent kind first; Open lists them (the newest MaxPerKind of each
+	// kind) with their evidence, in the same kind order and newest first.
 	NeedsAction []KindSummary `json:"needs_action"`
 	Open        []Finding     `json:"open"`
+	// ActionOrders are the orders to act on, each once with all its open
+	// action anomalies: the most urgent first, then the newest, and only
+	// the first MaxOrdersListed (Summary.OrdersNeedAction counts them
+	// all). It is what a person works through, and what the Markdown and
+	// HTML lead with.
+	ActionOrders []ActionOrder `json:"orders_needing_action"`
 	// Absorbed counts the info anomalies opened in the period: webhook
 	// behaviour orderstate already took care of.
 	Absorbed []KindSummary `json:"absorbed"`
@@ -30,16 +36,23 @@ type Report struct {
 	Resolved  []Resolution     `json:"resolved"`
 	Orders    []ProviderOrders `json:"orders"`
 	Providers []ProviderHealth `json:"providers"`
+
+	// detailOrders bounds the orders the Markdown and HTML detail: a
+	// report that is mailed is clipped past about 100 KB, and every order's
+	// timeline would run to megabytes on a bad day.
+	detailOrders int
 }
 
 // Summary is the report's headline.
 type Summary struct {
 	// NeedAction counts open action anomalies; NewInPeriod those of them
-	// opened in the period; Listed those the report shows in full.
-	NeedAction  int `json:"need_action"`
-	NewInPeriod int `json:"new_in_period"`
-	Listed      int `json:"listed"`
-	Resolved    int `json:"resolved"`
+	// opened in the period; Listed those Open shows in full.
+	// OrdersNeedAction counts the orders they are on.
+	NeedAction       int `json:"need_action"`
+	NewInPeriod      int `json:"new_in_period"`
+	Listed           int `json:"listed"`
+	OrdersNeedAction int `json:"orders_need_action"`
+	Resolved         int `json:"resolved"`
 	// OrdersSettled counts the orders that reached a state in the period;
 	// InFlight those pending or processing now.
 	OrdersSettled int `json:"orders_settled"`
@@ -66,6 +79,7 @@ type Finding struct {
 	Provider    string           `json:"provider"`
 	CheckoutID  string           `json:"checkout_id"`
 	State       sm.State         `json:"state"`
+	Registered  bool             `json:"registered"`
 	Amount      int64            `json:"amount"`
 	Currency    string           `json:"currency"`
 	Mode        string           `json:"mode"`
@@ -80,6 +94,43 @@ type Finding struct {
 	Timeline    []Evidence       `json:"timeline"`
 }
 
+// ActionOrder is one order with open anomalies that need a person.
+type ActionOrder struct {
+	OrderID    string           `json:"order_id"`
+	Provider   string           `json:"provider"`
+	CheckoutID string           `json:"checkout_id"`
+	State      sm.State         `json:"state"`
+	Registered bool             `json:"registered"`
+	Amount     int64            `json:"amount"`
+	Currency   string           `json:"currency"`
+	Mode       string           `json:"mode"`
+	Captured   int64            `json:"captured_amount"`
+	Refunded   int64            `json:"refunded_amount"`
+	Redirect   *engine.Redirect `json:"redirect,omitempty"`
+	// Kind is the most urgent of its anomalies' kinds, which places the
+	// order and says what to do first (Action, in short); FlaggedAt is
+	// when that anomaly was raised.
+	Kind        string         `json:"kind"`
+	FlaggedAt   time.Time      `json:"flagged_at"`
+	NewInPeriod bool           `json:"new_in_period"`
+	Action      string         `json:"action"`
+	Anomalies   []OrderAnomaly `json:"anomalies"`
+	// Timeline is left out of the JSON, which has it in Open with each
+	// listed anomaly already.
+	Timeline []Evidence `json:"-"`
+}
+
+// OrderAnomaly is one open action anomaly of an ActionOrder.
+type OrderAnomaly struct {
+	AnomalyID   int64     `json:"anomaly_id"`
+	Kind        string    `json:"kind"`
+	OpenedAt    time.Time `json:"opened_at"`
+	NewInPeriod bool      `json:"new_in_period"`
+	Occurrences int       `json:"occurrences"`
+	Explanation string    `json:"explanation"`
+	EventSeqs   []int64   `json:"event_seqs"`
+}
+
 // Evidence is one delivery in the order's timeline, in arrival order.
 type Evidence struct {
 	Seq        int64      `json:"seq"`
@@ -90,6 +141,7 @@ type Evidence struct {
 	FromState  sm.State   `json:"from_state,omitempty"`
 	ToState    sm.State   `json:"to_state,omitempty"`
 	Amount     int64      `json:"amount,omitempty"`
+	Currency   string     `json:"currency,omitempty"`
 	OccurredAt *time.Time `json:"occurred_at"`
 	ReceivedAt time.Time  `json:"received_at"`
 	// Flagged marks the deliveries the anomaly is about.
@@ -150,13 +202,40 @@ func (r *Reconciler) BuildReport(ctx context.Context, since, until time.Time) (*
 	if err != nil {
 		return nil, err
 	}
-	return buildReport(d, r.now()), nil
+	rep := buildReport(d, r.now())
+	// The orders come from each kind's newest MaxPerKind anomalies, so
+	// only that many of them are sure to be the most urgent and newest:
+	// past it, an older order of an urgent kind may be missing while a
+	// less urgent one is listed.
+	rep.ActionOrders = rep.ActionOrders[:min(len(rep.ActionOrders), r.cfg.MaxOrdersListed, r.cfg.MaxPerKind)]
+	rep.detailOrders = detailed(rep.ActionOrders, r.cfg.MaxOrdersDetailed)
+	return rep, nil
+}
+
+// maxDetailEvents bounds the timeline rows the detailed orders show in
+// all. Most orders have a handful of webhooks, but one a provider retried
+// all day has hundreds, and a few such would push the report past what a
+// mail client shows.
+const maxDetailEvents = 120
+
+// detailed is how many of the first orders to detail: at most limit, and
+// no more than fit maxDetailEvents timeline rows, but always one.
+func detailed(orders []ActionOrder, limit int) int {
+	n, events := 0, 0
+	for _, o := range orders {
+		if n == limit || (n > 0 && events+len(o.Timeline) > maxDetailEvents) {
+			break
+		}
+		n++
+		events += len(o.Timeline)
+	}
+	return n
 }
 
 func buildReport(d *engine.ReportData, now time.Time) *Report {
 	rep := &Report{GeneratedAt: now.UTC(), PeriodStart: d.Since.UTC(), PeriodEnd: d.Until.UTC(),
-		NeedsAction: []KindSummary{}, Open: []Finding{}, Absorbed: []KindSummary{}, Resolved: []Resolution{},
-		Orders: []ProviderOrders{}, Providers: []ProviderHealth{}}
+		NeedsAction: []KindSummary{}, Open: []Finding{}, ActionOrders: []ActionOrder{}, Absorbed: []KindSummary{},
+		Resolved: []Resolution{}, Orders: []ProviderOrders{}, Providers: []ProviderHealth{}}
 	inPeriod := func(t time.Time) bool { return !t.Before(d.Since) && t.Before(d.Until) }
 
 	listed := map[string]int{}
@@ -170,9 +249,9 @@ func buildReport(d *engine.ReportData, now time.Time) *Report {
 			return kindRank(a.Kind) < kindRank(b.Kind)
 		}
 		if !a.OpenedAt.Equal(b.OpenedAt) {
-			return a.OpenedAt.Before(b.OpenedAt)
+			return a.OpenedAt.After(b.OpenedAt)
 		}
-		return a.AnomalyID < b.AnomalyID
+		return a.AnomalyID > b.AnomalyID
 	})
 	rep.NeedsAction = summarise(d.OpenCounts, listed, true)
 	rep.Absorbed = summarise(d.Info, nil, false)
@@ -181,6 +260,8 @@ func buildReport(d *engine.ReportData, now time.Time) *Report {
 		rep.Summary.NewInPeriod += k.NewInPeriod
 	}
 	rep.Summary.Listed = len(rep.Open)
+	rep.ActionOrders = actionOrders(d.Open, inPeriod)
+	rep.Summary.OrdersNeedAction = d.OpenOrders
 
 	for _, a := range d.Resolved {
 		rep.Resolved = append(rep.Resolved, resolution(a))
@@ -227,18 +308,70 @@ func finding(oa engine.OpenAnomaly, isNew bool) Finding {
 		State: a.State, OpenedAt: a.OpenedAt, NewInPeriod: isNew, Occurrences: a.Count, Explanation: a.Detail,
 		Action: describe(a.Kind).action, Timeline: []Evidence{}}
 	if o != nil {
-		f.Amount, f.Currency, f.Mode, f.Captured, f.Refunded, f.Redirect = o.Amount, o.Currency, o.Mode, o.Captured, o.Refunded, o.Redirect
+		f.Registered, f.Amount, f.Currency, f.Mode, f.Captured, f.Refunded, f.Redirect = o.Registered, o.Amount, o.Currency, o.Mode,
+			o.Captured, o.Refunded, o.Redirect
 		flagged := map[int64]bool{}
 		for _, s := range a.EventSeqs {
 			flagged[s] = true
 		}
-		for _, e := range o.Events {
-			f.Timeline = append(f.Timeline, Evidence{Seq: e.Seq, EventID: e.ProviderEventID, Type: e.ProviderType, Kind: e.Kind,
-				Result: e.Result, FromState: e.FromState, ToState: e.ToState, Amount: e.Amount, OccurredAt: e.OccurredAt,
-				ReceivedAt: e.ReceivedAt, Flagged: flagged[e.Seq]})
-		}
+		f.Timeline = evidence(o.Events, flagged)
 	}
 	return f
+}
+
+// actionOrders groups open anomalies by order, most urgent kind first,
+// then newest first.
+func actionOrders(open []engine.OpenAnomaly, inPeriod func(time.Time) bool) []ActionOrder {
+	seen := map[*engine.Order]bool{}
+	out := []ActionOrder{}
+	for _, oa := range open {
+		o := oa.Order
+		if o == nil || seen[o] {
+			continue
+		}
+		seen[o] = true
+		all := o.Anomalies
+		if len(all) == 0 {
+			all = []engine.Anomaly{oa.Anomaly}
+		}
+		ao := ActionOrder{OrderID: o.OrderID, Provider: o.Provider, CheckoutID: o.CheckoutID, State: o.State,
+			Registered: o.Registered, Amount: o.Amount, Currency: o.Currency, Mode: o.Mode, Captured: o.Captured,
+			Refunded: o.Refunded, Redirect: o.Redirect, Anomalies: make([]OrderAnomaly, 0, len(all)), Timeline: []Evidence{}}
+		flagged := map[int64]bool{}
+		for _, a := range all {
+			ao.Anomalies = append(ao.Anomalies, OrderAnomaly{AnomalyID: a.ID, Kind: a.Kind, OpenedAt: a.OpenedAt,
+				NewInPeriod: inPeriod(a.OpenedAt), Occurrences: a.Count, Explanation: a.Detail, EventSeqs: a.EventSeqs})
+			for _, s := range a.EventSeqs {
+				flagged[s] = true
+			}
+		}
+		sort.Slice(ao.Anomalies, func(i, j int) bool { return kindRank(ao.Anomalies[i].Kind) < kindRank(ao.Anomalies[j].Kind) })
+		top := ao.Anomalies[0]
+		ao.Kind, ao.FlaggedAt, ao.NewInPeriod, ao.Action = top.Kind, top.OpenedAt, top.NewInPeriod, describe(top.Kind).short
+		ao.Timeline = evidence(o.Events, flagged)
+		out = append(out, ao)
+	}
+	sort.SliceStable(out, func(i, j int) bool {
+		a, b := out[i], out[j]
+		if a.Kind != b.Kind {
+			return kindRank(a.Kind) < kindRank(b.Kind)
+		}
+		if !a.FlaggedAt.Equal(b.FlaggedAt) {
+			return a.FlaggedAt.After(b.FlaggedAt)
+		}
+		return a.Anomalies[0].AnomalyID > b.Anomalies[0].AnomalyID
+	})
+	return out
+}
+
+func evidence(events []engine.Entry, flagged map[int64]bool) []Evidence {
+	out := make([]Evidence, 0, len(events))
+	for _, e := range events {
+		out = append(out, Evidence{Seq: e.Seq, EventID: e.ProviderEventID, Type: e.ProviderType, Kind: e.Kind,
+			Result: e.Result, FromState: e.FromState, ToState: e.ToState, Amount: e.Amount, Currency: e.Currency,
+			OccurredAt: e.OccurredAt, ReceivedAt: e.ReceivedAt, Flagged: flagged[e.Seq]})
+	}
+	return out
 }
 
 func resolution(a engine.Anomaly) Resolution {

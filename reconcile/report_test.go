@@ -3,6 +3,7 @@ package reconcile_test
 import (
 	"context"
 	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -74,6 +75,13 @@ func day(t *testing.T) (*env, *reconcile.Report) {
 	clock(12, 40)
 	e.ingest(e.ev("tweed", "tw_fas", sm.KindFailedAfterSettlement, 0, late(4*time.Second), typ("FAILED_AFTER_TX_COMPLETED")))
 
+	clock(12, 50) // paid, then failed: two anomalies on one order
+	e.register("ord_twice", "tweed", "tw_twice", 4200, "USD")
+	clock(12, 51)
+	e.ingest(e.ev("tweed", "tw_twice", sm.KindPaid, 4200, late(2*time.Second), typ("DONE")))
+	clock(12, 58)
+	e.ingest(e.ev("tweed", "tw_twice", sm.KindFailed, 0, late(2*time.Second), typ("FAILED")))
+
 	clock(13, 0) // captured less than the order
 	e.register("ord_amount", "tazapay", "chk_amount", 3000, "USD")
 	clock(13, 1)
@@ -139,17 +147,33 @@ func TestReport_Golden(t *testing.T) {
 func TestReport_Content(t *testing.T) {
 	t.Parallel()
 	_, rep := day(t)
-	open := map[string]string{}
+	open := map[string][]string{}
 	for _, f := range rep.Open {
-		open[f.OrderID] = f.Kind
+		open[f.OrderID] = append(open[f.OrderID], f.Kind)
 		require.NotEmpty(t, f.Action, f.Kind)
 		require.NotEmpty(t, f.Explanation, f.Kind)
 	}
-	require.Equal(t, map[string]string{
-		"ord_fas": engine.AnomalyFailedAfterSettlement, "ord_missing": engine.AnomalyMissingWebhook,
-		"ord_amount": engine.AnomalyAmountMismatch, "ord_stuck": engine.AnomalyStuck,
+	require.Equal(t, map[string][]string{
+		"ord_fas": {engine.AnomalyFailedAfterSettlement}, "ord_twice": {engine.AnomalyConflict, engine.AnomalyLateAfterFinal},
+		"ord_missing": {engine.AnomalyMissingWebhook}, "ord_amount": {engine.AnomalyAmountMismatch}, "ord_stuck": {engine.AnomalyStuck},
 	}, open)
 	require.Equal(t, engine.AnomalyFailedAfterSettlement, rep.Open[0].Kind, "money that moved wrongly comes first")
+
+	// Each order once, most urgent first, with every kind it has.
+	var triage []string
+	for _, o := range rep.ActionOrders {
+		var kinds []string
+		for _, a := range o.Anomalies {
+			kinds = append(kinds, a.Kind)
+		}
+		triage = append(triage, o.OrderID+" "+strings.Join(kinds, ","))
+		require.Equal(t, o.Kind, o.Anomalies[0].Kind)
+		require.NotEmpty(t, o.Action)
+	}
+	require.Equal(t, []string{"ord_fas failed_after_settlement", "ord_twice conflict,late_after_final", "ord_missing missing_webhook",
+		"ord_amount amount_mismatch", "ord_stuck stuck"}, triage)
+	require.Equal(t, 5, rep.Summary.OrdersNeedAction)
+	require.Equal(t, 6, rep.Summary.NeedAction)
 
 	resolved := map[string]string{}
 	for _, r := range rep.Resolved {
@@ -198,6 +222,7 @@ func TestReport_HTMLIsSelfContainedAndEscaped(t *testing.T) {
 	require.Contains(t, s, "o&lt;1&gt;")
 	require.NotContains(t, s, "src=")
 	require.NotContains(t, s, "<link")
+	require.Regexp(t, `<code>POST /v1/anomalies/\d+/ack</code> for #\d+`, s, "the reader is told how to close what was handled")
 
 	md, err := rep.Render(reconcile.FormatMarkdown)
 	require.NoError(t, err)
@@ -271,4 +296,91 @@ func TestRunReport_WritesPendingRejectionsFirst(t *testing.T) {
 		rejected[p.Provider] = p.Rejected
 	}
 	require.Equal(t, 3, rejected["tazapay"])
+}
+
+// Checkouts nobody finishes stay stuck for days; listed oldest first they
+// would fill the list and hide what went wrong today.
+func TestReport_ListsTheNewestFirst(t *testing.T) {
+	t.Parallel()
+	e := setup(t, reconcile.Config{MaxPerKind: 2})
+	for i, id := range []string{"ord_old", "ord_older", "ord_new"} {
+		e.clock.Set(start.Add(time.Duration([]int{1, 0, 30}[i]) * time.Hour))
+		e.register(id, "tazapay", "chk_"+id, 100, "USD")
+	}
+	for _, h := range []int{25, 26, 55} {
+		e.clock.Set(start.Add(time.Duration(h) * time.Hour))
+		e.sweep()
+	}
+	e.clock.Add(time.Minute)
+	rep, err := e.rec.BuildReport(e.ctx, start.Add(48*time.Hour), e.clock.Now())
+	require.NoError(t, err)
+	var listed []string
+	for _, f := range rep.Open {
+		listed = append(listed, f.OrderID)
+	}
+	require.Equal(t, []string{"ord_new", "ord_old"}, listed)
+	require.True(t, rep.Open[0].NewInPeriod)
+	require.False(t, rep.Open[1].NewInPeriod)
+	md, err := rep.Render(reconcile.FormatMarkdown)
+	require.NoError(t, err)
+	require.Contains(t, string(md), "Not listed: 1 more order, each older or less urgent than the last row.")
+}
+
+// The triage table and the details are bounded, and say what they leave
+// out and where to find it.
+func TestReport_BoundsTheOrdersShown(t *testing.T) {
+	t.Parallel()
+	e := setup(t, reconcile.Config{MaxOrdersListed: 3, MaxOrdersDetailed: 1})
+	for i := range 5 {
+		e.register(fmt.Sprintf("ord_%d", i), "tazapay", fmt.Sprintf("chk_%d", i), 100, "USD")
+		e.clock.Add(time.Minute)
+	}
+	e.clock.Add(25 * time.Hour)
+	e.sweep()
+	e.clock.Add(time.Minute)
+	rep, err := e.rec.BuildReport(e.ctx, start, e.clock.Now())
+	require.NoError(t, err)
+	require.Len(t, rep.ActionOrders, 3)
+	require.Equal(t, 5, rep.Summary.OrdersNeedAction)
+	for _, f := range []string{reconcile.FormatMarkdown, reconcile.FormatHTML} {
+		out, err := rep.Render(f)
+		require.NoError(t, err)
+		s := string(out)
+		require.Contains(t, s, "Not listed: 2 more orders", f)
+		require.Contains(t, s, "Not detailed here: 4 more orders", f)
+		require.Contains(t, s, "The first 1 order of the table", f)
+		require.Equal(t, 1, strings.Count(s, "Order ord_"), "%s: one order detailed", f)
+		for i := range 5 {
+			require.Equal(t, i < 3, strings.Contains(s, fmt.Sprintf("chk_%d", 4-i)), "%s: chk_%d listed, newest first", f, 4-i)
+		}
+	}
+}
+
+// An order is placed by its most urgent anomaly and shows every kind it
+// has, also one whose kind has more open than a report lists.
+func TestReport_GroupsEachOrdersAnomalies(t *testing.T) {
+	t.Parallel()
+	e := setup(t, reconcile.Config{MaxPerKind: 1})
+	e.register("ord_both", "yoco", "chk_both", 2500, "ZAR")
+	e.redirect("ord_both", engine.RedirectSuccess)
+	e.clock.Add(time.Hour)
+	e.register("ord_stuck", "yoco", "chk_stuck", 900, "ZAR")
+	e.sweep() // ord_both: missing_webhook
+	e.clock.Add(24*time.Hour + time.Minute)
+	e.sweep() // ord_both: stuck
+	e.clock.Add(time.Hour)
+	e.sweep() // ord_stuck: stuck, newer, so the only stuck one listed
+	e.clock.Add(time.Minute)
+	rep, err := e.rec.BuildReport(e.ctx, start, e.clock.Now())
+	require.NoError(t, err)
+	require.Len(t, rep.ActionOrders, 1, "no more orders than anomalies of a kind are listed")
+	both := rep.ActionOrders[0]
+	require.Equal(t, "ord_both", both.OrderID)
+	require.Equal(t, engine.AnomalyMissingWebhook, both.Kind)
+	require.Len(t, both.Anomalies, 2)
+	require.Equal(t, engine.AnomalyStuck, both.Anomalies[1].Kind, "its stuck anomaly is not among the listed ones but is its own")
+	md, err := rep.Render(reconcile.FormatMarkdown)
+	require.NoError(t, err)
+	require.Regexp(t, `\| ord_both \| yoco \| chk_both \| ZAR 25.00 \| pending \| missing_webhook #\d+, stuck #\d+ \|`, string(md))
+	require.Equal(t, 1, strings.Count(string(md), "#### Order ord_both"), "the order is detailed once")
 }
