@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"errors"
 	"sort"
 	"sync"
 	"time"
@@ -41,7 +42,7 @@ type Pipeline struct {
 	now      func() time.Time
 
 	mu       sync.Mutex
-	rejected map[[2]string]int
+	rejected map[rejectKey]int
 }
 
 // NewPipeline wires adapters, keyed by their Provider name, to a store.
@@ -49,7 +50,7 @@ func NewPipeline(store Store, now func() time.Time, adapters ...Adapter) *Pipeli
 	if now == nil {
 		now = time.Now
 	}
-	p := &Pipeline{store: store, adapters: map[string]Adapter{}, now: now, rejected: map[[2]string]int{}}
+	p := &Pipeline{store: store, adapters: map[string]Adapter{}, now: now, rejected: map[rejectKey]int{}}
 	for _, a := range adapters {
 		p.adapters[a.Provider()] = a
 	}
@@ -96,27 +97,46 @@ func (p *Pipeline) Handle(ctx context.Context, provider string, req *Request) (I
 	return p.store.Ingest(ctx, ev, req)
 }
 
+// rejectKey is what refused requests are counted by: the hour they were
+// refused in, not the hour they are written in, so a report that closes an
+// hour counts every request refused in it once it has been flushed.
+type rejectKey struct {
+	hour             time.Time
+	provider, reason string
+}
+
 // Reject counts a refused request. Counts are kept in memory and written by
 // Flush, so a flood of forged requests costs no write each.
 func (p *Pipeline) Reject(provider, reason string) {
+	k := rejectKey{hour: p.now().UTC().Truncate(time.Hour), provider: provider, reason: reason}
 	p.mu.Lock()
-	p.rejected[[2]string{provider, reason}]++
+	p.rejected[k]++
 	p.mu.Unlock()
 }
 
 // Flush writes the rejection counts gathered since the last flush.
 func (p *Pipeline) Flush(ctx context.Context) error {
 	p.mu.Lock()
-	counts := p.rejected
-	p.rejected = map[[2]string]int{}
+	pending := p.rejected
+	p.rejected = map[rejectKey]int{}
 	p.mu.Unlock()
-	if err := p.store.RecordRejections(ctx, p.now(), counts); err != nil {
-		p.mu.Lock()
-		for k, n := range counts {
-			p.rejected[k] += n
+	byHour := map[time.Time]map[[2]string]int{}
+	for k, n := range pending {
+		if byHour[k.hour] == nil {
+			byHour[k.hour] = map[[2]string]int{}
 		}
-		p.mu.Unlock()
-		return err
+		byHour[k.hour][[2]string{k.provider, k.reason}] += n
 	}
-	return nil
+	var errs []error
+	for hour, counts := range byHour {
+		if err := p.store.RecordRejections(ctx, hour, counts); err != nil {
+			errs = append(errs, err)
+			p.mu.Lock()
+			for pr, n := range counts {
+				p.rejected[rejectKey{hour: hour, provider: pr[0], reason: pr[1]}] += n
+			}
+			p.mu.Unlock()
+		}
+	}
+	return errors.Join(errs...)
 }

@@ -123,7 +123,8 @@ func (db *DB) ReportData(ctx context.Context, q ReportQuery) (*ReportData, error
 		return nil, storeError(err, "read report data")
 	}
 	defer tx.Rollback()
-	r := &reportReader{ctx: ctx, tx: tx, since: formatTime(q.Since), until: formatTime(q.Until)}
+	r := &reportReader{ctx: ctx, tx: tx, since: formatTime(q.Since), until: formatTime(q.Until),
+		hoursAfter: formatTime(q.Since.Add(-time.Hour)), hoursUpTo: formatTime(q.Until.Add(-time.Hour))}
 	d := &ReportData{Since: q.Since.UTC(), Until: q.Until.UTC()}
 	d.Reached = r.stateCounts(`SELECT provider, state, COUNT(*) FROM orders INDEXED BY orders_state_since
 		WHERE state IN (`+stateList(sm.States)+`) AND state_since >= ? AND state_since < ? GROUP BY provider, state`, r.since, r.until)
@@ -158,7 +159,10 @@ type reportReader struct {
 	ctx          context.Context
 	tx           *sql.Tx
 	since, until string
-	err          error
+	// hoursAfter and hoursUpTo bound the starts of the hours that end in
+	// the period.
+	hoursAfter, hoursUpTo string
+	err                   error
 }
 
 func (r *reportReader) fail(err error) {
@@ -323,10 +327,11 @@ func (r *reportReader) activity() []ProviderActivity {
 			get(p).UnknownTypes[typ] = n
 			return err
 		})
-	// Rejections are counted per hour; an hour belongs to the period its
-	// start falls in.
-	r.each(`SELECT provider, reason, SUM(count) FROM rejections WHERE hour >= ? AND hour < ? GROUP BY provider, reason`,
-		[]any{r.since, r.until}, func(rows *sql.Rows) error {
+	// Rejections are counted per hour, and an hour belongs to the period
+	// its end falls in: the hour a report runs in is still being counted
+	// into, so it waits for the next report rather than be split.
+	r.each(`SELECT provider, reason, SUM(count) FROM rejections WHERE hour > ? AND hour <= ? GROUP BY provider, reason`,
+		[]any{r.hoursAfter, r.hoursUpTo}, func(rows *sql.Rows) error {
 			var p, reason string
 			var n int
 			err := rows.Scan(&p, &reason, &n)

@@ -384,3 +384,42 @@ func TestReport_GroupsEachOrdersAnomalies(t *testing.T) {
 	require.Regexp(t, `\| ord_both \| yoco \| chk_both \| ZAR 25.00 \| pending \| missing_webhook #\d+, stuck #\d+ \|`, string(md))
 	require.Equal(t, 1, strings.Count(string(md), "#### Order ord_both"), "the order is detailed once")
 }
+
+// Refused requests are counted per hour. The hour a report runs in is still
+// being counted into, so it belongs to the next report, whole: nothing
+// refused after a report is lost between two.
+func TestRunReport_CountsEveryRefusedRequestOnce(t *testing.T) {
+	t.Parallel()
+	e := setup(t, reconcile.Config{})
+	p := engine.NewPipeline(e.db, e.clock.Now)
+	rec, err := reconcile.New(e.db, reconcile.Config{BeforeReport: p.Flush}, e.clock.Now, quiet())
+	require.NoError(t, err)
+	rejected := func(w *reconcile.Written) int {
+		n := 0
+		for _, pr := range w.Report.Providers {
+			n += pr.Rejected
+		}
+		return n
+	}
+	refuse := func(n int) {
+		for range n {
+			p.Reject("tazapay", "signature")
+		}
+	}
+
+	e.clock.Set(time.Date(2026, 3, 2, 2, 59, 30, 0, time.UTC))
+	refuse(3)
+	e.clock.Set(time.Date(2026, 3, 2, 3, 0, 0, 250e6, time.UTC))
+	first, err := rec.RunReport(e.ctx)
+	require.NoError(t, err)
+	refuse(2) // written by the same flush, in the hour that has just begun
+	e.clock.Set(time.Date(2026, 3, 2, 3, 20, 0, 0, time.UTC))
+	refuse(5)
+	require.NoError(t, p.Flush(e.ctx))
+	e.clock.Set(time.Date(2026, 3, 3, 3, 0, 0, 250e6, time.UTC))
+	second, err := rec.RunReport(e.ctx)
+	require.NoError(t, err)
+
+	require.Equal(t, 3, rejected(first))
+	require.Equal(t, 7, rejected(second), "the hour the first report ran in is counted whole by the next")
+}
