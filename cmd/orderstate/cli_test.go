@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"flag"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -258,4 +259,17 @@ func TestLoopback(t *testing.T) {
 	} {
 		require.Equal(t, want, loopback(addr), addr)
 	}
+}
+
+// A taken port fails serve before it makes a store file.
+func TestServe_TakenPortMakesNoStore(t *testing.T) {
+	t.Parallel()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer ln.Close()
+	dir := t.TempDir()
+	_, _, err = cli(t, map[string]string{"ORDERSTATE_TWEED_SECRET": testTweedSecret}, "serve", "--addr", ln.Addr().String(),
+		"--db", filepath.Join(dir, "o.db"), "--reports-dir", filepath.Join(dir, "reports"))
+	require.ErrorContains(t, err, "listen on "+ln.Addr().String())
+	require.NoFileExists(t, filepath.Join(dir, "o.db"))
 }

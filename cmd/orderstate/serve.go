@@ -121,6 +121,17 @@ func startSidecar(ctx context.Context, f *serveFlags, log *slog.Logger, now func
 	if len(adapters) == 0 {
 		log.Warn("no provider secret is configured, so every webhook will be refused; set ORDERSTATE_TOKENZ_SECRET, ORDERSTATE_YOCO_SECRET, ORDERSTATE_TAZAPAY_SECRET or ORDERSTATE_TWEED_SECRET")
 	}
+	// The port first: a taken one must fail before a store file is made.
+	ln, err := net.Listen("tcp", f.addr)
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s: %w", f.addr, err)
+	}
+	started := false
+	defer func() {
+		if !started {
+			ln.Close()
+		}
+	}()
 	db, err := openWritable(ctx, &f.store, log, now)
 	if err != nil {
 		return nil, err
@@ -139,7 +150,7 @@ func startSidecar(ctx context.Context, f *serveFlags, log *slog.Logger, now func
 		db.Close()
 		return nil, err
 	}
-	server := api.New(api.Config{Addr: f.addr, Token: f.token, MaxBody: f.maxBody, MaxInFlight: f.maxInFlight, Providers: knownProviders},
+	server := api.New(api.Config{Addr: f.addr, Listener: ln, Token: f.token, MaxBody: f.maxBody, MaxInFlight: f.maxInFlight, Providers: knownProviders},
 		db, db, pipeline, metrics, log)
 	if err := server.Open(); err != nil {
 		db.Close()
@@ -161,6 +172,7 @@ func startSidecar(ctx context.Context, f *serveFlags, log *slog.Logger, now func
 	bg, stop := context.WithCancel(context.WithoutCancel(ctx))
 	s := &sidecar{db: db, pipeline: pipeline, server: server, log: log, recon: sched, stopBg: stop, bgDone: make(chan struct{})}
 	go s.flushRejections(bg)
+	started = true
 	return s, nil
 }
 

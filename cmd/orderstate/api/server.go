@@ -25,6 +25,9 @@ import (
 // Config tunes the server; zero fields take the defaults below.
 type Config struct {
 	Addr string
+	// Listener, when set, is served instead of binding Addr: the caller
+	// bound it first, to fail on a taken port before doing anything else.
+	Listener net.Listener
 	// Token, when set, is required as a bearer token on /v1/*.
 	Token string
 	// MaxBody bounds a request body; larger ones get 413.
@@ -163,9 +166,12 @@ func (s *Server) Handler() http.Handler {
 // Open binds the listener (so a bad address fails here, not later) and
 // serves in the background.
 func (s *Server) Open() error {
-	ln, err := net.Listen("tcp", s.cfg.Addr)
-	if err != nil {
-		return fmt.Errorf("listen on %s: %w", s.cfg.Addr, err)
+	ln := s.cfg.Listener
+	if ln == nil {
+		var err error
+		if ln, err = net.Listen("tcp", s.cfg.Addr); err != nil {
+			return fmt.Errorf("listen on %s: %w", s.cfg.Addr, err)
+		}
 	}
 	s.ln = ln
 	go func() {
