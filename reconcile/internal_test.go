@@ -86,25 +86,25 @@ func TestMoney(t *testing.T) {
 // as "nothing taken".
 func TestAmounts(t *testing.T) {
 	t.Parallel()
-	fas := ActionOrder{Registered: true, Amount: 246110, Currency: "USD", Mode: "live", State: sm.NeedsReview,
+	fas := ActionOrder{OrderFacts: OrderFacts{Registered: true, Amount: 246110, Currency: "USD", Mode: "live", State: sm.NeedsReview},
 		Timeline: []Evidence{{Seq: 4, Kind: sm.KindFailedAfterSettlement, Result: sm.Conflict}}}
 	require.Equal(t, "Registered: USD 2,461.10 (live); captured: amount not reported; nothing refunded", amounts(fas))
 	require.Equal(t, "USD 2,461.10", orderAmount(fas))
 
-	refunded := ActionOrder{Registered: true, Amount: 5000, Currency: "JPY", Mode: "live", State: sm.Refunded, Captured: 5000,
+	refunded := ActionOrder{OrderFacts: OrderFacts{Registered: true, Amount: 5000, Currency: "JPY", Mode: "live", State: sm.Refunded, Captured: 5000},
 		Timeline: []Evidence{{Seq: 1, Kind: sm.KindPaid, Amount: 5000, Currency: "JPY"}, {Seq: 2, Kind: sm.KindRefunded}}}
 	require.Equal(t, "Registered: JPY 5,000 (live); captured JPY 5,000; refunded: amount not reported", amounts(refunded))
 
 	// The captured figure is in the currency the provider used, not the
 	// one the shop registered.
-	currency := ActionOrder{Provider: "yoco", Registered: true, Amount: 2500, Currency: "ZAR", Mode: "live", State: sm.Paid,
-		Captured: 2500, Timeline: []Evidence{{Seq: 7, Kind: sm.KindPaid, Amount: 2500, Currency: "USD"}}}
+	currency := ActionOrder{OrderFacts: OrderFacts{Provider: "yoco", Registered: true, Amount: 2500, Currency: "ZAR", Mode: "live", State: sm.Paid,
+		Captured: 2500}, Timeline: []Evidence{{Seq: 7, Kind: sm.KindPaid, Amount: 2500, Currency: "USD"}}}
 	mismatch := OrderAnomaly{Kind: engine.AnomalyCurrencyMismatch, EventSeqs: []int64{7},
 		Explanation: "yoco captured 2500 USD for an order registered as 2500 ZAR."}
 	require.Equal(t, "Registered: ZAR 25.00 (live); captured USD 25.00; nothing refunded", amounts(currency))
 	require.Equal(t, "yoco captured USD 25.00 for an order registered as ZAR 25.00.", explain(currency, mismatch))
 
-	ghost := ActionOrder{State: sm.Paid, Captured: 700, Timeline: []Evidence{{Seq: 1, Kind: sm.KindPaid, Amount: 700, Currency: "USD"}}}
+	ghost := ActionOrder{OrderFacts: OrderFacts{State: sm.Paid, Captured: 700}, Timeline: []Evidence{{Seq: 1, Kind: sm.KindPaid, Amount: 700, Currency: "USD"}}}
 	require.Equal(t, "Not registered by the shop; captured USD 7.00; nothing refunded", amounts(ghost))
 	require.Equal(t, "USD 7.00 captured", orderAmount(ghost))
 }

@@ -71,20 +71,31 @@ type KindSummary struct {
 	Action      string         `json:"action,omitempty"`
 }
 
+// OrderFacts is what a report says of an order an anomaly is about.
+type OrderFacts struct {
+	OrderID    string   `json:"order_id"`
+	Provider   string   `json:"provider"`
+	CheckoutID string   `json:"checkout_id"`
+	State      sm.State `json:"state"`
+	Registered bool     `json:"registered"`
+	Amount     int64    `json:"amount"`
+	Currency   string   `json:"currency"`
+	Mode       string   `json:"mode"`
+	Captured   int64    `json:"captured_amount"`
+	Refunded   int64    `json:"refunded_amount"`
+}
+
+func orderFacts(o *engine.Order) OrderFacts {
+	return OrderFacts{OrderID: o.OrderID, Provider: o.Provider, CheckoutID: o.CheckoutID, State: o.State,
+		Registered: o.Registered, Amount: o.Amount, Currency: o.Currency, Mode: o.Mode, Captured: o.Captured,
+		Refunded: o.Refunded}
+}
+
 // Finding is one open anomaly that needs a person, with its evidence.
 type Finding struct {
-	AnomalyID   int64            `json:"anomaly_id"`
-	Kind        string           `json:"kind"`
-	OrderID     string           `json:"order_id"`
-	Provider    string           `json:"provider"`
-	CheckoutID  string           `json:"checkout_id"`
-	State       sm.State         `json:"state"`
-	Registered  bool             `json:"registered"`
-	Amount      int64            `json:"amount"`
-	Currency    string           `json:"currency"`
-	Mode        string           `json:"mode"`
-	Captured    int64            `json:"captured_amount"`
-	Refunded    int64            `json:"refunded_amount"`
+	AnomalyID int64  `json:"anomaly_id"`
+	Kind      string `json:"kind"`
+	OrderFacts
 	OpenedAt    time.Time        `json:"opened_at"`
 	NewInPeriod bool             `json:"new_in_period"`
 	Occurrences int              `json:"occurrences"`
@@ -96,17 +107,8 @@ type Finding struct {
 
 // ActionOrder is one order with open anomalies that need a person.
 type ActionOrder struct {
-	OrderID    string           `json:"order_id"`
-	Provider   string           `json:"provider"`
-	CheckoutID string           `json:"checkout_id"`
-	State      sm.State         `json:"state"`
-	Registered bool             `json:"registered"`
-	Amount     int64            `json:"amount"`
-	Currency   string           `json:"currency"`
-	Mode       string           `json:"mode"`
-	Captured   int64            `json:"captured_amount"`
-	Refunded   int64            `json:"refunded_amount"`
-	Redirect   *engine.Redirect `json:"redirect,omitempty"`
+	OrderFacts
+	Redirect *engine.Redirect `json:"redirect,omitempty"`
 	// Kind is the most urgent of its anomalies' kinds, which places the
 	// order and says what to do first (Action, in short); FlaggedAt is
 	// when that anomaly was raised.
@@ -304,12 +306,12 @@ func buildReport(d *engine.ReportData, now time.Time) *Report {
 
 func finding(oa engine.OpenAnomaly, isNew bool) Finding {
 	a, o := oa.Anomaly, oa.Order
-	f := Finding{AnomalyID: a.ID, Kind: a.Kind, OrderID: a.OrderID, Provider: a.Provider, CheckoutID: a.CheckoutID,
-		State: a.State, OpenedAt: a.OpenedAt, NewInPeriod: isNew, Occurrences: a.Count, Explanation: a.Detail,
+	f := Finding{AnomalyID: a.ID, Kind: a.Kind,
+		OrderFacts: OrderFacts{OrderID: a.OrderID, Provider: a.Provider, CheckoutID: a.CheckoutID, State: a.State},
+		OpenedAt:   a.OpenedAt, NewInPeriod: isNew, Occurrences: a.Count, Explanation: a.Detail,
 		Action: describe(a.Kind).action, Timeline: []Evidence{}}
 	if o != nil {
-		f.Registered, f.Amount, f.Currency, f.Mode, f.Captured, f.Refunded, f.Redirect = o.Registered, o.Amount, o.Currency, o.Mode,
-			o.Captured, o.Refunded, o.Redirect
+		f.OrderFacts, f.Redirect = orderFacts(o), o.Redirect
 		flagged := map[int64]bool{}
 		for _, s := range a.EventSeqs {
 			flagged[s] = true
@@ -334,9 +336,8 @@ func actionOrders(open []engine.OpenAnomaly, inPeriod func(time.Time) bool) []Ac
 		if len(all) == 0 {
 			all = []engine.Anomaly{oa.Anomaly}
 		}
-		ao := ActionOrder{OrderID: o.OrderID, Provider: o.Provider, CheckoutID: o.CheckoutID, State: o.State,
-			Registered: o.Registered, Amount: o.Amount, Currency: o.Currency, Mode: o.Mode, Captured: o.Captured,
-			Refunded: o.Refunded, Redirect: o.Redirect, Anomalies: make([]OrderAnomaly, 0, len(all)), Timeline: []Evidence{}}
+		ao := ActionOrder{OrderFacts: orderFacts(o), Redirect: o.Redirect, Anomalies: make([]OrderAnomaly, 0, len(all)),
+			Timeline: []Evidence{}}
 		flagged := map[int64]bool{}
 		for _, a := range all {
 			ao.Anomalies = append(ao.Anomalies, OrderAnomaly{AnomalyID: a.ID, Kind: a.Kind, OpenedAt: a.OpenedAt,
