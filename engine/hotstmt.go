@@ -61,7 +61,7 @@ func (h *hotStmts) close() {
 	h.stmts = nil
 }
 
-// args converts arguments as database/sql would (a driver.Valuer, an int).
+// driverArgs converts arguments as database/sql would (a driver.Valuer, an int).
 func driverArgs(args []any) ([]driver.NamedValue, error) {
 	out := make([]driver.NamedValue, len(args))
 	for i, a := range args {

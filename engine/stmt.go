@@ -7,11 +7,9 @@ import (
 	"sync"
 )
 
-// stmtCache keeps the writer's hot statements prepared on its one
-// connection: the ingest path runs the same handful of statements for every
-// webhook, and preparing them each time costs more than running them. They
-// are prepared at Open, while the connection is free; preparing later would
-// wait for the connection the running transaction holds.
+// stmtCache keeps the order view's statements prepared for the read pool:
+// every GET of an order runs the same few, and preparing them each time
+// costs more than running them. (The writer's are hotStmts.)
 type stmtCache struct {
 	mu sync.Mutex
 	m  map[string]*sql.Stmt
