@@ -50,6 +50,7 @@ type DB struct {
 	rstmts   stmtCache   // readers'
 	cache    *orderCache // the writer's
 	ckpt     checkpointer
+	logs     logSyncer
 	counters writerCounters
 
 	ops    chan *op
@@ -89,7 +90,7 @@ func Open(ctx context.Context, path string, opts Options) (*DB, error) {
 		return nil, err
 	}
 	var err error
-	if db.write, err = sql.Open("sqlite", dsn(path, opts.BusyTimeout, false)); err != nil {
+	if db.write, err = sql.Open("sqlite", dsn(path, opts.BusyTimeout, roleWriter)); err != nil {
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
 	// One writer connection: SQLite admits one writer at a time anyway, and
@@ -104,6 +105,17 @@ func Open(ctx context.Context, path string, opts Options) (*DB, error) {
 		db.write.Close()
 		return nil, err
 	}
+	// The writer's commits do not wait for the disk (see logSyncer); the
+	// migrations just committed are flushed here, before anything else.
+	if err := db.logs.open(path); err != nil {
+		db.write.Close()
+		return nil, Wrap(EUNAVAILABLE, err, "cannot open database %s", db.path)
+	}
+	if err := db.logs.sync(); err != nil {
+		db.logs.close()
+		db.write.Close()
+		return nil, err
+	}
 	// The writer keeps its one connection for good: see hotStmts.
 	wconn, err := db.write.Conn(ctx)
 	if err != nil {
@@ -114,12 +126,13 @@ func Open(ctx context.Context, path string, opts Options) (*DB, error) {
 		db.hot.close()
 		wconn.Close()
 		db.write.Close()
+		db.logs.close()
 	}
 	if err := db.hot.prepare(ctx, wconn, hotQueries); err != nil {
 		closeWriter()
 		return nil, err
 	}
-	if db.read, err = sql.Open("sqlite", dsn(path, opts.BusyTimeout, true)); err != nil {
+	if db.read, err = sql.Open("sqlite", dsn(path, opts.BusyTimeout, roleReader)); err != nil {
 		closeWriter()
 		return nil, fmt.Errorf("open %s for reading: %w", path, err)
 	}
@@ -130,28 +143,44 @@ func Open(ctx context.Context, path string, opts Options) (*DB, error) {
 		closeWriter()
 		return nil, err
 	}
-	if db.ckpt.conn, err = sql.Open("sqlite", dsn(path, opts.BusyTimeout, false)); err != nil {
+	if db.ckpt.conn, err = sql.Open("sqlite", dsn(path, opts.BusyTimeout, roleCheckpointer)); err != nil {
 		db.read.Close()
 		closeWriter()
 		return nil, fmt.Errorf("open %s for checkpoints: %w", path, err)
 	}
 	db.ckpt.conn.SetMaxOpenConns(1)
-	db.wg.Add(2)
+	db.wg.Add(3)
 	go db.writer()
+	go db.syncs()
 	go db.checkpoints()
 	return db, nil
 }
 
+// role is what a connection is for.
+type role int
+
+const (
+	roleReader role = iota
+	// roleWriter commits without waiting for the disk: logSyncer flushes
+	// the log before any caller is answered.
+	roleWriter
+	roleCheckpointer
+)
+
 // dsn puts every pragma in the connection string so each pooled connection
 // gets them, not just the first one.
-func dsn(path string, busy time.Duration, readOnly bool) string {
+func dsn(path string, busy time.Duration, r role) string {
 	q := url.Values{}
 	q.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", busy.Milliseconds()))
 	q.Add("_pragma", "journal_mode(WAL)")
-	q.Add("_pragma", "synchronous(FULL)")
+	if r == roleWriter {
+		q.Add("_pragma", "synchronous(NORMAL)")
+	} else {
+		q.Add("_pragma", "synchronous(FULL)")
+	}
 	q.Add("_pragma", "foreign_keys(1)")
 	q.Add("_pragma", "temp_store(MEMORY)")
-	if readOnly {
+	if r == roleReader {
 		q.Add("_pragma", "query_only(1)")
 	} else {
 		q.Set("_txlock", "immediate")
@@ -254,7 +283,7 @@ func (db *DB) Close() error {
 		if db.ckpt.conn != nil {
 			err = errors.Join(err, db.ckpt.conn.Close())
 		}
-		err = errors.Join(err, db.hot.conn.Close(), db.write.Close())
+		err = errors.Join(err, db.hot.conn.Close(), db.write.Close(), db.logs.close())
 	})
 	return err
 }
@@ -306,6 +335,9 @@ func (db *DB) update(ctx context.Context, fn func(*sql.Tx) error, keepsCache boo
 	if stopping {
 		return Errorf(ESHUTDOWN, "orderstate is shutting down; retry")
 	}
+	if err := db.logs.err(); err != nil {
+		return err
+	}
 	o := &op{ctx: ctx, fn: fn, done: make(chan error, 1), keepsCache: keepsCache}
 	select {
 	case db.ops <- o:
@@ -315,12 +347,13 @@ func (db *DB) update(ctx context.Context, fn func(*sql.Tx) error, keepsCache boo
 		return Errorf(ESHUTDOWN, "orderstate is shutting down; retry")
 	}
 	// Once queued, the op is always answered: the caller must learn whether
-	// its write committed, so it waits even past its own cancellation.
+	// its write is durable, so it waits even past its own cancellation.
 	return <-o.done
 }
 
 func (db *DB) writer() {
 	defer db.wg.Done()
+	defer close(db.logs.q)
 	batch := make([]*op, 0, db.opts.MaxBatch)
 	for {
 		batch = batch[:0]
@@ -352,8 +385,8 @@ func (db *DB) writer() {
 	}
 }
 
-// commit runs a batch in one transaction and answers every op after the
-// commit. Ops rarely fail, so the batch runs optimistically with no
+// commit runs a batch in one transaction and hands it to the log syncer,
+// which answers every op once the commit is on disk. Ops rarely fail, so the batch runs optimistically with no
 // savepoints (SQLite writes every page a savepoint touches to a statement
 // journal); when one op fails, the transaction is rolled back, the rest are
 // committed without it, and it is run alone, so it fails by itself.
@@ -372,9 +405,7 @@ func (db *DB) commit(batch []*op) {
 	failed, err := db.runAll(live)
 	switch {
 	case err == nil:
-		for _, o := range live {
-			o.done <- nil
-		}
+		db.logs.q <- live
 	case failed < 0 || len(live) == 1:
 		// The transaction itself failed (begin, commit, a full disk):
 		// nothing in it is stored.

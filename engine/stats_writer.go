@@ -6,8 +6,12 @@ import "sync/atomic"
 // an operator can see how well writes share commits and how often the
 // order cache saves a read.
 type WriterStats struct {
-	// Commits is write transactions committed, one fsync each.
+	// Commits is write transactions committed.
 	Commits int64
+	// Syncs is flushes of the log to the disk; one covers every commit
+	// made while the one before it ran, so there are at most as many as
+	// commits.
+	Syncs int64
 	// Writes is writes committed in them: Writes/Commits is the mean
 	// group-commit size.
 	Writes int64
@@ -25,6 +29,6 @@ type writerCounters struct {
 // WriterStats returns the counts so far.
 func (db *DB) WriterStats() WriterStats {
 	c := &db.counters
-	return WriterStats{Commits: c.commits.Load(), Writes: c.writes.Load(), OrderLookups: c.lookups.Load(),
+	return WriterStats{Commits: c.commits.Load(), Syncs: db.logs.syncs.Load(), Writes: c.writes.Load(), OrderLookups: c.lookups.Load(),
 		OrderCacheHits: c.hits.Load(), Checkpoints: c.checkpoints.Load()}
 }

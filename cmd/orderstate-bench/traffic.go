@@ -142,12 +142,23 @@ func newWorkload(tag string, first, n int, dupRate float64, seed uint64) *worklo
 	// order's own events in their order only loosely (webhooks do not wait
 	// for each other), then mix in redeliveries.
 	rng.Shuffle(len(w.deliveries), func(i, j int) { w.deliveries[i], w.deliveries[j] = w.deliveries[j], w.deliveries[i] })
-	dups := int(float64(len(w.deliveries)) * dupRate)
+	// Each redelivery goes in after a random delivery, in one pass: inserting
+	// them one at a time moved the whole slice each time, minutes of copying
+	// for a long run's workload.
+	total := len(w.deliveries)
+	after := make([][]delivery, total)
+	dups := int(float64(total) * dupRate)
 	for range dups {
-		src := w.deliveries[rng.IntN(len(w.deliveries))]
-		pos := rng.IntN(len(w.deliveries) + 1)
-		w.deliveries = append(w.deliveries[:pos], append([]delivery{src}, w.deliveries[pos:]...)...)
+		src := w.deliveries[rng.IntN(total)]
+		pos := rng.IntN(total)
+		after[pos] = append(after[pos], src)
 	}
+	mixed := make([]delivery, 0, total+dups)
+	for i, d := range w.deliveries {
+		mixed = append(mixed, d)
+		mixed = append(mixed, after[i]...)
+	}
+	w.deliveries = mixed
 	for i, d := range w.deliveries {
 		if d.provider == "tazapay" || d.provider == "tweed" {
 			w.deliveries[i].signed = d.header(time.Time{})

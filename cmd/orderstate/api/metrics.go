@@ -79,7 +79,8 @@ func (m *Metrics) CountWrites(src WriterStatser) {
 		name, help string
 		get        func(engine.WriterStats) int64
 	}{
-		{"orderstate_store_commits_total", "Write transactions committed (one fsync each).", func(s engine.WriterStats) int64 { return s.Commits }},
+		{"orderstate_store_commits_total", "Write transactions committed.", func(s engine.WriterStats) int64 { return s.Commits }},
+		{"orderstate_store_syncs_total", "Flushes of the write-ahead log to disk; each covers every commit made while the one before it ran.", func(s engine.WriterStats) int64 { return s.Syncs }},
 		{"orderstate_store_writes_total", "Writes committed; divided by commits, the mean number sharing a commit.", func(s engine.WriterStats) int64 { return s.Writes }},
 		{"orderstate_store_order_lookups_total", "Webhooks that named an order.", func(s engine.WriterStats) int64 { return s.OrderLookups }},
 		{"orderstate_store_order_cache_hits_total", "Webhooks whose order the writer held in memory.", func(s engine.WriterStats) int64 { return s.OrderCacheHits }},

@@ -122,8 +122,8 @@ func cyclesWanted(t *testing.T) int {
 //
 // SIGKILL loses no page the kernel already has, so this proves the
 // application's side (acknowledge only after commit, one transaction per
-// batch, a clean restart on whatever the WAL holds); power loss is
-// SQLite's synchronous=FULL.
+// batch, a clean restart on whatever the WAL holds); power loss is the
+// log flush every answer waits for (engine's logSyncer).
 func TestCrashDurability(t *testing.T) {
 	cycles := cyclesWanted(t)
 	seed := *crashSeed

@@ -1,0 +1,8 @@
+//go:build !linux
+
+package engine
+
+import "os"
+
+// datasync flushes f to the disk.
+func datasync(f *os.File) error { return f.Sync() }
