@@ -302,6 +302,12 @@ func TestIngest_UnknownTypeIsStoredAndIgnored(t *testing.T) {
 	res, err = db.Ingest(ctx, ev, req(`{"type":"escrow.moved"}`))
 	require.NoError(t, err)
 	require.Equal(t, sm.Ignored, res.Result)
+	// Events naming no order are deduplicated among themselves.
+	for _, id := range []string{"u2", "u1"} {
+		res, err = db.Ingest(ctx, event(id, sm.KindUnknown, map[string]string{"u1": "c", "u2": ""}[id], 0), req(`{}`))
+		require.NoError(t, err)
+		require.Equal(t, sm.Duplicate, res.Result, id)
+	}
 	o, err := db.Order(ctx, "o")
 	require.NoError(t, err)
 	require.Equal(t, sm.Pending, o.State)
@@ -453,6 +459,12 @@ func TestIngest_OrdersStoredApartAreMerged(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, "order_1", byPayin.OrderID)
 	require.Equal(t, 1, enginetest.CountRows(t, db.Path())["orders"], "the orphan is gone")
+	// A redelivery of the event stored on the merged-away order is still
+	// known: its events moved with it.
+	res, err := db.Ingest(ctx, attempt, req(`{}`))
+	require.NoError(t, err)
+	require.Equal(t, sm.Duplicate, res.Result)
+	require.Equal(t, "order_1", res.OrderID)
 	var diffs int
 	_, err = db.Replay(ctx, false, func(engine.ReplayDiff) { diffs++ })
 	require.NoError(t, err)

@@ -102,8 +102,9 @@ type orderRow struct {
 
 // The ingest path's statements, prepared once on the writer connection.
 const (
-	qDedupe      = `SELECT id, order_ref FROM events WHERE dedupe = ? AND original_id IS NULL`
-	qInsertEvent = `INSERT INTO events (order_ref, provider, dedupe, provider_event_id, provider_type, kind,
+	qDedupe       = `SELECT id FROM events WHERE order_ref = ? AND dedupe = ? AND original_id IS NULL`
+	qDedupeOrphan = `SELECT id FROM events WHERE order_ref IS NULL AND dedupe = ? AND original_id IS NULL`
+	qInsertEvent  = `INSERT INTO events (order_ref, provider, dedupe, provider_event_id, provider_type, kind,
 		result, from_state, to_state, amount, currency, mode, occurred_at, received_at, out_of_order, unsigned)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 	qInsertRaw   = `INSERT INTO raw_events (event_id, headers, body) VALUES (?, ?, ?)`
@@ -131,7 +132,7 @@ const (
 )
 
 // hotQueries are prepared at Open.
-var hotQueries = []string{resolveQueries[0], resolveQueries[1], resolveQueries[2], qDataVersion, qDedupe, qInsertEvent, qInsertRaw, qUpdateOrder, qInsertDuplicate, qAliasLookup, qOrderByReference, qInsertOrder, qInsertAlias, qRaise, qResolve, qOrderByID}
+var hotQueries = []string{resolveQueries[0], resolveQueries[1], resolveQueries[2], qDataVersion, qDedupe, qDedupeOrphan, qInsertEvent, qInsertRaw, qUpdateOrder, qInsertDuplicate, qAliasLookup, qOrderByReference, qInsertOrder, qInsertAlias, qRaise, qResolve, qOrderByID}
 
 const orderColumns = `id, order_id, provider, checkout_id, amount, currency, mode, registered_at IS NOT NULL,
 	state, captured, refunded, full_refund, max_rank, max_occurred, redirect_outcome, redirect_at, state_since,
@@ -162,21 +163,29 @@ func (db *DB) ingest(ctx context.Context, tx *wtx, ev Event, headers, body []byt
 	now := db.now()
 	dedupe := DedupeHash(ev.Provider, ev.DedupeKey)
 
-	var origID int64
-	var origOrder sql.NullInt64
-	err := tx.queryRow(ctx, qDedupe, dedupe).
-		Scan(&origID, &origOrder)
-	switch {
-	case err == nil:
-		return db.recordDuplicate(ctx, tx, ev, dedupe, origID, origOrder, now, res)
-	case !errors.Is(err, sql.ErrNoRows):
-		return storeError(err, "dedupe lookup")
-	}
-
+	// A redelivery names the ids its first delivery did, which that one
+	// tied to its order, so it resolves to the same order and is found
+	// among that order's events (see migration 0004).
 	var o *orderRow
+	var created bool
+	var err error
 	if ev.CheckoutID != "" {
-		if o, err = db.resolveOrder(ctx, tx, ev, now); err != nil {
+		if o, created, err = db.resolveOrder(ctx, tx, ev, now); err != nil {
 			return err
+		}
+	}
+	if !created {
+		var origID int64
+		if o != nil {
+			err = tx.queryRow(ctx, qDedupe, o.ref, dedupe).Scan(&origID)
+		} else {
+			err = tx.queryRow(ctx, qDedupeOrphan, dedupe).Scan(&origID)
+		}
+		switch {
+		case err == nil:
+			return db.recordDuplicate(ctx, tx, ev, dedupe, origID, o, now, res)
+		case !errors.Is(err, sql.ErrNoRows):
+			return storeError(err, "dedupe lookup")
 		}
 	}
 
@@ -259,10 +268,10 @@ func (db *DB) ingest(ctx context.Context, tx *wtx, ev Event, headers, body []byt
 	return nil
 }
 
-func (db *DB) recordDuplicate(ctx context.Context, tx *wtx, ev Event, dedupe []byte, origID int64, orderRef sql.NullInt64, now time.Time, res *IngestResult) error {
+func (db *DB) recordDuplicate(ctx context.Context, tx *wtx, ev Event, dedupe []byte, origID int64, o *orderRow, now time.Time, res *IngestResult) error {
 	var ref any
-	if orderRef.Valid {
-		ref = orderRef.Int64
+	if o != nil {
+		ref = o.ref
 	}
 	r, err := tx.ExecContext(ctx, qInsertDuplicate,
 		ref, ev.Provider, dedupe, ev.EventID, ev.Type, string(ev.Kind), ev.Amount, nullString(ev.Currency),
@@ -272,14 +281,8 @@ func (db *DB) recordDuplicate(ctx context.Context, tx *wtx, ev Event, dedupe []b
 	}
 	seq, _ := r.LastInsertId()
 	res.Seq, res.Result = seq, sm.Duplicate
-	if !orderRef.Valid {
-		return nil
-	}
-	o := db.cache.rows[orderRef.Int64]
 	if o == nil {
-		if o, err = scanOrder(tx.queryRow(ctx, qOrderByID, orderRef.Int64)); err != nil {
-			return storeError(err, "load order")
-		}
+		return nil
 	}
 	raised := newRaiser(tx, now)
 	raised.raise(ctx, o, AnomalyDuplicate, seq, fmt.Sprintf("%s delivered event %s again; it was counted and not applied.", ev.Provider, ev.EventID))
@@ -289,8 +292,9 @@ func (db *DB) recordDuplicate(ctx context.Context, tx *wtx, ev Event, dedupe []b
 
 // resolveOrder finds the order an event is about, by any provider id it
 // carries or by the shop's reference, and creates an unregistered one when
-// nobody registered it yet. It records every id the event carries as an alias.
-func (db *DB) resolveOrder(ctx context.Context, tx *wtx, ev Event, now time.Time) (*orderRow, error) {
+// nobody registered it yet (created). It records every id the event
+// carries as an alias.
+func (db *DB) resolveOrder(ctx context.Context, tx *wtx, ev Event, now time.Time) (o *orderRow, created bool, err error) {
 	ids := make([]string, 0, 1+len(ev.Refs))
 	for _, id := range append([]string{ev.CheckoutID}, ev.Refs...) {
 		if id != "" && !slices.Contains(ids, id) {
@@ -300,7 +304,7 @@ func (db *DB) resolveOrder(ctx context.Context, tx *wtx, ev Event, now time.Time
 	db.counters.lookups.Add(1)
 	if o := db.cache.lookup(ev.Provider, ids); o != nil {
 		db.counters.hits.Add(1)
-		return o, nil
+		return o, false, nil
 	}
 	// One statement finds every order any of the ids names, with its row:
 	// when the order exists and knows all the ids it is the only read.
@@ -317,7 +321,7 @@ func (db *DB) resolveOrder(ctx context.Context, tx *wtx, ev Event, now time.Time
 	}
 	rows, err := tx.query(ctx, q, args...)
 	if err != nil {
-		return nil, storeError(err, "alias lookup")
+		return nil, false, storeError(err, "alias lookup")
 	}
 	found := map[string]*orderRow{}
 	for rows.Next() {
@@ -325,15 +329,14 @@ func (db *DB) resolveOrder(ctx context.Context, tx *wtx, ev Event, now time.Time
 		o, err := scanOrder(rows, &id)
 		if err != nil {
 			rows.Close()
-			return nil, storeError(err, "alias lookup")
+			return nil, false, storeError(err, "alias lookup")
 		}
 		found[id] = o
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
-		return nil, storeError(err, "alias lookup")
+		return nil, false, storeError(err, "alias lookup")
 	}
-	var o *orderRow
 	var missing []string
 	var others []int64
 	for _, id := range ids {
@@ -356,35 +359,36 @@ func (db *DB) resolveOrder(ctx context.Context, tx *wtx, ev Event, now time.Time
 		// (a payment attempt that knew only the payin id arrived before
 		// anything tied it to the checkout): they are one order.
 		if ref, err = db.merge(ctx, tx, ref, others, now); err != nil {
-			return nil, err
+			return nil, false, err
 		}
 		o = nil
 	}
 	if ref == 0 && ev.Reference != "" {
 		err := tx.queryRow(ctx, qOrderByReference, ev.Reference, ev.Provider).Scan(&ref)
 		if err != nil && !errors.Is(err, sql.ErrNoRows) {
-			return nil, storeError(err, "reference lookup")
+			return nil, false, storeError(err, "reference lookup")
 		}
 	}
 	if ref == 0 {
 		r, err := tx.ExecContext(ctx, qInsertOrder, ev.Provider, ev.CheckoutID, formatTime(now), formatTime(now), formatTime(now))
 		if err != nil {
-			return nil, storeError(err, "create order")
+			return nil, false, storeError(err, "create order")
 		}
 		if ref, err = r.LastInsertId(); err != nil {
-			return nil, storeError(err, "create order")
+			return nil, false, storeError(err, "create order")
 		}
+		created = true
 		o = &orderRow{ref: ref, provider: ev.Provider, checkoutID: ev.CheckoutID, state: sm.Pending,
 			progress: sm.NewProgress(), stateSince: now, createdAt: now}
 	}
 	for _, id := range missing {
 		if _, err := tx.ExecContext(ctx, qInsertAlias, ev.Provider, id, ref); err != nil {
-			return nil, storeError(err, "record alias")
+			return nil, false, storeError(err, "record alias")
 		}
 	}
 	if o == nil {
 		if o, err = scanOrder(tx.queryRow(ctx, qOrderByID, ref)); err != nil {
-			return nil, storeError(err, "load order")
+			return nil, false, storeError(err, "load order")
 		}
 	}
 	if len(others) == 0 {
@@ -392,7 +396,7 @@ func (db *DB) resolveOrder(ctx context.Context, tx *wtx, ev Event, now time.Time
 		// and stay apart, some ids still name them).
 		db.cache.put(o, ev.Provider, ids)
 	}
-	return o, nil
+	return o, created, nil
 }
 
 // resolveQueries[n-1] finds the orders n provider ids name, for the counts

@@ -52,10 +52,11 @@ func TestOperations_MetricsHealthAndReadiness(t *testing.T) {
 		`go_goroutines `,
 		`orderstate_store_commits_total `,
 		`orderstate_store_writes_total `,
-		// The duplicate needs no order; the second webhook finds the order
-		// the first one made in the writer's memory.
-		`orderstate_store_order_lookups_total 2`,
-		`orderstate_store_order_cache_hits_total 1`,
+		// A duplicate is looked for among its order's events, so all three
+		// webhooks look their order up; the two after the first find the
+		// order it made in the writer's memory.
+		`orderstate_store_order_lookups_total 3`,
+		`orderstate_store_order_cache_hits_total 2`,
 		`orderstate_store_checkpoints_total `,
 	} {
 		require.Contains(t, m, want)
