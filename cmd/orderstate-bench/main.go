@@ -85,6 +85,7 @@ func run(ctx context.Context, c config) error {
 		fmt.Fprintf(os.Stderr, "  %-58s %s %s %s\n", r.what, r.value, r.ratio, r.note)
 	}
 	fmt.Fprintf(os.Stderr, "orderstate-bench: %d CPUs, %s each measurement, working in %s\n", runtime.NumCPU(), c.duration, c.dir)
+	stolen0 := readCPUTimes()
 
 	// 1. The yardstick: what this disk commits with the store's pragmas.
 	bare, err := bareInsertRate(ctx, filepath.Join(c.dir, "bare.db"), c.duration)
@@ -201,6 +202,10 @@ func run(ctx context.Context, c config) error {
 		}
 	}
 	add(row{"server peak RSS (VmHWM) over all runs", fmt.Sprintf("%.0f MB", float64(peakRSS)/1e6), "", ""})
+	if share, ok := stolenShare(stolen0, readCPUTimes()); ok {
+		add(row{"CPU time the hypervisor gave to other guests", fmt.Sprintf("%.0f%% of the machine's CPU time over the run", 100*share), "",
+			"steal, from /proc/stat: cores this run could not use"})
+	}
 
 	var buf bytes.Buffer
 	tw := tabwriter.NewWriter(&buf, 2, 4, 2, ' ', 0)
@@ -688,4 +693,42 @@ func selfCPU() time.Duration {
 		return 0
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// cpuTimes is the machine's CPU time so far, in clock ticks: all of it, and
+// the part stolen by the hypervisor for other guests.
+type cpuTimes struct{ total, steal int64 }
+
+// readCPUTimes reads the machine's first /proc/stat line; zero where there
+// is none.
+func readCPUTimes() cpuTimes {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return cpuTimes{}
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	f := strings.Fields(line)
+	if len(f) < 9 || f[0] != "cpu" {
+		return cpuTimes{}
+	}
+	var t cpuTimes
+	for i, v := range f[1:] {
+		n, _ := strconv.ParseInt(v, 10, 64)
+		if i < 8 { // guest times are already counted in user and nice
+			t.total += n
+		}
+		if i == 7 {
+			t.steal = n
+		}
+	}
+	return t
+}
+
+// stolenShare is the share of CPU time stolen between two readings. On a
+// shared virtual machine it tells a slow run from a slow build.
+func stolenShare(a, b cpuTimes) (float64, bool) {
+	if b.total <= a.total {
+		return 0, false
+	}
+	return float64(b.steal-a.steal) / float64(b.total-a.total), true
 }
