@@ -386,10 +386,11 @@ func (db *DB) writer() {
 }
 
 // commit runs a batch in one transaction and hands it to the log syncer,
-// which answers every op once the commit is on disk. Ops rarely fail, so the batch runs optimistically with no
-// savepoints (SQLite writes every page a savepoint touches to a statement
-// journal); when one op fails, the transaction is rolled back, the rest are
-// committed without it, and it is run alone, so it fails by itself.
+// which answers every op once the commit is on disk. Ops rarely fail, so
+// the batch runs optimistically with no savepoints (SQLite writes every
+// page a savepoint touches to a statement journal); when one op fails, the
+// transaction is rolled back, the rest are committed without it, and it is
+// run alone, so it fails by itself.
 func (db *DB) commit(batch []*op) {
 	live := make([]*op, 0, len(batch))
 	for _, o := range batch {

@@ -8,9 +8,9 @@ import "sync/atomic"
 type WriterStats struct {
 	// Commits is write transactions committed.
 	Commits int64
-	// Syncs is flushes of the log to the disk; one covers every commit
-	// made while the one before it ran, so there are at most as many as
-	// commits.
+	// Syncs is flushes of the log to the disk: one at Open, then one
+	// covering every commit made while the one before it ran, so at most
+	// one more than Commits.
 	Syncs int64
 	// Writes is writes committed in them: Writes/Commits is the mean
 	// group-commit size.
