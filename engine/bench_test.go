@@ -113,3 +113,65 @@ func processWritten() int64 {
 	}
 	return -1
 }
+
+// BenchmarkOrderRead measures Order, the read behind GET /v1/orders/{id},
+// from eight goroutines on orders with a few events each: on a quiet store,
+// and while a writer keeps committing events to other orders, which is
+// what makes each read start from an empty page cache.
+func BenchmarkOrderRead(b *testing.B) {
+	for _, busy := range []bool{false, true} {
+		b.Run(fmt.Sprintf("ingesting=%v", busy), func(b *testing.B) {
+			ctx := context.Background()
+			db, err := engine.Open(ctx, filepath.Join(b.TempDir(), "bench.db"), engine.Options{})
+			require.NoError(b, err)
+			defer db.Close()
+			const orders = 2000
+			body := []byte(`{"note":"` + strings.Repeat("x", 2500) + `"}`)
+			request := &engine.Request{Header: http.Header{"Content-Type": {"application/json"}}, Body: body}
+			event := func(n int, kind sm.Kind) engine.Event {
+				return engine.Event{Provider: "tazapay", EventID: fmt.Sprint("e", n, kind), DedupeKey: fmt.Sprint("e", n, kind),
+					Type: string(kind), Kind: kind, CheckoutID: fmt.Sprint("chk_", n), Amount: 4999, Currency: "USD", Mode: engine.ModeLive}
+			}
+			for i := range orders {
+				_, err := db.RegisterOrder(ctx, engine.Registration{OrderID: fmt.Sprint("o", i), Provider: "tazapay",
+					CheckoutID: fmt.Sprint("chk_", i), Amount: 4999, Currency: "USD"})
+				require.NoError(b, err)
+				for _, k := range []sm.Kind{sm.KindCheckoutCreated, sm.KindPaid} {
+					_, err := db.Ingest(ctx, event(i, k), request)
+					require.NoError(b, err)
+				}
+			}
+			stop := make(chan struct{})
+			done := make(chan struct{})
+			go func() {
+				defer close(done)
+				for n := orders; busy; n++ {
+					select {
+					case <-stop:
+						return
+					default:
+					}
+					if _, err := db.Ingest(ctx, event(n, sm.KindCheckoutCreated), request); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			}()
+			var next atomic.Int64
+			b.ReportAllocs()
+			b.SetParallelism(4)
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					if _, err := db.Order(ctx, fmt.Sprint("o", next.Add(7919)%orders)); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+			b.StopTimer()
+			close(stop)
+			<-done
+		})
+	}
+}

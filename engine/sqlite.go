@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net/url"
 	"os"
+	"runtime"
 	"sort"
 	"strings"
 	"sync"
@@ -33,7 +34,9 @@ type Options struct {
 	BusyTimeout time.Duration
 	// MaxBatch bounds how many writes share one transaction.
 	MaxBatch int
-	// Readers is the size of the read connection pool.
+	// Readers is the size of the read connection pool; by default one per
+	// CPU the process may use, and at least two, so one long report query
+	// does not hold up every order lookup.
 	Readers int
 }
 
@@ -81,7 +84,10 @@ func Open(ctx context.Context, path string, opts Options) (*DB, error) {
 		opts.MaxBatch = 256
 	}
 	if opts.Readers <= 0 {
-		opts.Readers = 4
+		// A read is CPU work with no disk wait (the pages are in the OS
+		// cache), so readers beyond the CPUs only queue for them, and take
+		// turns from the one writer goroutine every webhook waits on.
+		opts.Readers = max(2, runtime.GOMAXPROCS(0))
 	}
 	db := &DB{path: path, opts: opts, now: func() time.Time { return opts.Now().UTC() }, log: opts.Logger,
 		ops: make(chan *op, 1024), quit: make(chan struct{}), cache: newOrderCache(maxCachedOrders)}
