@@ -6,8 +6,10 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -74,17 +76,35 @@ func BenchmarkIngest(b *testing.B) {
 				return
 			}
 			var next atomic.Int64
+			var mu sync.Mutex
+			var lat []time.Duration
+			defer func() { reportLatency(b, lat) }()
 			b.SetParallelism(bc.parallel)
 			b.RunParallel(func(pb *testing.PB) {
+				var mine []time.Duration
+				defer func() { mu.Lock(); lat = append(lat, mine...); mu.Unlock() }()
 				for pb.Next() {
+					t0 := time.Now()
 					if err := deliver(int(next.Add(1) - 1)); err != nil {
 						b.Error(err)
 						return
 					}
+					mine = append(mine, time.Since(t0))
 				}
 			})
 		})
 	}
+}
+
+// reportLatency reports the median and 99th percentile of the webhooks'
+// latencies, the part of the server's latency the store accounts for.
+func reportLatency(b *testing.B, lat []time.Duration) {
+	if len(lat) < 100 {
+		return
+	}
+	slices.Sort(lat)
+	b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-ms")
+	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99-ms")
 }
 
 // processCPU is the user and system time this process used so far.
