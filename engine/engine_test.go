@@ -7,6 +7,7 @@ import (
 	"github.com/orderstate/orderstate/engine/enginetest"
 	"net/http"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -360,6 +361,33 @@ func TestAckAnomaly(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, engine.StatusAcknowledged, a.Status)
 	require.Equal(t, "customer paid shipping on top", a.Note)
+	firstAck := a.ResolvedAt
+
+	// A colleague's later ack adds to the note; a retried request and an
+	// ack without a note change nothing in it.
+	for _, note := range []string{"refund of 150 sent", "refund of 150 sent", ""} {
+		c.Add(time.Minute)
+		a, err = db.AckAnomaly(ctx, list[0].ID, note)
+		require.NoError(t, err)
+	}
+	require.Equal(t, "customer paid shipping on top\nrefund of 150 sent", a.Note)
+	require.Equal(t, firstAck, a.ResolvedAt, "the anomaly was handled at the first ack")
+	_, err = db.AckAnomaly(ctx, list[0].ID, strings.Repeat("x", 2001))
+	require.Equal(t, engine.EINVALID, engine.ErrorCode(err))
+	// Notes are bounded: acks add theirs until one would pass the bound.
+	for i := 0; ; i++ {
+		_, err := db.AckAnomaly(ctx, list[0].ID, fmt.Sprintf("%04d %s", i, strings.Repeat("n", 1990)))
+		if err != nil {
+			require.Equal(t, engine.EINVALID, engine.ErrorCode(err), err)
+			require.Greater(t, i, 5)
+			break
+		}
+	}
+	a, err = db.AckAnomaly(ctx, list[0].ID, "")
+	require.NoError(t, err)
+	require.LessOrEqual(t, len(a.Note), 20000)
+	require.True(t, strings.HasPrefix(a.Note, "customer paid shipping on top\nrefund of 150 sent\n0000 "), "a refused note leaves the others")
+
 	_, err = db.AckAnomaly(ctx, 999, "")
 	require.Equal(t, engine.ENOTFOUND, engine.ErrorCode(err))
 	open, err := db.Anomalies(ctx, engine.AnomalyFilter{Status: engine.StatusOpen})

@@ -484,22 +484,30 @@ func scanAnomaly(row interface{ Scan(...any) error }) (Anomaly, error) {
 }
 
 // AckAnomaly records that a person looked at an anomaly, with their note.
-// Returns ENOTFOUND for an unknown id.
+// A later ack adds its note below the earlier ones rather than replacing
+// what a colleague wrote; an ack without a note, or the same note again (a
+// retried request), keeps the notes as they are. Returns ENOTFOUND for an
+// unknown id, EINVALID for a note past maxNote or notes past maxNotes.
 func (db *DB) AckAnomaly(ctx context.Context, id int64, note string) (*Anomaly, error) {
-	if len(note) > 2000 {
-		return nil, Errorf(EINVALID, "note is longer than 2000 characters")
+	if len(note) > maxNote {
+		return nil, Errorf(EINVALID, "note is longer than %d characters", maxNote)
 	}
 	err := db.update(ctx, func(tx *sql.Tx) error {
-		now := formatTime(db.now())
-		r, err := tx.ExecContext(ctx, `UPDATE anomalies SET status = 'acknowledged', note = ?, updated_at = ?,
-			resolved_at = COALESCE(resolved_at, ?) WHERE id = ?`, note, now, now, id)
-		if err != nil {
+		var notes sql.NullString
+		err := tx.QueryRowContext(ctx, `SELECT note FROM anomalies WHERE id = ?`, id).Scan(&notes)
+		if errors.Is(err, sql.ErrNoRows) {
+			return Errorf(ENOTFOUND, "no anomaly %d", id)
+		} else if err != nil {
 			return storeError(err, "acknowledge anomaly")
 		}
-		if n, _ := r.RowsAffected(); n == 0 {
-			return Errorf(ENOTFOUND, "no anomaly %d", id)
+		merged := addNote(notes.String, note)
+		if len(merged) > maxNotes {
+			return Errorf(EINVALID, "anomaly %d already holds %d characters of notes; this one would pass %d", id, len(notes.String), maxNotes)
 		}
-		return nil
+		now := formatTime(db.now())
+		_, err = tx.ExecContext(ctx, `UPDATE anomalies SET status = 'acknowledged', note = ?, updated_at = ?,
+			resolved_at = COALESCE(resolved_at, ?) WHERE id = ?`, nullString(merged), now, now, id)
+		return storeError2(err, "acknowledge anomaly")
 	}, true)
 	if err != nil {
 		return nil, err
@@ -516,6 +524,23 @@ func (db *DB) AckAnomaly(ctx context.Context, id int64, note string) (*Anomaly, 
 		return nil, err
 	}
 	return &a, nil
+}
+
+const (
+	maxNote  = 2000
+	maxNotes = 20000
+)
+
+// addNote puts note on a line of its own below notes, unless it is empty or
+// already the last one.
+func addNote(notes, note string) string {
+	switch {
+	case note == "" || notes == note || strings.HasSuffix(notes, "\n"+note):
+		return notes
+	case notes == "":
+		return note
+	}
+	return notes + "\n" + note
 }
 
 // ReplayDiff is an order whose stored state differs from the fold of its
