@@ -74,8 +74,11 @@ func parse(fs *flag.FlagSet, args []string, env func(string) string) error {
 // numberKinds say what a number flag counts, where "a whole number" would
 // leave a person guessing at the unit.
 var numberKinds = map[string]string{
-	"max-body":     "a size in bytes",
-	"max-inflight": "a number of webhooks",
+	"max-body":            "a size in bytes",
+	"max-inflight":        "a number of webhooks",
+	"report-max-per-kind": "a number of anomalies",
+	"report-max-orders":   "a number of orders",
+	"report-max-detailed": "a number of orders",
 }
 
 // wanted says what a flag's value must look like, for a variable that does

@@ -14,8 +14,10 @@ import (
 
 // config is the reconciler configuration the flags describe.
 func (r *reconcileFlags) config() reconcile.Config {
-	return reconcile.Config{RedirectGrace: r.redirectGrace, StuckAfter: r.stuckAfter, SweepSchedule: r.sweepSchedule,
+	c := reconcile.Config{RedirectGrace: r.redirectGrace, StuckAfter: r.stuckAfter, SweepSchedule: r.sweepSchedule,
 		ReportSchedule: r.reportSchedule, ReportsDir: r.reportsDir}
+	r.report.apply(&c)
+	return c
 }
 
 // runReconcile runs one sweep now. It is safe beside a running serve on the
@@ -70,7 +72,12 @@ func runReport(ctx context.Context, args []string, env func(string) string, stdo
 	since := fs.String("since", "24h", "start of the period: a duration before --until, or an RFC 3339 time")
 	until := fs.String("until", "", "end of the period, RFC 3339 (default now)")
 	format := fs.String("format", reconcile.FormatMarkdown, "output format: json, md or html")
+	var size reportFlags
+	size.register(fs)
 	if err := parseNoArgs(fs, args, env); err != nil {
+		return err
+	}
+	if err := size.check(); err != nil {
 		return err
 	}
 	end := time.Now().UTC()
@@ -90,7 +97,9 @@ func runReport(ctx context.Context, args []string, env func(string) string, stdo
 		return err
 	}
 	defer db.Close()
-	rec, err := reconcile.New(db, reconcile.Config{}, time.Now, discardLogger())
+	var cfg reconcile.Config
+	size.apply(&cfg)
+	rec, err := reconcile.New(db, cfg, time.Now, discardLogger())
 	if err != nil {
 		return err
 	}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"flag"
+	"fmt"
 	"time"
 
 	"github.com/orderstate/orderstate/reconcile"
@@ -14,6 +15,7 @@ type reconcileFlags struct {
 	sweepSchedule  string
 	reportSchedule string
 	reportsDir     string
+	report         reportFlags
 }
 
 func (r *reconcileFlags) register(fs *flag.FlagSet) {
@@ -22,10 +24,15 @@ func (r *reconcileFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&r.sweepSchedule, "sweep-schedule", "@every 5m", "when the sweep runs: a cron spec (UTC) or @every <duration>")
 	fs.StringVar(&r.reportSchedule, "report-schedule", "0 3 * * *", "when the anomaly report is written: a cron spec (UTC) or @every <duration>")
 	fs.StringVar(&r.reportsDir, "reports-dir", "reports", "directory the reports are written to (JSON, Markdown and HTML)")
+	r.report.register(fs)
 }
 
 // serveOnly are the reconciler settings only serve's scheduler uses.
 var serveOnly = []string{"sweep-schedule", "report-schedule", "reports-dir"}
+
+// reportOnly are the settings only a report uses: serve's and the report
+// command's.
+var reportOnly = []string{"report-max-per-kind", "report-max-orders", "report-max-detailed"}
 
 // registerSweep registers the flags for a sweep run now. The schedules and
 // the reports directory are accepted, so that one configuration (and one
@@ -37,6 +44,10 @@ func (r *reconcileFlags) registerSweep(fs *flag.FlagSet) {
 		f := fs.Lookup(name)
 		f.Usage += "; used by serve only (accepted here so that serve and reconcile can share one configuration)"
 	}
+	for _, name := range reportOnly {
+		f := fs.Lookup(name)
+		f.Usage += "; used by serve and report only (accepted here so that they and reconcile can share one configuration)"
+	}
 }
 
 // sweepConfig is config without the settings a sweep run now does not use,
@@ -44,5 +55,39 @@ func (r *reconcileFlags) registerSweep(fs *flag.FlagSet) {
 func (r *reconcileFlags) sweepConfig() reconcile.Config {
 	c := r.config()
 	c.SweepSchedule, c.ReportSchedule, c.ReportsDir = "", "", ""
+	c.MaxPerKind, c.MaxOrdersListed, c.MaxOrdersDetailed = 0, 0, 0
 	return c
+}
+
+// reportFlags size a report for the person who reads it: past a few
+// hundred rows a report is no longer read, and what it leaves out is
+// counted, and listed in full by GET /v1/anomalies.
+type reportFlags struct {
+	maxPerKind, maxOrders, maxDetailed int
+}
+
+func (r *reportFlags) register(fs *flag.FlagSet) {
+	fs.IntVar(&r.maxPerKind, "report-max-per-kind", reconcile.DefaultMaxPerKind, "open anomalies of each kind a report lists with their evidence, newest first; the rest are counted")
+	fs.IntVar(&r.maxOrders, "report-max-orders", reconcile.DefaultMaxOrdersListed, "orders a report lists to act on, most urgent first, in its triage table (at most --report-max-per-kind of each kind); the rest are counted")
+	fs.IntVar(&r.maxDetailed, "report-max-detailed", reconcile.DefaultMaxOrdersDetailed, "orders of that table the Markdown and HTML explain one by one, with their timelines")
+}
+
+// check refuses a size below one, which the reconciler would otherwise
+// replace with its default.
+func (r *reportFlags) check() error {
+	for _, f := range []struct {
+		name string
+		v    int
+		def  int
+	}{{"report-max-per-kind", r.maxPerKind, reconcile.DefaultMaxPerKind}, {"report-max-orders", r.maxOrders, reconcile.DefaultMaxOrdersListed},
+		{"report-max-detailed", r.maxDetailed, reconcile.DefaultMaxOrdersDetailed}} {
+		if f.v < 1 {
+			return fmt.Errorf("--%s (%s) %d: want %s of at least 1, such as %d", f.name, envName(f.name), f.v, numberKinds[f.name], f.def)
+		}
+	}
+	return nil
+}
+
+func (r *reportFlags) apply(c *reconcile.Config) {
+	c.MaxPerKind, c.MaxOrdersListed, c.MaxOrdersDetailed = r.maxPerKind, r.maxOrders, r.maxDetailed
 }

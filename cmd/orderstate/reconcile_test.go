@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"io"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -24,6 +25,10 @@ func TestReconcileAndReportCommands(t *testing.T) {
 	require.NoError(t, err)
 	_, err = db.ReportRedirect(ctx, "order_1", engine.RedirectSuccess)
 	require.NoError(t, err)
+	_, err = db.RegisterOrder(ctx, engine.Registration{OrderID: "order_2", Provider: "tazapay", CheckoutID: "chk_2", Amount: 1500, Currency: "USD"})
+	require.NoError(t, err)
+	_, err = db.ReportRedirect(ctx, "order_2", engine.RedirectSuccess)
+	require.NoError(t, err)
 	require.NoError(t, db.Close())
 	noEnv := func(string) string { return "" }
 	cli := func(args ...string) (string, error) {
@@ -35,7 +40,7 @@ func TestReconcileAndReportCommands(t *testing.T) {
 
 	out, err := cli("reconcile", "--db", path, "--redirect-grace", "1ms")
 	require.NoError(t, err)
-	require.Contains(t, out, "1 raised, 0 resolved")
+	require.Contains(t, out, "2 raised, 0 resolved")
 	require.Contains(t, out, "raised   missing_webhook   order_1 (tazapay chk_1): The customer came back")
 	out, err = cli("reconcile", "--db", path, "--redirect-grace", "1ms")
 	require.NoError(t, err)
@@ -43,13 +48,35 @@ func TestReconcileAndReportCommands(t *testing.T) {
 
 	out, err = cli("report", "--db", path, "--since", "1h", "--format", "json")
 	require.NoError(t, err)
-	var rep struct {
+	type report struct {
 		Summary struct {
 			NeedAction int `json:"need_action"`
 		} `json:"summary"`
+		Orders []struct {
+			OrderID string `json:"order_id"`
+		} `json:"orders_needing_action"`
 	}
+	var rep report
 	require.NoError(t, json.Unmarshal([]byte(out), &rep))
-	require.Equal(t, 1, rep.Summary.NeedAction)
+	require.Equal(t, 2, rep.Summary.NeedAction)
+	require.Len(t, rep.Orders, 2)
+
+	// The report's size, from a flag or its variable.
+	out, err = cli("report", "--db", path, "--format", "json", "--report-max-orders", "1")
+	require.NoError(t, err)
+	rep = report{}
+	require.NoError(t, json.Unmarshal([]byte(out), &rep))
+	require.Equal(t, 2, rep.Summary.NeedAction, "the summary still counts every order")
+	require.Len(t, rep.Orders, 1)
+	var buf bytes.Buffer
+	require.NoError(t, run(ctx, []string{"report", "--db", path, "--format", "json"}, func(k string) string {
+		return map[string]string{"ORDERSTATE_REPORT_MAX_PER_KIND": "1"}[k]
+	}, &buf, io.Discard))
+	rep = report{}
+	require.NoError(t, json.Unmarshal(buf.Bytes(), &rep))
+	require.Len(t, rep.Orders, 1, "no more orders than anomalies listed of their kind")
+	_, err = cli("report", "--db", path, "--report-max-orders", "0")
+	require.ErrorContains(t, err, "--report-max-orders (ORDERSTATE_REPORT_MAX_ORDERS) 0: want a number of orders of at least 1")
 	out, err = cli("report", "--db", path, "--since", time.Now().Add(-time.Hour).UTC().Format(time.RFC3339))
 	require.NoError(t, err)
 	require.True(t, strings.HasPrefix(out, "# Order anomaly report"))

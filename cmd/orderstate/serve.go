@@ -94,7 +94,7 @@ func (f *serveFlags) validate() error {
 	if f.maxInFlight < 1 {
 		return fmt.Errorf("--max-inflight (%s) %d: want a number of webhooks of at least 1, such as %d", envName("max-inflight"), f.maxInFlight, api.DefaultMaxInFlight)
 	}
-	return nil
+	return f.recon.report.check()
 }
 
 // sidecar is a running server with its store, pipeline and reconciler.
