@@ -1,16 +1,19 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
 	"github.com/orderstate/orderstate/engine"
+	"github.com/orderstate/orderstate/reconcile"
 )
 
 // apiError decodes an error answer, failing the test if body is not one.
@@ -266,4 +269,60 @@ func TestAPI_NotFoundSaysWhatWasLookedFor(t *testing.T) {
 	st, body = s.do("GET", "/v1/checkouts/tokenz/ord_n1", nil, nil)
 	require.Equal(t, http.StatusOK, st, string(body))
 	require.Contains(t, string(body), `"order_id": "order_n1"`)
+}
+
+// A stored report is served by its id in each format, and its JSON names
+// the id, as the list does.
+func TestAPI_ReportsByID(t *testing.T) {
+	t.Parallel()
+	s := startTestSidecar(t, filepath.Join(t.TempDir(), "o.db"))
+	b := tazapayEvent("evt_r1", "checkout.paid", "2025-05-14T06:41:22Z", "chk_r1", "pay_r1", "order_r1", "paid", 100)
+	st, body := s.do("POST", "/webhooks/tazapay", b, signedTazapay(b))
+	require.Equal(t, http.StatusOK, st, string(body))
+	// serve marks its start as where its first report begins; a report
+	// now needs a period of a second at least.
+	later := func() time.Time { return time.Now().Add(2 * time.Second) }
+	rec, err := reconcile.New(s.db, reconcile.Config{}, later, discardLogger())
+	require.NoError(t, err)
+	written, err := rec.RunReport(context.Background())
+	require.NoError(t, err)
+	require.NotNil(t, written)
+
+	st, body = s.do("GET", "/v1/reports", nil, nil)
+	require.Equal(t, http.StatusOK, st, string(body))
+	var list struct {
+		Reports []struct {
+			ID int64 `json:"id"`
+		} `json:"reports"`
+	}
+	require.NoError(t, json.Unmarshal(body, &list))
+	require.Len(t, list.Reports, 1)
+	require.Equal(t, written.ID, list.Reports[0].ID)
+
+	path := fmt.Sprintf("/v1/reports/%d", written.ID)
+	st, body = s.do("GET", path, nil, nil)
+	require.Equal(t, http.StatusOK, st, string(body))
+	var rep struct {
+		ID      int64 `json:"id"`
+		Summary struct {
+			Webhooks int `json:"webhooks"`
+		} `json:"summary"`
+		Orders []json.RawMessage `json:"orders"`
+	}
+	require.NoError(t, json.Unmarshal(body, &rep), string(body))
+	require.Equal(t, written.ID, rep.ID)
+	require.NotEmpty(t, rep.Orders, "the rest of the report follows the id")
+	require.True(t, json.Valid(body))
+
+	for format, want := range map[string]string{"md": "# Order anomaly report", "html": "<!DOCTYPE html>"} {
+		st, body = s.do("GET", path+"?format="+format, nil, nil)
+		require.Equal(t, http.StatusOK, st, format)
+		require.True(t, strings.HasPrefix(string(body), want), "%s: %.80s", format, body)
+	}
+	st, body = s.do("GET", path+"?format=pdf", nil, nil)
+	require.Equal(t, http.StatusBadRequest, st)
+	_, msg := apiError(t, body)
+	require.Contains(t, msg, "json, md or html")
+	st, _ = s.do("GET", fmt.Sprintf("/v1/reports/%d", written.ID+1), nil, nil)
+	require.Equal(t, http.StatusNotFound, st)
 }

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
@@ -546,7 +547,7 @@ func (s *Server) handleReport(w http.ResponseWriter, r *http.Request) {
 	switch f := r.URL.Query().Get("format"); f {
 	case "", "json":
 		w.Header().Set("Content-Type", "application/json; charset=utf-8")
-		_, _ = w.Write(rep.JSON)
+		_, _ = w.Write(withID(rep.JSON, rep.ID))
 	case "md", "markdown":
 		w.Header().Set("Content-Type", "text/markdown; charset=utf-8")
 		_, _ = io.WriteString(w, rep.Markdown)
@@ -556,6 +557,20 @@ func (s *Server) handleReport(w http.ResponseWriter, r *http.Request) {
 	default:
 		s.writeError(w, r, engine.Errorf(engine.EINVALID, "format must be json, md or html; got %q", f))
 	}
+}
+
+// withID puts the report's id first in its JSON, as GET /v1/reports lists
+// it: the report is rendered, and stored, before the store numbers it.
+func withID(report []byte, id int64) []byte {
+	body := bytes.TrimLeft(report, " \t\r\n")
+	if len(body) < 2 || body[0] != '{' {
+		return report
+	}
+	out := fmt.Appendf(make([]byte, 0, len(body)+24), `{"id":%d`, id)
+	if rest := bytes.TrimLeft(body[1:], " \t\r\n"); len(rest) > 0 && rest[0] != '}' {
+		out = append(out, ',')
+	}
+	return append(out, body[1:]...)
 }
 
 func (s *Server) handleReady(w http.ResponseWriter, r *http.Request) {
