@@ -52,6 +52,20 @@ func TestAccess_BearerTokenOnEveryShopRoute(t *testing.T) {
 			require.Contains(t, string(body), "a valid bearer token is required", "%s %s with %s", r.method, r.path, a.name)
 		}
 	}
+	// A route that is not there, or a method a route does not take, is
+	// refused for the token too: the answer would say what exists.
+	for _, r := range []struct{ method, path string }{{"DELETE", "/v1/orders/o1"}, {"GET", "/v1/orders/o1/redirect"},
+		{"GET", "/v1/nothing"}, {"POST", "/v1"}} {
+		st, body := s.do(r.method, r.path, nil, nil)
+		require.Equal(t, http.StatusUnauthorized, st, "%s %s: %s", r.method, r.path, body)
+	}
+	st, body := s.do("DELETE", "/v1/orders/o1", nil, http.Header{"Authorization": {"Bearer " + token}})
+	require.Equal(t, http.StatusMethodNotAllowed, st, string(body))
+	st, body = s.do("GET", "/v1/nothing", nil, http.Header{"Authorization": {"Bearer " + token}})
+	require.Equal(t, http.StatusNotFound, st, string(body))
+	st, body = s.do("DELETE", "/healthz", nil, nil)
+	require.Equal(t, http.StatusMethodNotAllowed, st, "outside /v1 no token is asked: %s", body)
+
 	// A wrong token first and the right one second: only the first counts.
 	req, err := http.NewRequest("GET", s.server.URL()+"/v1/anomalies", nil)
 	require.NoError(t, err)
@@ -71,7 +85,7 @@ func TestAccess_BearerTokenOnEveryShopRoute(t *testing.T) {
 	}
 	// Providers cannot send the shop's token; probes and scrapers need none.
 	good := tazapayEvent("evt_a1", "checkout.paid", "2025-05-14T06:41:22Z", "chk_a1", "pay_a1", "order_a1", "paid", 100)
-	st, body := s.do("POST", "/webhooks/tazapay", good, signedTazapay(good))
+	st, body = s.do("POST", "/webhooks/tazapay", good, signedTazapay(good))
 	require.Equal(t, http.StatusOK, st, string(body))
 	for _, path := range []string{"/healthz", "/readyz", "/metrics"} {
 		st, body := s.do("GET", path, nil, nil)

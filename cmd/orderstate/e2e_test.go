@@ -290,6 +290,7 @@ func TestAPI_ShopEndpoints(t *testing.T) {
 	for path, allow := range map[string]string{"/v1/orders/o1": "GET, PUT", "/webhooks/tazapay": "POST", "/healthz": "GET"} {
 		req, err := http.NewRequest("PATCH", s.server.URL()+path, nil)
 		require.NoError(t, err)
+		req.Header = auth.Clone()
 		resp, err := http.DefaultClient.Do(req)
 		require.NoError(t, err)
 		resp.Body.Close()

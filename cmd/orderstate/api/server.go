@@ -144,7 +144,7 @@ func (s *Server) Handler() http.Handler {
 		ErrorHandling: promhttp.ContinueOnError,
 		ErrorLog:      slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 	}))
-	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+	fallback := func(w http.ResponseWriter, r *http.Request) {
 		// A path served under another method is a wrong verb, not a missing
 		// route: say which methods it takes.
 		var allowed []string
@@ -160,6 +160,17 @@ func (s *Server) Handler() http.Handler {
 			return
 		}
 		s.writeError(w, r, engine.Errorf(engine.ENOTFOUND, "no route %s %s", r.Method, r.URL.Path))
+	}
+	// Under /v1 the token comes first even for a route that is not there
+	// or a method it does not take: the answer would tell a caller without
+	// the token which routes and methods exist.
+	v1Fallback := s.auth(fallback)
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/v1" || strings.HasPrefix(r.URL.Path, "/v1/") {
+			v1Fallback.ServeHTTP(w, r)
+			return
+		}
+		fallback(w, r)
 	})
 	return mux
 }
