@@ -11,6 +11,7 @@ import (
 	"sync"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/stretchr/testify/require"
 	_ "modernc.org/sqlite"
@@ -374,6 +375,8 @@ func TestAckAnomaly(t *testing.T) {
 	require.Equal(t, firstAck, a.ResolvedAt, "the anomaly was handled at the first ack")
 	_, err = db.AckAnomaly(ctx, list[0].ID, strings.Repeat("x", 2001))
 	require.Equal(t, engine.EINVALID, engine.ErrorCode(err))
+	_, err = db.AckAnomaly(ctx, list[0].ID, strings.Repeat("é", 1500)) // 3,000 bytes: characters are counted
+	require.NoError(t, err)
 	// Notes are bounded: acks add theirs until one would pass the bound.
 	for i := 0; ; i++ {
 		_, err := db.AckAnomaly(ctx, list[0].ID, fmt.Sprintf("%04d %s", i, strings.Repeat("n", 1990)))
@@ -385,8 +388,8 @@ func TestAckAnomaly(t *testing.T) {
 	}
 	a, err = db.AckAnomaly(ctx, list[0].ID, "")
 	require.NoError(t, err)
-	require.LessOrEqual(t, len(a.Note), 20000)
-	require.True(t, strings.HasPrefix(a.Note, "customer paid shipping on top\nrefund of 150 sent\n0000 "), "a refused note leaves the others")
+	require.LessOrEqual(t, utf8.RuneCountInString(a.Note), 20000)
+	require.True(t, strings.HasPrefix(a.Note, "customer paid shipping on top\nrefund of 150 sent\néé"), "a refused note leaves the others")
 
 	_, err = db.AckAnomaly(ctx, 999, "")
 	require.Equal(t, engine.ENOTFOUND, engine.ErrorCode(err))

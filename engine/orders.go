@@ -489,8 +489,8 @@ func scanAnomaly(row interface{ Scan(...any) error }) (Anomaly, error) {
 // retried request), keeps the notes as they are. Returns ENOTFOUND for an
 // unknown id, EINVALID for a note past maxNote or notes past maxNotes.
 func (db *DB) AckAnomaly(ctx context.Context, id int64, note string) (*Anomaly, error) {
-	if len(note) > maxNote {
-		return nil, Errorf(EINVALID, "note is longer than %d characters", maxNote)
+	if n := utf8.RuneCountInString(note); n > maxNote {
+		return nil, Errorf(EINVALID, "note is %d characters long; at most %d are kept", n, maxNote)
 	}
 	err := db.update(ctx, func(tx *sql.Tx) error {
 		var notes sql.NullString
@@ -501,8 +501,9 @@ func (db *DB) AckAnomaly(ctx context.Context, id int64, note string) (*Anomaly, 
 			return storeError(err, "acknowledge anomaly")
 		}
 		merged := addNote(notes.String, note)
-		if len(merged) > maxNotes {
-			return Errorf(EINVALID, "anomaly %d already holds %d characters of notes; this one would pass %d", id, len(notes.String), maxNotes)
+		if utf8.RuneCountInString(merged) > maxNotes {
+			return Errorf(EINVALID, "anomaly %d already holds %d characters of notes, and with this one they would pass %d; "+
+				"acknowledge it without a note (its notes are in GET /v1/anomalies)", id, utf8.RuneCountInString(notes.String), maxNotes)
 		}
 		now := formatTime(db.now())
 		_, err = tx.ExecContext(ctx, `UPDATE anomalies SET status = 'acknowledged', note = ?, updated_at = ?,

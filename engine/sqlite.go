@@ -35,8 +35,9 @@ type Options struct {
 	// MaxBatch bounds how many writes share one transaction.
 	MaxBatch int
 	// Readers is the size of the read connection pool; by default one per
-	// CPU the process may use, and at least two, so one long report query
-	// does not hold up every order lookup.
+	// CPU the process may use, at least two, so one long report query does
+	// not hold up every order lookup, and at most eight, since each holds a
+	// page cache of its own.
 	Readers int
 }
 
@@ -84,10 +85,12 @@ func Open(ctx context.Context, path string, opts Options) (*DB, error) {
 		opts.MaxBatch = 256
 	}
 	if opts.Readers <= 0 {
-		// A read is CPU work with no disk wait (the pages are in the OS
-		// cache), so readers beyond the CPUs only queue for them, and take
-		// turns from the one writer goroutine every webhook waits on.
-		opts.Readers = max(2, runtime.GOMAXPROCS(0))
+		// A read of an order is CPU work once its pages are in the OS
+		// cache, so readers beyond the CPUs only queue for them, and take
+		// turns from the one writer goroutine every webhook waits on: on
+		// two cores, two readers served more reads than four and slowed
+		// ingest less (docs/BENCHMARKS.md).
+		opts.Readers = min(max(2, runtime.GOMAXPROCS(0)), 8)
 	}
 	db := &DB{path: path, opts: opts, now: func() time.Time { return opts.Now().UTC() }, log: opts.Logger,
 		ops: make(chan *op, 1024), quit: make(chan struct{}), cache: newOrderCache(maxCachedOrders)}

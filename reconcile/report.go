@@ -5,6 +5,7 @@ import (
 	"maps"
 	"slices"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/orderstate/orderstate/engine"
@@ -385,10 +386,26 @@ func resolution(a engine.Anomaly) Resolution {
 	if a.Status == engine.StatusAcknowledged {
 		r.How = "acknowledged"
 		if a.Note != "" {
-			r.How += ": " + a.Note
+			r.How += ": " + notesInBrief(a.Note)
 		}
 	}
 	return r
+}
+
+// maxNotesShown bounds the acks' notes a resolved row shows, the latest
+// kept: notes add up to 20,000 characters on one anomaly, and a report is
+// meant to stay short enough for a mail client to show whole. The full
+// notes are in GET /v1/anomalies.
+const maxNotesShown = 300
+
+// notesInBrief puts an anomaly's notes, one per ack, on one line, the
+// latest last, keeping the end when they are long.
+func notesInBrief(notes string) string {
+	line := []rune(strings.ReplaceAll(strings.TrimSpace(notes), "\n", " / "))
+	if len(line) <= maxNotesShown {
+		return string(line)
+	}
+	return "…" + strings.TrimLeft(string(line[len(line)-maxNotesShown:]), " /")
 }
 
 func summarise(counts []engine.KindCount, listed map[string]int, withAction bool) []KindSummary {

@@ -68,8 +68,8 @@ type reportFlags struct {
 
 func (r *reportFlags) register(fs *flag.FlagSet) {
 	fs.IntVar(&r.maxPerKind, "report-max-per-kind", reconcile.DefaultMaxPerKind, "open anomalies of each kind a report lists with their evidence, newest first; the rest are counted")
-	fs.IntVar(&r.maxOrders, "report-max-orders", reconcile.DefaultMaxOrdersListed, "orders a report lists to act on, most urgent first, in its triage table (at most --report-max-per-kind of each kind); the rest are counted")
-	fs.IntVar(&r.maxDetailed, "report-max-detailed", reconcile.DefaultMaxOrdersDetailed, "orders of that table the Markdown and HTML explain one by one, with their timelines")
+	fs.IntVar(&r.maxOrders, "report-max-orders", reconcile.DefaultMaxOrdersListed, "orders a report lists to act on, most urgent first, in its triage table (never more than --report-max-per-kind); the rest are counted")
+	fs.IntVar(&r.maxDetailed, "report-max-detailed", reconcile.DefaultMaxOrdersDetailed, "orders of the triage table (--report-max-orders) the Markdown and HTML explain one by one, with their timelines")
 }
 
 // check refuses a size below one, which the reconciler would otherwise
