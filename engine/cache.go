@@ -14,6 +14,21 @@ type orderCache struct {
 	// version is the store's PRAGMA data_version when the cache was last
 	// known to match it; another process's commit changes it.
 	version int64
+
+	// When full, the cache drops the order written longest ago: an order's
+	// webhooks follow its registration within minutes, so the orders just
+	// registered are the ones to keep. queue lists the puts, oldest first
+	// from head; an entry whose seq is no longer its order's latest (put
+	// again since, forgotten, or dropped) is skipped.
+	queue []queued
+	head  int
+	seq   uint64
+	last  map[int64]uint64
+}
+
+type queued struct {
+	ref int64
+	seq uint64
 }
 
 // maxCachedOrders bounds the cache: about 0.55 KB an order with two ids,
@@ -22,7 +37,7 @@ type orderCache struct {
 const maxCachedOrders = 32_000
 
 func newOrderCache(max int) *orderCache {
-	return &orderCache{rows: make(map[int64]*orderRow), aliases: make(map[aliasKey]int64), max: max}
+	return &orderCache{rows: make(map[int64]*orderRow), aliases: make(map[aliasKey]int64), max: max, last: make(map[int64]uint64)}
 }
 
 // aliasKey is a provider id of an order. A struct of the two strings, not
@@ -47,14 +62,11 @@ func (c *orderCache) lookup(provider string, ids []string) *orderRow {
 // writes the same changes to the store.
 func (c *orderCache) put(o *orderRow, provider string, ids []string) {
 	if _, ok := c.rows[o.ref]; !ok && len(c.rows) >= c.max {
-		// Map order is unspecified: this drops an arbitrary order, which
-		// keeps the cache full (clearing it all would empty it just when
-		// traffic is heaviest). Its aliases stay until the alias map is
-		// full too; one naming a dropped order is a miss like any other.
-		for ref := range c.rows {
-			delete(c.rows, ref)
-			break
-		}
+		// Dropping one order rather than emptying the cache keeps it full
+		// just when traffic is heaviest. The dropped order's aliases stay
+		// until the alias map is full too; one naming a dropped order is a
+		// miss like any other.
+		c.dropOldest()
 	}
 	if len(c.aliases) >= 4*c.max {
 		c.aliases = make(map[aliasKey]int64)
@@ -63,11 +75,45 @@ func (c *orderCache) put(o *orderRow, provider string, ids []string) {
 	for _, id := range ids {
 		c.aliases[aliasKey{provider, id}] = o.ref
 	}
+	c.seq++
+	c.last[o.ref] = c.seq
+	c.queue = append(c.queue, queued{o.ref, c.seq})
+	if len(c.queue) > 4*c.max+64 {
+		c.compact()
+	}
+}
+
+// dropOldest drops the order whose latest put is the oldest.
+func (c *orderCache) dropOldest() {
+	for c.head < len(c.queue) {
+		q := c.queue[c.head]
+		c.head++
+		if c.last[q.ref] == q.seq {
+			delete(c.rows, q.ref)
+			delete(c.last, q.ref)
+			return
+		}
+	}
+}
+
+// compact keeps the queue's live entries only, at most one per cached
+// order, so the queue stays a few times the cache's size.
+func (c *orderCache) compact() {
+	live := make([]queued, 0, len(c.rows))
+	for _, q := range c.queue[c.head:] {
+		if c.last[q.ref] == q.seq {
+			live = append(live, q)
+		}
+	}
+	c.queue, c.head = live, 0
 }
 
 // forget drops an order another write changed; its aliases stay, as
 // aliases only ever move in a merge, which clears the cache.
-func (c *orderCache) forget(ref int64) { delete(c.rows, ref) }
+func (c *orderCache) forget(ref int64) {
+	delete(c.rows, ref)
+	delete(c.last, ref)
+}
 
 func (c *orderCache) clear() {
 	if len(c.rows) == 0 && len(c.aliases) == 0 {
@@ -75,4 +121,6 @@ func (c *orderCache) clear() {
 	}
 	c.rows = make(map[int64]*orderRow)
 	c.aliases = make(map[aliasKey]int64)
+	c.last = make(map[int64]uint64)
+	c.queue, c.head = nil, 0
 }
