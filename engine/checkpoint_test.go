@@ -31,7 +31,7 @@ func TestCheckpoints_KeepTheLogShort(t *testing.T) {
 	defer db.Close()
 
 	body := []byte(`{"note":"` + strings.Repeat("x", 2500) + `"}`)
-	const workers, each = 8, 120
+	const workers, each = 8, 360
 	var wg sync.WaitGroup
 	errs := make(chan error, workers)
 	done, largest := make(chan struct{}), make(chan int64)
@@ -73,8 +73,10 @@ func TestCheckpoints_KeepTheLogShort(t *testing.T) {
 	var events int
 	require.NoError(t, db.read.QueryRowContext(ctx, `SELECT COUNT(*) FROM events`).Scan(&events))
 	require.Equal(t, workers*each, events)
-	// Unchecked, the log would hold every page written: about 30 KB per
-	// event here, 30 MB in all.
-	require.Less(t, maxWAL, int64(4<<20), "the log restarts instead of growing with the store")
+	// Unchecked, the log would hold every page written: about 40 KB per
+	// event here, 120 MB in all. How long it grows between restarts depends
+	// on how long the disk takes over a checkpoint's fsync: 0.5-10 MB on a
+	// shared disk.
+	require.Less(t, maxWAL, int64(24<<20), "the log restarts instead of growing with the store")
 	require.Positive(t, maxWAL)
 }
