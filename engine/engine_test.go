@@ -574,3 +574,41 @@ func TestRegisterOrder_OtherIDsJoinAnOrderWebhooksMadeApart(t *testing.T) {
 		Currency: "USD", OtherIDs: []string{""}})
 	require.Equal(t, engine.EINVALID, engine.ErrorCode(err))
 }
+
+// An event that leaves the state as it was updates the order's last event
+// and amounts but not when it entered its state, which the stuck rule and
+// the sweep's state index go by; one that moves it sets both.
+func TestIngest_StateSinceMovesOnlyWithTheState(t *testing.T) {
+	t.Parallel()
+	ctx, c := context.Background(), newClock()
+	db := mustOpen(t, "", c)
+	register(t, db, "o", "c", 100)
+	registered := c.Now()
+
+	c.Add(time.Minute)
+	res, err := db.Ingest(ctx, event("created", sm.KindCheckoutCreated, "c", 0), req(`{}`))
+	require.NoError(t, err)
+	require.Equal(t, sm.Applied, res.Result)
+	o, err := db.Order(ctx, "o")
+	require.NoError(t, err)
+	require.Equal(t, sm.Pending, o.State)
+	require.Equal(t, registered, o.StateSince, "the state did not change")
+	require.Equal(t, c.Now(), o.UpdatedAt, "the event is the order's latest")
+
+	c.Add(time.Minute)
+	_, err = db.Ingest(ctx, event("paid", sm.KindPaid, "c", 100), req(`{}`))
+	require.NoError(t, err)
+	o, err = db.Order(ctx, "o")
+	require.NoError(t, err)
+	require.Equal(t, sm.Paid, o.State)
+	require.Equal(t, c.Now(), o.StateSince)
+	require.Equal(t, int64(100), o.Captured)
+
+	// The sweep finds orders by state through the index the update keeps.
+	var n int
+	require.NoError(t, db.Update(ctx, func(tx *sql.Tx) error {
+		return tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM orders INDEXED BY orders_state_since WHERE state = 'paid' AND state_since = ?`,
+			engine.FormatTime(c.Now())).Scan(&n)
+	}))
+	require.Equal(t, 1, n)
+}

@@ -110,6 +110,8 @@ const (
 	qInsertRaw   = `INSERT INTO raw_events (event_id, headers, body) VALUES (?, ?, ?)`
 	qUpdateOrder = `UPDATE orders SET state = ?, captured = ?, refunded = ?, full_refund = ?, max_rank = ?,
 		max_occurred = ?, updated_at = ?, state_since = ?, last_event_at = ? WHERE id = ?`
+	qUpdateOrderSameState = `UPDATE orders SET captured = ?, refunded = ?, full_refund = ?, max_rank = ?,
+		max_occurred = ?, updated_at = ?, last_event_at = ? WHERE id = ?`
 	qInsertDuplicate = `INSERT INTO events (order_ref, provider, dedupe, provider_event_id, provider_type, kind,
 		result, amount, currency, mode, occurred_at, received_at, unsigned, original_id)
 		VALUES (?, ?, ?, ?, ?, ?, 'duplicate', ?, ?, ?, ?, ?, ?, ?)`
@@ -132,7 +134,7 @@ const (
 )
 
 // hotQueries are prepared at Open.
-var hotQueries = []string{resolveQueries[0], resolveQueries[1], resolveQueries[2], qDataVersion, qDedupe, qDedupeOrphan, qInsertEvent, qInsertRaw, qUpdateOrder, qInsertDuplicate, qAliasLookup, qOrderByReference, qInsertOrder, qInsertAlias, qRaise, qResolve, qOrderByID}
+var hotQueries = []string{resolveQueries[0], resolveQueries[1], resolveQueries[2], qDataVersion, qDedupe, qDedupeOrphan, qInsertEvent, qInsertRaw, qUpdateOrder, qUpdateOrderSameState, qInsertDuplicate, qAliasLookup, qOrderByReference, qInsertOrder, qInsertAlias, qRaise, qResolve, qOrderByID}
 
 const orderColumns = `id, order_id, provider, checkout_id, amount, currency, mode, registered_at IS NOT NULL,
 	state, captured, refunded, full_refund, max_rank, max_occurred, redirect_outcome, redirect_at, state_since,
@@ -226,10 +228,17 @@ func (db *DB) ingest(ctx context.Context, tx *wtx, ev Event, headers, body []byt
 	stateSince := o.stateSince
 	if out.Changed() {
 		stateSince = now
+		_, err = tx.ExecContext(ctx, qUpdateOrder,
+			string(out.To), o.totals.Captured, o.totals.Refunded, o.totals.FullRefund, o.progress.MaxRank,
+			nullTime(o.progress.MaxOccurred), formatTime(now), formatTime(stateSince), formatTime(now), o.ref)
+	} else {
+		// SQLite rewrites the entry of every index on a column an UPDATE
+		// sets, changed or not: an event that leaves the state as it was
+		// leaves the state index alone.
+		_, err = tx.ExecContext(ctx, qUpdateOrderSameState,
+			o.totals.Captured, o.totals.Refunded, o.totals.FullRefund, o.progress.MaxRank,
+			nullTime(o.progress.MaxOccurred), formatTime(now), formatTime(now), o.ref)
 	}
-	_, err = tx.ExecContext(ctx, qUpdateOrder,
-		string(out.To), o.totals.Captured, o.totals.Refunded, o.totals.FullRefund, o.progress.MaxRank,
-		nullTime(o.progress.MaxOccurred), formatTime(now), formatTime(stateSince), formatTime(now), o.ref)
 	if err != nil {
 		return storeError(err, "update order")
 	}
