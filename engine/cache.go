@@ -8,7 +8,7 @@ package engine
 // being built: whatever could make it differ from the file empties it (a
 // rolled-back batch, a write it cannot follow, another process's commit).
 type orderCache struct {
-	rows    map[int64]*orderRow
+	rows    map[int64]cachedRow
 	aliases map[aliasKey]int64
 	max     int
 	// version is the store's PRAGMA data_version when the cache was last
@@ -23,7 +23,12 @@ type orderCache struct {
 	queue []queued
 	head  int
 	seq   uint64
-	last  map[int64]uint64
+}
+
+// cachedRow is a cached order and the seq of its latest put.
+type cachedRow struct {
+	row *orderRow
+	seq uint64
 }
 
 type queued struct {
@@ -37,7 +42,7 @@ type queued struct {
 const maxCachedOrders = 32_000
 
 func newOrderCache(max int) *orderCache {
-	return &orderCache{rows: make(map[int64]*orderRow), aliases: make(map[aliasKey]int64), max: max, last: make(map[int64]uint64)}
+	return &orderCache{rows: make(map[int64]cachedRow), aliases: make(map[aliasKey]int64), max: max}
 }
 
 // aliasKey is a provider id of an order. A struct of the two strings, not
@@ -55,7 +60,7 @@ func (c *orderCache) lookup(provider string, ids []string) *orderRow {
 		}
 		ref = r
 	}
-	return c.rows[ref]
+	return c.rows[ref].row
 }
 
 // put records o as stored, named by ids. The caller keeps mutating o as it
@@ -71,12 +76,11 @@ func (c *orderCache) put(o *orderRow, provider string, ids []string) {
 	if len(c.aliases) >= 4*c.max {
 		c.aliases = make(map[aliasKey]int64)
 	}
-	c.rows[o.ref] = o
+	c.seq++
+	c.rows[o.ref] = cachedRow{row: o, seq: c.seq}
 	for _, id := range ids {
 		c.aliases[aliasKey{provider, id}] = o.ref
 	}
-	c.seq++
-	c.last[o.ref] = c.seq
 	c.queue = append(c.queue, queued{o.ref, c.seq})
 	if len(c.queue) > 4*c.max+64 {
 		c.compact()
@@ -88,9 +92,8 @@ func (c *orderCache) dropOldest() {
 	for c.head < len(c.queue) {
 		q := c.queue[c.head]
 		c.head++
-		if c.last[q.ref] == q.seq {
+		if c.rows[q.ref].seq == q.seq {
 			delete(c.rows, q.ref)
-			delete(c.last, q.ref)
 			return
 		}
 	}
@@ -101,7 +104,7 @@ func (c *orderCache) dropOldest() {
 func (c *orderCache) compact() {
 	live := make([]queued, 0, len(c.rows))
 	for _, q := range c.queue[c.head:] {
-		if c.last[q.ref] == q.seq {
+		if c.rows[q.ref].seq == q.seq {
 			live = append(live, q)
 		}
 	}
@@ -110,17 +113,13 @@ func (c *orderCache) compact() {
 
 // forget drops an order another write changed; its aliases stay, as
 // aliases only ever move in a merge, which clears the cache.
-func (c *orderCache) forget(ref int64) {
-	delete(c.rows, ref)
-	delete(c.last, ref)
-}
+func (c *orderCache) forget(ref int64) { delete(c.rows, ref) }
 
 func (c *orderCache) clear() {
 	if len(c.rows) == 0 && len(c.aliases) == 0 {
 		return
 	}
-	c.rows = make(map[int64]*orderRow)
+	c.rows = make(map[int64]cachedRow)
 	c.aliases = make(map[aliasKey]int64)
-	c.last = make(map[int64]uint64)
 	c.queue, c.head = nil, 0
 }

@@ -28,7 +28,8 @@ func cacheMatchesStore(t *testing.T, db *DB) (cached int) {
 	require.NoError(t, db.update(ctx, func(stx *sql.Tx) error {
 		tx := db.wrap(stx)
 		cached, diffs = len(db.cache.rows), nil
-		for ref, o := range db.cache.rows {
+		for ref, e := range db.cache.rows {
+			o := e.row
 			stored, err := scanOrder(tx.QueryRowContext(ctx, qOrderByID, ref))
 			if err != nil {
 				return fmt.Errorf("cached order %d: %w", ref, err)
