@@ -120,26 +120,36 @@ func run(ctx context.Context, c config) error {
 		add(row{fmt.Sprintf("ingest, fresh store, concurrency %d", conc), res.String(), fmt.Sprintf("%.2f", res.rate/bare), res.errNote()})
 	}
 
-	// 3. Reads during ingest.
+	// 3. Reads during ingest, and beside them the same load of requests
+	// that do no store work at all: what HTTP alone costs on this machine,
+	// with the load generator on the same cores, bounds what any read path
+	// could reach.
 	if !c.skipReads {
-		w := newWorkload("r", 0, ordersFor(8, c.duration), 0.1, 9)
+		w := newWorkload("r", 0, ordersFor(8, c.duration)*3/2, 0.1, 9)
 		if err := srv.register(ctx, w); err != nil {
 			return err
 		}
-		half := len(w.deliveries) / 2
-		first, second := &workload{deliveries: w.deliveries[:half]}, &workload{deliveries: w.deliveries[half:]}
-		alone := srv.ingest(ctx, first, 8, c.duration, nil)
-		var reads atomic.Int64
-		withReaders := srv.ingest(ctx, second, 8, c.duration, func(ctx context.Context) {
-			if pp := os.Getenv("ORDERSTATE_BENCH_PPROF"); pp != "" {
-				go profile(ctx, pp, c.duration, filepath.Join(c.dir, "cpu-reads.prof"))
-			}
-			srv.readOrders(ctx, w.orderIDs, c.readers, &reads)
-		})
-		readRate := float64(reads.Load()) / withReaders.elapsed.Seconds()
+		third := len(w.deliveries) / 3
+		parts := []*workload{{deliveries: w.deliveries[:third]}, {deliveries: w.deliveries[third : 2*third]}, {deliveries: w.deliveries[2*third:]}}
+		alone := srv.ingest(ctx, parts[0], 8, c.duration, nil)
+		withReads := func(part *workload, prof string, path func(i int) string) (result, float64) {
+			var reads atomic.Int64
+			res := srv.ingest(ctx, part, 8, c.duration, func(ctx context.Context) {
+				if pp := os.Getenv("ORDERSTATE_BENCH_PPROF"); pp != "" {
+					go profile(ctx, pp, c.duration, filepath.Join(c.dir, prof))
+				}
+				srv.read(ctx, path, c.readers, &reads)
+			})
+			return res, float64(reads.Load()) / res.elapsed.Seconds()
+		}
+		withOrders, readRate := withReads(parts[1], "cpu-reads.prof", func(i int) string { return "/v1/orders/" + w.orderIDs[i%len(w.orderIDs)] })
+		withHealth, healthRate := withReads(parts[2], "cpu-healthz.prof", func(int) string { return "/healthz" })
 		add(row{"ingest, concurrency 8, no readers", alone.String(), "", ""})
-		add(row{fmt.Sprintf("ingest, concurrency 8, with %d readers", c.readers), withReaders.String(), fmt.Sprintf("%.2f", withReaders.rate/alone.rate), "ratio to no readers; the server CPU includes the reads"})
+		add(row{fmt.Sprintf("ingest, concurrency 8, with %d readers", c.readers), withOrders.String(), fmt.Sprintf("%.2f", withOrders.rate/alone.rate), "ratio to no readers; the server CPU includes the reads"})
 		add(row{"GET /v1/orders/{id} during that ingest", fmt.Sprintf("%.0f reads/s", readRate), "", ""})
+		add(row{fmt.Sprintf("ingest, concurrency 8, with %d readers of GET /healthz", c.readers), withHealth.String(), fmt.Sprintf("%.2f", withHealth.rate/alone.rate),
+			"ratio to no readers: the cost of HTTP alone"})
+		add(row{"GET /healthz during that ingest", fmt.Sprintf("%.0f requests/s", healthRate), "", "no store work: the ceiling of any read here"})
 	}
 	peakRSS = max(peakRSS, srv.peakRSS())
 	if err := srv.stop(); err != nil {
@@ -633,8 +643,9 @@ func (s *server) ingest(ctx context.Context, w *workload, conc int, d time.Durat
 	return r
 }
 
-// readOrders asks for random orders until ctx ends.
-func (s *server) readOrders(ctx context.Context, ids []string, readers int, count *atomic.Int64) {
+// read asks for path(i), i counting up from a start of its own for each
+// reader, until ctx ends.
+func (s *server) read(ctx context.Context, path func(i int) string, readers int, count *atomic.Int64) {
 	var wg sync.WaitGroup
 	for r := range readers {
 		wg.Add(1)
@@ -643,7 +654,7 @@ func (s *server) readOrders(ctx context.Context, ids []string, readers int, coun
 			hc := newHookConn(strings.TrimPrefix(s.base, "http://"))
 			defer hc.close()
 			for i := r; ctx.Err() == nil; i += 7919 {
-				status, _, err := hc.do("GET", "/v1/orders/"+ids[i%len(ids)], nil, nil)
+				status, _, err := hc.do("GET", path(i), nil, nil)
 				if err == nil && status == http.StatusOK && ctx.Err() == nil {
 					count.Add(1)
 				}
