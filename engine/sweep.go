@@ -93,55 +93,85 @@ const sweepColumns = `o.id, COALESCE(o.order_id, ''), o.provider, o.checkout_id,
 	o.redirect_outcome, o.redirect_at,
 	(SELECT group_concat(a.kind) FROM anomalies a WHERE a.order_ref = o.id AND a.status = 'open')`
 
-// InState returns the orders in state whose state_since is in [from, to),
-// oldest first. A zero from means no lower bound.
-func (s *SweepTx) InState(state sm.State, from, to time.Time) ([]SweepOrder, error) {
-	// INDEXED BY makes a missing or unusable index an error instead of a
-	// silent scan of every order.
-	return s.orders(`SELECT `+sweepColumns+` FROM orders o INDEXED BY orders_state_since
-		WHERE o.state = ? AND o.state_since >= ? AND o.state_since < ? ORDER BY o.state_since, o.id`,
-		string(state), lowerBound(from), formatTime(to))
+// Key is a candidate's place in the order a read returns them: the time
+// the read is ordered by, then the order's ref. Reads return the orders
+// after a key and at most a limit of them, so a rule that stopped short can
+// go on where it left off without reading again what it already passed. The
+// zero Key is before every order.
+type Key struct {
+	At  time.Time
+	Ref int64
 }
 
-// Redirected returns the orders whose redirect was reported in [from, to),
-// oldest first. A zero from means no lower bound.
-func (s *SweepTx) Redirected(from, to time.Time) ([]SweepOrder, error) {
+// InState returns the orders in state whose state_since is before to, in
+// (state_since, ref) order from after on, at most limit of them (all when
+// limit <= 0).
+func (s *SweepTx) InState(state sm.State, after Key, to time.Time, limit int) ([]SweepOrder, error) {
+	// INDEXED BY makes a missing or unusable index an error instead of a
+	// silent scan of every order; the index holds the ref after
+	// state_since, so the order and the row-value bound come from it too.
+	return s.orders(`SELECT `+sweepColumns+` FROM orders o INDEXED BY orders_state_since
+		WHERE o.state = ? AND (o.state_since, o.id) > (?, ?) AND o.state_since < ?
+		ORDER BY o.state_since, o.id LIMIT ?`,
+		string(state), lowerBound(after.At), after.Ref, formatTime(to), sqlLimit(limit))
+}
+
+// Redirected returns the orders whose redirect was reported before to, in
+// (redirect_at, ref) order from after on, at most limit of them.
+func (s *SweepTx) Redirected(after Key, to time.Time, limit int) ([]SweepOrder, error) {
 	return s.orders(`SELECT `+sweepColumns+` FROM orders o INDEXED BY orders_redirect
-		WHERE o.redirect_at >= ? AND o.redirect_at < ? ORDER BY o.redirect_at, o.id`,
-		lowerBound(from), formatTime(to))
+		WHERE (o.redirect_at, o.id) > (?, ?) AND o.redirect_at < ?
+		ORDER BY o.redirect_at, o.id LIMIT ?`,
+		lowerBound(after.At), after.Ref, formatTime(to), sqlLimit(limit))
 }
 
 // Changed returns the orders whose state changed or whose redirect was
 // reported at or after from: the only ones whose time-based anomalies can
-// have cleared since a sweep that ran at from.
-func (s *SweepTx) Changed(from time.Time) ([]SweepOrder, error) {
+// have cleared since a sweep that ran at from. They come in ref order, those
+// after afterRef, at most limit of them.
+func (s *SweepTx) Changed(from time.Time, afterRef int64, limit int) ([]SweepOrder, error) {
 	states := make([]string, len(sm.States))
-	args := make([]any, 0, len(sm.States)+2)
+	args := make([]any, 0, len(sm.States)+6)
 	for i, st := range sm.States {
 		states[i] = "?"
 		args = append(args, string(st))
 	}
-	args = append(args, lowerBound(from), lowerBound(from))
-	return s.orders(`SELECT `+sweepColumns+` FROM orders o INDEXED BY orders_state_since
-		WHERE o.state IN (`+strings.Join(states, ", ")+`) AND o.state_since >= ?
+	args = append(args, lowerBound(from), afterRef, lowerBound(from), afterRef, afterRef, sqlLimit(limit))
+	// The union is of refs alone, read from the two indexes; only the
+	// orders within the limit are read in full.
+	return s.orders(`SELECT `+sweepColumns+` FROM orders o WHERE o.id IN (
+		SELECT id FROM orders INDEXED BY orders_state_since
+		WHERE state IN (`+strings.Join(states, ", ")+`) AND state_since >= ? AND id > ?
 		UNION
-		SELECT `+sweepColumns+` FROM orders o INDEXED BY orders_redirect WHERE o.redirect_at >= ?
-		ORDER BY 1`, args...)
+		SELECT id FROM orders INDEXED BY orders_redirect WHERE redirect_at >= ? AND id > ?)
+		AND o.id > ? ORDER BY o.id LIMIT ?`, args...)
 }
 
-// WithOpen returns the orders that have an open anomaly of any of kinds.
-func (s *SweepTx) WithOpen(kinds ...string) ([]SweepOrder, error) {
+// WithOpen returns the orders that have an open anomaly of any of kinds, in
+// ref order, those after afterRef, at most limit of them.
+func (s *SweepTx) WithOpen(afterRef int64, limit int, kinds ...string) ([]SweepOrder, error) {
 	if len(kinds) == 0 {
 		return nil, nil
 	}
 	marks := make([]string, len(kinds))
-	args := make([]any, len(kinds))
+	args := make([]any, 0, len(kinds)+2)
 	for i, k := range kinds {
-		marks[i], args[i] = "?", k
+		marks[i] = "?"
+		args = append(args, k)
 	}
+	args = append(args, afterRef, sqlLimit(limit))
 	return s.orders(`SELECT `+sweepColumns+` FROM orders o WHERE o.id IN (
 		SELECT a.order_ref FROM anomalies a INDEXED BY anomalies_status
-		WHERE a.status = 'open' AND a.kind IN (`+strings.Join(marks, ", ")+`)) ORDER BY o.id`, args...)
+		WHERE a.status = 'open' AND a.kind IN (`+strings.Join(marks, ", ")+`)) AND o.id > ?
+		ORDER BY o.id LIMIT ?`, args...)
+}
+
+// sqlLimit is limit as SQLite's LIMIT takes it: negative for none.
+func sqlLimit(limit int) int64 {
+	if limit <= 0 {
+		return -1
+	}
+	return int64(limit)
 }
 
 func (s *SweepTx) orders(query string, args ...any) ([]SweepOrder, error) {

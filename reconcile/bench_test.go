@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -171,30 +172,61 @@ func BenchmarkSweep(b *testing.B) {
 
 // BenchmarkSweep_FirstRun is a sweep of a store that was never swept: every
 // order pending or processing past its time-to-live, and every redirect,
-// is read once. It happens once in a store's life.
+// is read once. It happens once in a store's life. It reports the longest
+// of the sweep's transactions, which is how long webhooks wait behind it,
+// in chunks of the default size and, to compare, in one transaction.
 func BenchmarkSweep_FirstRun(b *testing.B) {
 	loaded, _ := benchStores(b)
-	ctx := context.Background()
-	raised := 0
-	b.ResetTimer()
-	for range b.N {
-		b.StopTimer()
-		path := filepath.Join(b.TempDir(), "first.db")
-		if err := copyFile(loaded, path); err != nil {
-			b.Fatal(err)
-		}
-		db, rec := openBench(b, path)
-		b.StartTimer()
-		res, err := rec.Sweep(ctx)
-		b.StopTimer()
-		if err != nil {
-			b.Fatal(err)
-		}
-		raised = res.Count(Raised)
-		db.Close()
-		b.StartTimer()
+	for _, c := range []struct {
+		name  string
+		chunk int
+	}{{"chunked", 0}, {"one-transaction", math.MaxInt}} {
+		b.Run(c.name, func(b *testing.B) {
+			ctx := context.Background()
+			var raised, txs int
+			var longest time.Duration
+			b.ResetTimer()
+			for range b.N {
+				b.StopTimer()
+				path := filepath.Join(b.TempDir(), "first.db")
+				if err := copyFile(loaded, path); err != nil {
+					b.Fatal(err)
+				}
+				db, _ := openBench(b, path)
+				ts := &timedStore{DB: db}
+				now := func() time.Time { return benchNow }
+				rec, err := New(ts, Config{SweepChunk: c.chunk}, now, slog.New(slog.DiscardHandler))
+				if err != nil {
+					b.Fatal(err)
+				}
+				b.StartTimer()
+				res, err := rec.Sweep(ctx)
+				b.StopTimer()
+				if err != nil {
+					b.Fatal(err)
+				}
+				raised, txs, longest = res.Count(Raised), res.Transactions, max(longest, ts.longest)
+				db.Close()
+				b.StartTimer()
+			}
+			b.ReportMetric(float64(raised), "raised/op")
+			b.ReportMetric(float64(txs), "transactions/op")
+			b.ReportMetric(float64(longest.Microseconds())/1000, "longest-tx-ms")
+		})
 	}
-	b.ReportMetric(float64(raised), "raised/op")
+}
+
+// timedStore keeps the longest of its sweep transactions.
+type timedStore struct {
+	*engine.DB
+	longest time.Duration
+}
+
+func (s *timedStore) Sweep(ctx context.Context, fn func(*engine.SweepTx) error) error {
+	began := time.Now()
+	err := s.DB.Sweep(ctx, fn)
+	s.longest = max(s.longest, time.Since(began))
+	return err
 }
 
 // BenchmarkReport is the nightly report over the last 24 hours, built and

@@ -14,7 +14,10 @@
 // transaction as the anomalies it raised. A sweep therefore costs what
 // happened since the last one, not the size of the store, and raising is
 // idempotent: one anomaly per order and kind, ever, and a resolved or
-// acknowledged one is never raised again.
+// acknowledged one is never raised again. A sweep with more to change than
+// Config.SweepChunk (the first sweep of a large store) commits in chunks,
+// each with the cursors of the rules it finished, so webhooks never wait
+// for more than one chunk.
 //
 // The report covers a period: order totals per provider and state, the
 // orders with open anomalies that need action, each once with all its

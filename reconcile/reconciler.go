@@ -36,6 +36,9 @@ const (
 	// under about 100 KB with these, which mail clients show unclipped.
 	DefaultMaxOrdersListed   = 200
 	DefaultMaxOrdersDetailed = 15
+	// A raise or resolution costs the writer about 50 µs, so a chunk holds
+	// webhooks back for about a twentieth of a second.
+	DefaultSweepChunk = 1000
 )
 
 // Config holds the reconciler's thresholds and schedules; zero fields take
@@ -73,6 +76,9 @@ type Config struct {
 	// when their timelines are long). The rest are counted.
 	MaxOrdersListed   int
 	MaxOrdersDetailed int
+	// SweepChunk bounds how many anomalies one sweep transaction raises or
+	// resolves; a sweep with more to do goes on in another transaction.
+	SweepChunk int
 	// OnRun, when set, hears of every scheduled run as it ends: the job
 	// ("sweep" or "report"), how long it took, and its error (a recovered
 	// panic included). The server counts runs and failures with it.
@@ -114,6 +120,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.MaxOrdersDetailed == 0 {
 		c.MaxOrdersDetailed = DefaultMaxOrdersDetailed
+	}
+	if c.SweepChunk <= 0 {
+		c.SweepChunk = DefaultSweepChunk
 	}
 	return c
 }

@@ -42,11 +42,17 @@ const (
 
 // SweepResult is what one sweep did.
 type SweepResult struct {
-	// At is the store's clock when the sweep ran.
+	// At is the store's clock when the sweep began.
 	At time.Time `json:"at"`
-	// Checked counts the candidate orders the rules looked at.
+	// Checked counts the candidate orders the rules looked at, in all of
+	// the sweep's transactions: one the previous transaction stopped short
+	// of is looked at again.
 	Checked int      `json:"checked"`
 	Changes []Change `json:"changes"`
+	// Transactions is how many write transactions the sweep took: one,
+	// unless it had more than Config.SweepChunk anomalies to raise or
+	// resolve.
+	Transactions int `json:"transactions"`
 }
 
 // Count returns how many changes had the given action.
@@ -61,19 +67,45 @@ func (r SweepResult) Count(action string) int {
 }
 
 // Sweep raises the time-based anomalies (missing_webhook, stuck,
-// redirect_mismatch) and resolves those whose condition cleared, in one
-// transaction. Running it again at once changes nothing.
+// redirect_mismatch) and resolves those whose condition cleared. Running it
+// again at once changes nothing.
+//
+// Each write transaction raises or resolves about Config.SweepChunk
+// anomalies at most, and commits them with the cursors of the rules it
+// finished; a rule stopped short leaves its cursor where the next
+// transaction must pick up. So the first sweep of a large store, which may
+// have tens of thousands to raise, holds the writer (and, from another
+// process, the store's write lock) for one chunk at a time, and webhooks
+// are committed in between. An error stops the sweep: what the committed
+// transactions did is in the result returned with it.
 func (r *Reconciler) Sweep(ctx context.Context) (SweepResult, error) {
-	var res SweepResult
-	err := r.store.Sweep(ctx, func(tx *engine.SweepTx) error {
-		res = SweepResult{At: tx.Now(), Changes: []Change{}}
-		s := &sweep{cfg: r.cfg, tx: tx, res: &res}
-		return s.run()
-	})
-	if err != nil {
-		return SweepResult{}, err
+	total := SweepResult{Changes: []Change{}}
+	progress := map[string]engine.Key{}
+	for {
+		var res SweepResult
+		more := false
+		err := r.store.Sweep(ctx, func(tx *engine.SweepTx) error {
+			res = SweepResult{At: tx.Now(), Changes: []Change{}}
+			s := &sweep{cfg: r.cfg, tx: tx, res: &res, budget: r.cfg.SweepChunk, progress: progress}
+			err := s.run()
+			more = s.more
+			return err
+		})
+		if err != nil {
+			return total, err
+		}
+		if total.Transactions == 0 {
+			total.At = res.At
+		}
+		total.Transactions++
+		total.Checked += res.Checked
+		total.Changes = append(total.Changes, res.Changes...)
+		if !more {
+			return total, nil
+		}
+		r.log.DebugContext(ctx, "sweep goes on in a new transaction", slog.Int("transactions", total.Transactions),
+			slog.Int("changes", len(total.Changes)))
 	}
-	return res, nil
 }
 
 // RunSweep is Sweep followed by recording the sweep's watermark, which the
@@ -92,33 +124,100 @@ func (r *Reconciler) RunSweep(ctx context.Context) (SweepResult, error) {
 		level = slog.LevelInfo
 	}
 	r.log.Log(ctx, level, "sweep done", slog.Int("raised", res.Count(Raised)), slog.Int("resolved", res.Count(Resolved)),
-		slog.Int("checked", res.Checked), slog.Duration("took", time.Since(start)))
+		slog.Int("checked", res.Checked), slog.Int("transactions", res.Transactions), slog.Duration("took", time.Since(start)))
 	return res, nil
 }
 
-// sweep is one run of the rules inside the transaction.
+// sweep is one run of the rules inside one transaction.
 type sweep struct {
 	cfg Config
 	tx  *engine.SweepTx
 	res *SweepResult
+	// budget is how many more changes this transaction may make; more
+	// says a rule stopped short for want of it.
+	budget int
+	more   bool
+	// progress holds, across the transactions of one Sweep, where each
+	// read that stopped short got to, so the next transaction reads on
+	// from there instead of again from its window's start. It is not
+	// stored: a sweep that stops reads from the cursors, and finds done
+	// what the committed transactions did.
+	progress map[string]engine.Key
 }
 
 func (s *sweep) run() error {
 	// Re-checking changed orders first means a first sweep, which has no
 	// window yet and so re-checks every order with an open anomaly, does not
 	// also re-check what it is about to raise.
-	if err := s.changed(); err != nil {
+	if err := s.changed(); err != nil || s.more {
 		return err
 	}
 	for _, st := range []struct {
 		state sm.State
 		ttl   time.Duration
 	}{{sm.Pending, s.cfg.PendingTTL}, {sm.Processing, s.cfg.ProcessingTTL}} {
-		if err := s.stuck(st.state, st.ttl); err != nil {
+		if err := s.stuck(st.state, st.ttl); err != nil || s.more {
 			return err
 		}
 	}
 	return s.missing()
+}
+
+// candidates is one of the reads the rules make: the orders after a key,
+// at most limit of them, in the order keyOf gives.
+type candidates struct {
+	name  string // its place in sweep.progress
+	read  func(after engine.Key, limit int) ([]engine.SweepOrder, error)
+	keyOf func(engine.SweepOrder) engine.Key
+	// resume says the read has no cursor to move once it is through, so
+	// each transaction would start it from the beginning again: it goes
+	// on from where it ended instead, which finds only orders new since.
+	resume bool
+}
+
+// scan reads c page by page from start (or from where this sweep's
+// previous transaction stopped) and calls act on each order needs picks.
+// It stops short, and returns the order it stopped at, when the
+// transaction has made its share of changes; it asks before each order it
+// may change, so one order's changes are never split.
+func (s *sweep) scan(c candidates, start engine.Key, needs func(engine.SweepOrder) bool, act func(engine.SweepOrder) error) (*engine.SweepOrder, error) {
+	after := start
+	if k, ok := s.progress[c.name]; ok {
+		after = k
+	}
+	// A page the size of a chunk: a transaction that raises a whole
+	// chunk reads about one page, and a sweep in one transaction reads
+	// everything at once.
+	page := s.cfg.SweepChunk
+	for {
+		orders, err := c.read(after, page)
+		if err != nil {
+			return nil, err
+		}
+		s.res.Checked += len(orders)
+		for i := range orders {
+			o := &orders[i]
+			if needs(*o) {
+				if s.budget <= 0 {
+					s.more = true
+					s.progress[c.name] = after
+					return o, nil
+				}
+				if err := act(*o); err != nil {
+					return nil, err
+				}
+			}
+			after = c.keyOf(*o)
+		}
+		if len(orders) < page || page <= 0 {
+			if c.resume {
+				s.progress[c.name] = after
+			} else {
+				delete(s.progress, c.name)
+			}
+			return nil, nil
+		}
+	}
 }
 
 // window returns where the rule named cursor should start reading: zero
@@ -131,6 +230,10 @@ func (s *sweep) window(cursor string) (time.Time, error) {
 	return from.Add(-overlap), nil
 }
 
+func byStateSince(o engine.SweepOrder) engine.Key { return engine.Key{At: o.StateSince, Ref: o.Ref} }
+func byRedirect(o engine.SweepOrder) engine.Key   { return engine.Key{At: o.Redirect.At, Ref: o.Ref} }
+func byRef(o engine.SweepOrder) engine.Key        { return engine.Key{Ref: o.Ref} }
+
 // stuck raises stuck on the orders whose time in state crossed ttl since
 // the last sweep.
 func (s *sweep) stuck(state sm.State, ttl time.Duration) error {
@@ -141,22 +244,25 @@ func (s *sweep) stuck(state sm.State, ttl time.Duration) error {
 	}
 	now := s.tx.Now()
 	to := now.Add(-ttl)
-	if from.Before(to) {
-		orders, err := s.tx.InState(state, from, to)
-		if err != nil {
-			return err
-		}
-		s.res.Checked += len(orders)
-		for _, o := range orders {
-			if o.IsOpen(engine.AnomalyStuck) {
-				continue
-			}
+	if !from.Before(to) {
+		return s.tx.SetCursor(name, to)
+	}
+	c := candidates{name: name, keyOf: byStateSince, read: func(after engine.Key, limit int) ([]engine.SweepOrder, error) {
+		return s.tx.InState(state, after, to, limit)
+	}}
+	stopped, err := s.scan(c, engine.Key{At: from}, func(o engine.SweepOrder) bool { return !o.IsOpen(engine.AnomalyStuck) },
+		func(o engine.SweepOrder) error {
 			detail := fmt.Sprintf("The order has been %s since %s (%s), longer than the %s an order may stay %s.",
 				state, stamp(o.StateSince), human(now.Sub(o.StateSince)), human(ttl), state)
-			if err := s.raise(o, engine.AnomalyStuck, detail); err != nil {
-				return err
-			}
-		}
+			return s.raise(o, engine.AnomalyStuck, detail)
+		})
+	if err != nil {
+		return err
+	}
+	if stopped != nil {
+		// The window is read oldest first: should this sweep end here,
+		// the next starts at this order.
+		return s.tx.SetCursor(name, stopped.StateSince)
 	}
 	return s.tx.SetCursor(name, to)
 }
@@ -172,44 +278,46 @@ func (s *sweep) missing() error {
 	}
 	now := s.tx.Now()
 	to := now.Add(-s.cfg.RedirectGrace)
-	if from.Before(to) {
-		var orders []engine.SweepOrder
-		if from.IsZero() {
-			// With no window yet, every redirect ever reported is a
-			// candidate, most of them long paid; the orders still in
-			// flight are far fewer, so read those and check their redirect.
-			orders, err = s.inFlight(now)
-		} else {
-			orders, err = s.tx.Redirected(from, to)
-		}
-		if err != nil {
-			return err
-		}
-		s.res.Checked += len(orders)
-		for _, o := range orders {
-			if !awaitingWebhook(o) || !o.Redirect.At.Before(to) || o.IsOpen(engine.AnomalyMissingWebhook) {
-				continue
-			}
-			detail := fmt.Sprintf("The customer came back from %s with success at %s, but no webhook has confirmed the payment %s later; the order is still %s.",
-				o.Provider, stamp(o.Redirect.At), human(now.Sub(o.Redirect.At)), o.State)
-			if err := s.raise(o, engine.AnomalyMissingWebhook, detail); err != nil {
+	if !from.Before(to) {
+		return s.tx.SetCursor(cursorMissing, to)
+	}
+	needs := func(o engine.SweepOrder) bool {
+		return awaitingWebhook(o) && o.Redirect.At.Before(to) && !o.IsOpen(engine.AnomalyMissingWebhook)
+	}
+	raise := func(o engine.SweepOrder) error {
+		detail := fmt.Sprintf("The customer came back from %s with success at %s, but no webhook has confirmed the payment %s later; the order is still %s.",
+			o.Provider, stamp(o.Redirect.At), human(now.Sub(o.Redirect.At)), o.State)
+		return s.raise(o, engine.AnomalyMissingWebhook, detail)
+	}
+	if from.IsZero() {
+		// With no window yet, every redirect ever reported is a
+		// candidate, most of them long paid; the orders still in flight
+		// are far fewer, so read those and check their redirect. They are
+		// not in redirect order, so there is no cursor to leave should
+		// the sweep end before it is through them: the next one reads
+		// them again and skips those raised.
+		for _, st := range []sm.State{sm.Pending, sm.Processing} {
+			c := candidates{name: "missing." + string(st), keyOf: byStateSince, resume: true,
+				read: func(after engine.Key, limit int) ([]engine.SweepOrder, error) {
+					return s.tx.InState(st, after, now.Add(time.Nanosecond), limit)
+				}}
+			if stopped, err := s.scan(c, engine.Key{}, needs, raise); err != nil || stopped != nil {
 				return err
 			}
 		}
+		return s.tx.SetCursor(cursorMissing, to)
+	}
+	c := candidates{name: cursorMissing, keyOf: byRedirect, read: func(after engine.Key, limit int) ([]engine.SweepOrder, error) {
+		return s.tx.Redirected(after, to, limit)
+	}}
+	stopped, err := s.scan(c, engine.Key{At: from}, needs, raise)
+	if err != nil {
+		return err
+	}
+	if stopped != nil {
+		return s.tx.SetCursor(cursorMissing, stopped.Redirect.At)
 	}
 	return s.tx.SetCursor(cursorMissing, to)
-}
-
-func (s *sweep) inFlight(now time.Time) ([]engine.SweepOrder, error) {
-	var out []engine.SweepOrder
-	for _, st := range []sm.State{sm.Pending, sm.Processing} {
-		orders, err := s.tx.InState(st, time.Time{}, now.Add(time.Nanosecond))
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, orders...)
-	}
-	return out, nil
 }
 
 // changed re-checks the orders whose state or redirect changed since the
@@ -221,20 +329,22 @@ func (s *sweep) changed() error {
 		return err
 	}
 	now := s.tx.Now()
-	var orders []engine.SweepOrder
+	c := candidates{name: cursorChanges, keyOf: byRef}
 	if from.IsZero() {
-		orders, err = s.tx.WithOpen(engine.AnomalyMissingWebhook, engine.AnomalyStuck, engine.AnomalyRedirectMismatch)
-	} else {
-		orders, err = s.tx.Changed(from.Add(-overlap))
-	}
-	if err != nil {
-		return err
-	}
-	s.res.Checked += len(orders)
-	for _, o := range orders {
-		if err := s.recheck(o); err != nil {
-			return err
+		c.read = func(after engine.Key, limit int) ([]engine.SweepOrder, error) {
+			return s.tx.WithOpen(after.Ref, limit, engine.AnomalyMissingWebhook, engine.AnomalyStuck, engine.AnomalyRedirectMismatch)
 		}
+	} else {
+		c.read = func(after engine.Key, limit int) ([]engine.SweepOrder, error) {
+			return s.tx.Changed(from.Add(-overlap), after.Ref, limit)
+		}
+	}
+	stopped, err := s.scan(c, engine.Key{}, func(engine.SweepOrder) bool { return true }, s.recheck)
+	if err != nil || stopped != nil {
+		// Stopped short, the cursor stays: a sweep that ends here
+		// re-checks the same orders, and finds nothing left to do on
+		// those re-checked already.
+		return err
 	}
 	return s.tx.SetCursor(cursorChanges, now)
 }
@@ -311,6 +421,7 @@ func (s *sweep) resolve(o engine.SweepOrder, kind string, why func(time.Time) st
 }
 
 func (s *sweep) record(action string, o engine.SweepOrder, kind, text string) {
+	s.budget--
 	s.res.Changes = append(s.res.Changes, Change{Action: action, Kind: kind, OrderID: o.OrderID, Provider: o.Provider,
 		CheckoutID: o.CheckoutID, Text: text})
 }

@@ -21,8 +21,9 @@ func (r *reconcileFlags) config() reconcile.Config {
 }
 
 // runReconcile runs one sweep now. It is safe beside a running serve on the
-// same file: the sweep is one short write transaction, and each side waits
-// its busy timeout for the other's lock.
+// same file: the sweep commits in short write transactions (a chunk of at
+// most about a thousand changes each), and each side waits its busy timeout
+// for the other's lock.
 func runReconcile(ctx context.Context, args []string, env func(string) string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("reconcile", "reconcile [--db PATH] [--redirect-grace 15m] [--stuck-after 24h] [--json]", stderr)
 	var sf storeFlags
@@ -44,6 +45,12 @@ func runReconcile(ctx context.Context, args []string, env func(string) string, s
 	}
 	res, err := rec.RunSweep(ctx)
 	if err != nil {
+		if res.Transactions > 0 {
+			// The chunks that committed stay; say so, or the operator
+			// would read the error as "nothing happened".
+			return fmt.Errorf("%w (before it stopped, the sweep committed %d raised and %d resolved in %d transactions; run it again to go on)",
+				err, res.Count(reconcile.Raised), res.Count(reconcile.Resolved), res.Transactions)
+		}
 		return err
 	}
 	if *asJSON {
@@ -51,8 +58,12 @@ func runReconcile(ctx context.Context, args []string, env func(string) string, s
 		enc.SetIndent("", "  ")
 		return enc.Encode(res)
 	}
-	fmt.Fprintf(stdout, "swept at %s: %d raised, %d resolved, %d orders checked\n", res.At.Format(time.RFC3339),
+	fmt.Fprintf(stdout, "swept at %s: %d raised, %d resolved, %d orders checked", res.At.Format(time.RFC3339),
 		res.Count(reconcile.Raised), res.Count(reconcile.Resolved), res.Checked)
+	if res.Transactions > 1 {
+		fmt.Fprintf(stdout, ", in %d transactions", res.Transactions)
+	}
+	fmt.Fprintln(stdout)
 	for _, c := range res.Changes {
 		id := c.OrderID
 		if id == "" {

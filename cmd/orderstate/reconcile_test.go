@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"path/filepath"
 	"strings"
@@ -13,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/orderstate/orderstate/engine"
+	"github.com/orderstate/orderstate/reconcile"
 )
 
 func TestReconcileAndReportCommands(t *testing.T) {
@@ -85,4 +87,39 @@ func TestReconcileAndReportCommands(t *testing.T) {
 	require.ErrorContains(t, err, "json, md or html")
 	_, err = cli("report", "--db", path, "--since", "yesterday")
 	require.ErrorContains(t, err, "--since")
+}
+
+// TestReconcileCommand_SaysItsChunks: a sweep with more than a chunk to
+// raise says in how many transactions it committed, in text and in JSON.
+func TestReconcileCommand_SaysItsChunks(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "orderstate.db")
+	db, err := engine.Open(ctx, path, engine.Options{Logger: discardLogger()})
+	require.NoError(t, err)
+	n := reconcile.DefaultSweepChunk + 5
+	for i := range n {
+		_, err := db.RegisterOrder(ctx, engine.Registration{OrderID: fmt.Sprintf("order_%d", i), Provider: "yoco",
+			CheckoutID: fmt.Sprintf("ch_%d", i), Amount: 100, Currency: "ZAR"})
+		require.NoError(t, err)
+	}
+	require.NoError(t, db.Close())
+	time.Sleep(2 * time.Millisecond) // older than --stuck-after below
+
+	var out bytes.Buffer
+	require.NoError(t, run(ctx, []string{"reconcile", "--db", path, "--stuck-after", "1ms"}, func(string) string { return "" }, &out, io.Discard))
+	first, _, _ := strings.Cut(out.String(), "\n")
+	require.Contains(t, first, fmt.Sprintf("%d raised, 0 resolved", n))
+	require.True(t, strings.HasSuffix(first, ", in 2 transactions"), first)
+	require.Equal(t, n, strings.Count(out.String(), "raised   stuck"))
+
+	out.Reset()
+	require.NoError(t, run(ctx, []string{"reconcile", "--db", path, "--stuck-after", "1ms", "--json"}, func(string) string { return "" }, &out, io.Discard))
+	var res struct {
+		Transactions int   `json:"transactions"`
+		Changes      []any `json:"changes"`
+	}
+	require.NoError(t, json.Unmarshal(out.Bytes(), &res))
+	require.Equal(t, 1, res.Transactions, "nothing left to raise: one transaction")
+	require.Empty(t, res.Changes)
 }
