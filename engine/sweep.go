@@ -125,45 +125,80 @@ func (s *SweepTx) Redirected(after Key, to time.Time, limit int) ([]SweepOrder, 
 		lowerBound(after.At), after.Ref, formatTime(to), sqlLimit(limit))
 }
 
-// Changed returns the orders whose state changed or whose redirect was
-// reported at or after from: the only ones whose time-based anomalies can
-// have cleared since a sweep that ran at from. They come in ref order, those
-// after afterRef, at most limit of them.
-func (s *SweepTx) Changed(from time.Time, afterRef int64, limit int) ([]SweepOrder, error) {
+// ChangedRefs returns, in ascending order, the refs of the orders whose
+// state changed or whose redirect was reported at or after from: the only
+// ones whose time-based anomalies can have cleared since a sweep that ran
+// at from. It reads the two indexes alone; Orders reads the orders.
+func (s *SweepTx) ChangedRefs(from time.Time) ([]int64, error) {
 	states := make([]string, len(sm.States))
-	args := make([]any, 0, len(sm.States)+6)
+	args := make([]any, 0, len(sm.States)+2)
 	for i, st := range sm.States {
 		states[i] = "?"
 		args = append(args, string(st))
 	}
-	args = append(args, lowerBound(from), afterRef, lowerBound(from), afterRef, afterRef, sqlLimit(limit))
-	// The union is of refs alone, read from the two indexes; only the
-	// orders within the limit are read in full.
-	return s.orders(`SELECT `+sweepColumns+` FROM orders o WHERE o.id IN (
-		SELECT id FROM orders INDEXED BY orders_state_since
-		WHERE state IN (`+strings.Join(states, ", ")+`) AND state_since >= ? AND id > ?
+	args = append(args, lowerBound(from), lowerBound(from))
+	return s.refs(`SELECT id FROM orders INDEXED BY orders_state_since
+		WHERE state IN (`+strings.Join(states, ", ")+`) AND state_since >= ?
 		UNION
-		SELECT id FROM orders INDEXED BY orders_redirect WHERE redirect_at >= ? AND id > ?)
-		AND o.id > ? ORDER BY o.id LIMIT ?`, args...)
+		SELECT id FROM orders INDEXED BY orders_redirect WHERE redirect_at >= ?
+		ORDER BY 1`, args...)
 }
 
-// WithOpen returns the orders that have an open anomaly of any of kinds, in
-// ref order, those after afterRef, at most limit of them.
-func (s *SweepTx) WithOpen(afterRef int64, limit int, kinds ...string) ([]SweepOrder, error) {
+// OpenRefs returns, in ascending order, the refs of the orders that have
+// an open anomaly of any of kinds.
+func (s *SweepTx) OpenRefs(kinds ...string) ([]int64, error) {
 	if len(kinds) == 0 {
 		return nil, nil
 	}
 	marks := make([]string, len(kinds))
-	args := make([]any, 0, len(kinds)+2)
+	args := make([]any, len(kinds))
 	for i, k := range kinds {
-		marks[i] = "?"
-		args = append(args, k)
+		marks[i], args[i] = "?", k
 	}
-	args = append(args, afterRef, sqlLimit(limit))
-	return s.orders(`SELECT `+sweepColumns+` FROM orders o WHERE o.id IN (
-		SELECT a.order_ref FROM anomalies a INDEXED BY anomalies_status
-		WHERE a.status = 'open' AND a.kind IN (`+strings.Join(marks, ", ")+`)) AND o.id > ?
-		ORDER BY o.id LIMIT ?`, args...)
+	return s.refs(`SELECT DISTINCT a.order_ref FROM anomalies a INDEXED BY anomalies_status
+		WHERE a.status = 'open' AND a.kind IN (`+strings.Join(marks, ", ")+`) ORDER BY 1`, args...)
+}
+
+func (s *SweepTx) refs(query string, args ...any) ([]int64, error) {
+	rows, err := s.tx.QueryContext(s.ctx, query, args...)
+	if err != nil {
+		return nil, storeError(err, "sweep candidates")
+	}
+	defer rows.Close()
+	var out []int64
+	for rows.Next() {
+		var ref int64
+		if err := rows.Scan(&ref); err != nil {
+			return nil, storeError(err, "sweep candidates")
+		}
+		out = append(out, ref)
+	}
+	return out, storeError2(rows.Err(), "sweep candidates")
+}
+
+// ordersBatch bounds the refs one query binds, well under SQLite's limit
+// on a statement's parameters.
+const ordersBatch = 500
+
+// Orders returns the orders with the given refs, in the order of refs,
+// which must ascend; a ref with no order is left out.
+func (s *SweepTx) Orders(refs []int64) ([]SweepOrder, error) {
+	var out []SweepOrder
+	for len(refs) > 0 {
+		batch := refs[:min(len(refs), ordersBatch)]
+		refs = refs[len(batch):]
+		marks := strings.Repeat("?, ", len(batch))
+		args := make([]any, len(batch))
+		for i, r := range batch {
+			args[i] = r
+		}
+		orders, err := s.orders(`SELECT `+sweepColumns+` FROM orders o WHERE o.id IN (`+marks[:len(marks)-2]+`) ORDER BY o.id`, args...)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, orders...)
+	}
+	return out, nil
 }
 
 // sqlLimit is limit as SQLite's LIMIT takes it: negative for none.

@@ -183,3 +183,106 @@ func TestSweep_ChunksSplitOrdersOfOneInstant(t *testing.T) {
 	}
 	require.Equal(t, map[string]int{engine.AnomalyStuck: 7, engine.AnomalyMissingWebhook: 4}, openKinds(t, e))
 }
+
+// TestSweep_OrderChangedBehindAChunkIsRecheckedNextTime: an order the
+// re-check already passed changes while the sweep goes on; however long
+// the sweep takes, the next one re-checks it.
+func TestSweep_OrderChangedBehindAChunkIsRecheckedNextTime(t *testing.T) {
+	t.Parallel()
+	e, cs, rec := chunked(t, 10, 10, 3)
+	res, err := rec.Sweep(e.ctx)
+	require.NoError(t, err)
+	require.Len(t, changes(res, reconcile.Raised), 20)
+
+	// Customers who came back with success say they cancelled after all:
+	// no webhook is missing for them any more.
+	for i := 3; i < 9; i++ {
+		e.redirect(fmt.Sprintf("o%02d", i), engine.RedirectCancel)
+	}
+	e.clock.Add(time.Second)
+	// o00 says so while the re-check is between its chunks, and long
+	// after the sweep's first transaction.
+	cs.calls = 0
+	cs.between = func(call int) error {
+		e.redirect("o00", engine.RedirectCancel)
+		e.clock.Add(2 * time.Minute)
+		cs.between = nil
+		return nil
+	}
+	res, err = rec.Sweep(e.ctx)
+	require.NoError(t, err)
+	require.Len(t, changes(res, reconcile.Resolved), 6)
+	require.Equal(t, 2, res.Transactions)
+	require.Equal(t, engine.StatusOpen, e.anomalies("o00")[engine.AnomalyMissingWebhook].Status, "cancelled after the sweep began")
+
+	e.clock.Add(5 * time.Minute)
+	res, err = rec.Sweep(e.ctx)
+	require.NoError(t, err)
+	require.Equal(t, []string{"o00/" + engine.AnomalyMissingWebhook}, changes(res, reconcile.Resolved))
+}
+
+// retryStore runs one transaction of the sweep twice, as the store does
+// when a batch it was in fails: once rolled back, then for real.
+type retryStore struct {
+	*engine.DB
+	calls, retry int
+}
+
+var errRolledBack = errors.New("rolled back")
+
+func (s *retryStore) Sweep(ctx context.Context, fn func(*engine.SweepTx) error) error {
+	s.calls++
+	if s.calls == s.retry {
+		err := s.DB.Sweep(ctx, func(tx *engine.SweepTx) error {
+			if err := fn(tx); err != nil {
+				return err
+			}
+			return errRolledBack
+		})
+		if !errors.Is(err, errRolledBack) {
+			return err
+		}
+	}
+	return s.DB.Sweep(ctx, fn)
+}
+
+// TestSweep_TransactionRunTwiceKeepsItsPlace: what a rolled-back attempt
+// of a transaction read does not count as done.
+func TestSweep_TransactionRunTwiceKeepsItsPlace(t *testing.T) {
+	t.Parallel()
+	for retry := 1; retry <= 5; retry++ {
+		e, _, _ := chunked(t, 10, 4, 3)
+		rs := &retryStore{DB: e.db, retry: retry}
+		rec, err := reconcile.New(rs, reconcile.Config{SweepChunk: 3}, e.clock.Now, quiet())
+		require.NoError(t, err)
+		res, err := rec.Sweep(e.ctx)
+		require.NoError(t, err)
+		require.Len(t, changes(res, reconcile.Raised), 14, "retry of transaction %d", retry)
+		require.Equal(t, map[string]int{engine.AnomalyStuck: 10, engine.AnomalyMissingWebhook: 4}, openKinds(t, e), "retry of transaction %d", retry)
+		again, err := rec.Sweep(e.ctx)
+		require.NoError(t, err)
+		require.Empty(t, again.Changes)
+	}
+}
+
+// TestSweep_ReadsAreChunkedToo: a transaction reads at most ten times a
+// chunk of candidates, even when they need nothing raised, so a first
+// sweep over many orders in flight does not hold the writer for all of
+// them at once.
+func TestSweep_ReadsAreChunkedToo(t *testing.T) {
+	t.Parallel()
+	e := setup(t, reconcile.Config{})
+	for i := range 25 {
+		id := fmt.Sprintf("r%02d", i)
+		e.register(id, "tokenz", "c"+id, 100, "USD")
+		e.clock.Add(time.Second)
+	}
+	cs := &chunkStore{DB: e.db}
+	rec, err := reconcile.New(cs, reconcile.Config{SweepChunk: 1}, e.clock.Now, quiet())
+	require.NoError(t, err)
+	res, err := rec.Sweep(e.ctx)
+	require.NoError(t, err)
+	require.Empty(t, res.Changes, "none is stuck yet, and none came back from a redirect")
+	require.Equal(t, 25, res.Checked, "each order in flight read once")
+	require.Equal(t, 3, res.Transactions, "10, 10 and 5 orders read")
+}

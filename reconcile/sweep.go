@@ -4,6 +4,9 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"maps"
+	"math"
+	"slices"
 	"time"
 
 	"github.com/orderstate/orderstate/engine"
@@ -80,13 +83,16 @@ func (r SweepResult) Count(action string) int {
 // transactions did is in the result returned with it.
 func (r *Reconciler) Sweep(ctx context.Context) (SweepResult, error) {
 	total := SweepResult{Changes: []Change{}}
-	progress := map[string]engine.Key{}
+	var carried carry
 	for {
 		var res SweepResult
+		var next carry
 		more := false
 		err := r.store.Sweep(ctx, func(tx *engine.SweepTx) error {
-			res = SweepResult{At: tx.Now(), Changes: []Change{}}
-			s := &sweep{cfg: r.cfg, tx: tx, res: &res, budget: r.cfg.SweepChunk, progress: progress}
+			// The store may run fn again after a failed attempt, so
+			// it works on a copy of what the last commit carried.
+			res, next = SweepResult{At: tx.Now(), Changes: []Change{}}, carried.clone(tx.Now())
+			s := &sweep{cfg: r.cfg, tx: tx, res: &res, budget: r.cfg.SweepChunk, reads: readsPerChunk(r.cfg.SweepChunk), carry: &next}
 			err := s.run()
 			more = s.more
 			return err
@@ -94,6 +100,7 @@ func (r *Reconciler) Sweep(ctx context.Context) (SweepResult, error) {
 		if err != nil {
 			return total, err
 		}
+		carried = next
 		if total.Transactions == 0 {
 			total.At = res.At
 		}
@@ -133,16 +140,44 @@ type sweep struct {
 	cfg Config
 	tx  *engine.SweepTx
 	res *SweepResult
-	// budget is how many more changes this transaction may make; more
-	// says a rule stopped short for want of it.
-	budget int
-	more   bool
-	// progress holds, across the transactions of one Sweep, where each
-	// read that stopped short got to, so the next transaction reads on
-	// from there instead of again from its window's start. It is not
-	// stored: a sweep that stops reads from the cursors, and finds done
-	// what the committed transactions did.
+	// budget is how many more changes this transaction may make, and
+	// reads how many more candidates it may read; more says a rule
+	// stopped short for want of either.
+	budget, reads int
+	more          bool
+	carry         *carry
+}
+
+// carry is what one transaction of a Sweep hands on to the next. It is not
+// stored: a sweep that stops reads from the cursors the next time, and
+// finds done what its committed transactions did.
+type carry struct {
+	// began is the store's clock when the sweep's first transaction
+	// began. The changed rule's cursor moves only to there: an order
+	// that changes while the sweep goes on is re-checked by the next one.
+	began time.Time
+	// done names the rules and reads that are through: a later
+	// transaction does not run them again, or a rule would move its
+	// cursor past what it never read.
+	done map[string]bool
+	// progress is where each read that stopped short got to, so the
+	// next transaction reads on from there rather than from its window's
+	// start.
 	progress map[string]engine.Key
+	// changed lists the refs the changed rule re-checks, read once, in
+	// its first transaction; nil until then.
+	changed []int64
+}
+
+func (c carry) clone(now time.Time) carry {
+	if c.began.IsZero() {
+		c.began = now
+	}
+	c.done, c.progress = maps.Clone(c.done), maps.Clone(c.progress)
+	if c.done == nil {
+		c.done, c.progress = map[string]bool{}, map[string]engine.Key{}
+	}
+	return c
 }
 
 func (s *sweep) run() error {
@@ -163,61 +198,98 @@ func (s *sweep) run() error {
 	return s.missing()
 }
 
-// candidates is one of the reads the rules make: the orders after a key,
-// at most limit of them, in the order keyOf gives.
+// candidates is one of the reads the rules make.
 type candidates struct {
-	name  string // its place in sweep.progress
-	read  func(after engine.Key, limit int) ([]engine.SweepOrder, error)
+	name string // its key in carry.done and carry.progress
+	// read returns the orders after a key in the read's order, at most
+	// limit of them, and whether there may be more.
+	read  func(after engine.Key, limit int) (orders []engine.SweepOrder, more bool, err error)
 	keyOf func(engine.SweepOrder) engine.Key
-	// resume says the read has no cursor to move once it is through, so
-	// each transaction would start it from the beginning again: it goes
-	// on from where it ended instead, which finds only orders new since.
-	resume bool
+}
+
+// paged is a read whose pages are full until the last.
+func paged(read func(after engine.Key, limit int) ([]engine.SweepOrder, error)) func(engine.Key, int) ([]engine.SweepOrder, bool, error) {
+	return func(after engine.Key, limit int) ([]engine.SweepOrder, bool, error) {
+		orders, err := read(after, limit)
+		return orders, err == nil && len(orders) == limit, err
+	}
+}
+
+// readsPerChunk bounds the candidates a transaction reads to ten times
+// the changes it may make: a read costs a tenth of a write or less, and
+// without a bound a first sweep would read every order in flight in one
+// transaction however few it raised.
+func readsPerChunk(chunk int) int {
+	if chunk > math.MaxInt/10 {
+		return math.MaxInt
+	}
+	return 10 * chunk
 }
 
 // scan reads c page by page from start (or from where this sweep's
 // previous transaction stopped) and calls act on each order needs picks.
-// It stops short, and returns the order it stopped at, when the
-// transaction has made its share of changes; it asks before each order it
-// may change, so one order's changes are never split.
-func (s *sweep) scan(c candidates, start engine.Key, needs func(engine.SweepOrder) bool, act func(engine.SweepOrder) error) (*engine.SweepOrder, error) {
+// It stops short when the transaction has made its share of changes (it
+// asks before each order it may change, so one order's changes are never
+// split) or read its share of candidates, and returns the key of the last
+// order it is through with.
+func (s *sweep) scan(c candidates, start engine.Key, needs func(engine.SweepOrder) bool, act func(engine.SweepOrder) error) (stopped bool, through engine.Key, err error) {
+	if s.carry.done[c.name] {
+		return false, start, nil
+	}
 	after := start
-	if k, ok := s.progress[c.name]; ok {
+	if k, ok := s.carry.progress[c.name]; ok {
 		after = k
 	}
-	// A page the size of a chunk: a transaction that raises a whole
-	// chunk reads about one page, and a sweep in one transaction reads
-	// everything at once.
-	page := s.cfg.SweepChunk
+	stop := func() (bool, engine.Key, error) {
+		s.more = true
+		s.carry.progress[c.name] = after
+		return true, after, nil
+	}
 	for {
-		orders, err := c.read(after, page)
+		// A page the size of a chunk: a transaction that raises a
+		// whole chunk reads about one page.
+		orders, more, err := c.read(after, s.cfg.SweepChunk)
 		if err != nil {
-			return nil, err
+			return false, after, err
 		}
 		s.res.Checked += len(orders)
-		for i := range orders {
-			o := &orders[i]
-			if needs(*o) {
+		s.reads -= len(orders)
+		for _, o := range orders {
+			if needs(o) {
 				if s.budget <= 0 {
-					s.more = true
-					s.progress[c.name] = after
-					return o, nil
+					return stop()
 				}
-				if err := act(*o); err != nil {
-					return nil, err
+				if err := act(o); err != nil {
+					return false, after, err
 				}
 			}
-			after = c.keyOf(*o)
+			after = c.keyOf(o)
 		}
-		if len(orders) < page || page <= 0 {
-			if c.resume {
-				s.progress[c.name] = after
-			} else {
-				delete(s.progress, c.name)
-			}
-			return nil, nil
+		if !more {
+			delete(s.carry.progress, c.name)
+			s.carry.done[c.name] = true
+			return false, after, nil
+		}
+		if s.reads <= 0 {
+			return stop()
 		}
 	}
+}
+
+// stopAt moves the cursor of a rule read in time order to the last order
+// it is through with, should the sweep end before the next transaction:
+// the next sweep then starts there rather than at the window's start.
+func (s *sweep) stopAt(err error, cursor string, through engine.Key) error {
+	if err != nil || through.At.IsZero() {
+		return err
+	}
+	return s.tx.SetCursor(cursor, through.At)
+}
+
+// finish records that the rule named cursor is through, up to at.
+func (s *sweep) finish(cursor string, at time.Time) error {
+	s.carry.done[cursor] = true
+	return s.tx.SetCursor(cursor, at)
 }
 
 // window returns where the rule named cursor should start reading: zero
@@ -238,6 +310,9 @@ func byRef(o engine.SweepOrder) engine.Key        { return engine.Key{Ref: o.Ref
 // the last sweep.
 func (s *sweep) stuck(state sm.State, ttl time.Duration) error {
 	name := cursorStuck + string(state)
+	if s.carry.done[name] {
+		return nil
+	}
 	from, err := s.window(name)
 	if err != nil {
 		return err
@@ -245,26 +320,21 @@ func (s *sweep) stuck(state sm.State, ttl time.Duration) error {
 	now := s.tx.Now()
 	to := now.Add(-ttl)
 	if !from.Before(to) {
-		return s.tx.SetCursor(name, to)
+		return s.finish(name, to)
 	}
-	c := candidates{name: name, keyOf: byStateSince, read: func(after engine.Key, limit int) ([]engine.SweepOrder, error) {
+	c := candidates{name: name, keyOf: byStateSince, read: paged(func(after engine.Key, limit int) ([]engine.SweepOrder, error) {
 		return s.tx.InState(state, after, to, limit)
-	}}
-	stopped, err := s.scan(c, engine.Key{At: from}, func(o engine.SweepOrder) bool { return !o.IsOpen(engine.AnomalyStuck) },
+	})}
+	stopped, through, err := s.scan(c, engine.Key{At: from}, func(o engine.SweepOrder) bool { return !o.IsOpen(engine.AnomalyStuck) },
 		func(o engine.SweepOrder) error {
 			detail := fmt.Sprintf("The order has been %s since %s (%s), longer than the %s an order may stay %s.",
 				state, stamp(o.StateSince), human(now.Sub(o.StateSince)), human(ttl), state)
 			return s.raise(o, engine.AnomalyStuck, detail)
 		})
-	if err != nil {
-		return err
+	if err != nil || stopped {
+		return s.stopAt(err, name, through)
 	}
-	if stopped != nil {
-		// The window is read oldest first: should this sweep end here,
-		// the next starts at this order.
-		return s.tx.SetCursor(name, stopped.StateSince)
-	}
-	return s.tx.SetCursor(name, to)
+	return s.finish(name, to)
 }
 
 // missing raises missing_webhook on the orders whose customer came back
@@ -272,6 +342,9 @@ func (s *sweep) stuck(state sm.State, ttl time.Duration) error {
 // outcome. A redirect that said cancel or failure expects no payment, so
 // nothing is missing.
 func (s *sweep) missing() error {
+	if s.carry.done[cursorMissing] {
+		return nil
+	}
 	from, err := s.window(cursorMissing)
 	if err != nil {
 		return err
@@ -279,7 +352,7 @@ func (s *sweep) missing() error {
 	now := s.tx.Now()
 	to := now.Add(-s.cfg.RedirectGrace)
 	if !from.Before(to) {
-		return s.tx.SetCursor(cursorMissing, to)
+		return s.finish(cursorMissing, to)
 	}
 	needs := func(o engine.SweepOrder) bool {
 		return awaitingWebhook(o) && o.Redirect.At.Before(to) && !o.IsOpen(engine.AnomalyMissingWebhook)
@@ -297,56 +370,71 @@ func (s *sweep) missing() error {
 		// the sweep end before it is through them: the next one reads
 		// them again and skips those raised.
 		for _, st := range []sm.State{sm.Pending, sm.Processing} {
-			c := candidates{name: "missing." + string(st), keyOf: byStateSince, resume: true,
-				read: func(after engine.Key, limit int) ([]engine.SweepOrder, error) {
+			c := candidates{name: "missing." + string(st), keyOf: byStateSince,
+				read: paged(func(after engine.Key, limit int) ([]engine.SweepOrder, error) {
 					return s.tx.InState(st, after, now.Add(time.Nanosecond), limit)
-				}}
-			if stopped, err := s.scan(c, engine.Key{}, needs, raise); err != nil || stopped != nil {
+				})}
+			if stopped, _, err := s.scan(c, engine.Key{}, needs, raise); err != nil || stopped {
 				return err
 			}
 		}
-		return s.tx.SetCursor(cursorMissing, to)
+		return s.finish(cursorMissing, to)
 	}
-	c := candidates{name: cursorMissing, keyOf: byRedirect, read: func(after engine.Key, limit int) ([]engine.SweepOrder, error) {
+	c := candidates{name: cursorMissing, keyOf: byRedirect, read: paged(func(after engine.Key, limit int) ([]engine.SweepOrder, error) {
 		return s.tx.Redirected(after, to, limit)
-	}}
-	stopped, err := s.scan(c, engine.Key{At: from}, needs, raise)
-	if err != nil {
-		return err
+	})}
+	stopped, through, err := s.scan(c, engine.Key{At: from}, needs, raise)
+	if err != nil || stopped {
+		return s.stopAt(err, cursorMissing, through)
 	}
-	if stopped != nil {
-		return s.tx.SetCursor(cursorMissing, stopped.Redirect.At)
-	}
-	return s.tx.SetCursor(cursorMissing, to)
+	return s.finish(cursorMissing, to)
 }
 
 // changed re-checks the orders whose state or redirect changed since the
 // last sweep: that is the only way a time-based anomaly clears, and the
 // only way a redirect can come to contradict the provider.
 func (s *sweep) changed() error {
-	from, err := s.tx.Cursor(cursorChanges)
-	if err != nil {
-		return err
+	if s.carry.done[cursorChanges] {
+		return nil
 	}
-	now := s.tx.Now()
-	c := candidates{name: cursorChanges, keyOf: byRef}
-	if from.IsZero() {
-		c.read = func(after engine.Key, limit int) ([]engine.SweepOrder, error) {
-			return s.tx.WithOpen(after.Ref, limit, engine.AnomalyMissingWebhook, engine.AnomalyStuck, engine.AnomalyRedirectMismatch)
+	if s.carry.changed == nil {
+		from, err := s.tx.Cursor(cursorChanges)
+		if err != nil {
+			return err
 		}
-	} else {
-		c.read = func(after engine.Key, limit int) ([]engine.SweepOrder, error) {
-			return s.tx.Changed(from.Add(-overlap), after.Ref, limit)
+		var refs []int64
+		if from.IsZero() {
+			refs, err = s.tx.OpenRefs(engine.AnomalyMissingWebhook, engine.AnomalyStuck, engine.AnomalyRedirectMismatch)
+		} else {
+			refs, err = s.tx.ChangedRefs(from.Add(-overlap))
 		}
+		if err != nil {
+			return err
+		}
+		s.carry.changed = append(make([]int64, 0, len(refs)), refs...)
 	}
-	stopped, err := s.scan(c, engine.Key{}, func(engine.SweepOrder) bool { return true }, s.recheck)
-	if err != nil || stopped != nil {
+	refs := s.carry.changed
+	c := candidates{name: cursorChanges, keyOf: byRef, read: func(after engine.Key, limit int) ([]engine.SweepOrder, bool, error) {
+		for {
+			i, _ := slices.BinarySearch(refs, after.Ref+1)
+			n := min(len(refs)-i, limit)
+			orders, err := s.tx.Orders(refs[i : i+n])
+			if err != nil || len(orders) > 0 || i+n == len(refs) {
+				return orders, i+n < len(refs), err
+			}
+			// None of these orders is left to read; the scan
+			// cannot step past what it never saw, so step here.
+			after.Ref = refs[i+n-1]
+		}
+	}}
+	stopped, _, err := s.scan(c, engine.Key{}, func(engine.SweepOrder) bool { return true }, s.recheck)
+	if err != nil || stopped {
 		// Stopped short, the cursor stays: a sweep that ends here
 		// re-checks the same orders, and finds nothing left to do on
 		// those re-checked already.
 		return err
 	}
-	return s.tx.SetCursor(cursorChanges, now)
+	return s.finish(cursorChanges, s.carry.began)
 }
 
 func (s *sweep) recheck(o engine.SweepOrder) error {
