@@ -40,5 +40,5 @@ lint: ## gofmt, go vet
 fmt: ## format the code
 	gofmt -w $$(git ls-files '*.go')
 
-clean: ## remove build output, demo and bench files
-	rm -rf bin demo reports .bench
+clean: ## remove build output, demo and bench files (not reports/, where serve writes by default)
+	rm -rf bin demo .bench

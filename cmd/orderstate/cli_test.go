@@ -148,15 +148,15 @@ func TestReconcile_ServeOnlySettings(t *testing.T) {
 	require.NoError(t, err)
 	require.NoError(t, db.Close())
 
-	_, help, err := cli(t, nil, "reconcile", "-h")
-	require.ErrorIs(t, err, flag.ErrHelp)
+	help, _, err := cli(t, nil, "reconcile", "-h")
+	require.NoError(t, err, "help asked for is not an error")
 	for _, name := range []string{"sweep-schedule", "report-schedule", "reports-dir"} {
 		require.Contains(t, flagHelp(t, help, name), "used by serve only")
 	}
 	for _, name := range []string{"redirect-grace", "stuck-after"} {
 		require.NotContains(t, flagHelp(t, help, name), "serve only")
 	}
-	_, serveHelp, _ := cli(t, nil, "serve", "-h")
+	serveHelp, _, _ := cli(t, nil, "serve", "-h")
 	require.NotContains(t, serveHelp, "serve only")
 
 	for _, tc := range []struct {
@@ -272,4 +272,32 @@ func TestServe_TakenPortMakesNoStore(t *testing.T) {
 		"--db", filepath.Join(dir, "o.db"), "--reports-dir", filepath.Join(dir, "reports"))
 	require.ErrorContains(t, err, "listen on "+ln.Addr().String())
 	require.NoFileExists(t, filepath.Join(dir, "o.db"))
+}
+
+// TestHelp: help asked for goes to standard output with status 0, so it
+// can be paged or searched; a mistake's usage goes to standard error.
+func TestHelp(t *testing.T) {
+	t.Parallel()
+	for _, args := range [][]string{{"serve", "--help"}, {"report", "-h"}, {"help", "replay"}} {
+		out, errs, err := cli(t, nil, args...)
+		require.NoError(t, err, "%v", args)
+		require.Contains(t, out, "Usage: orderstate "+map[string]string{"serve": "serve", "report": "report", "help": "replay"}[args[0]], "%v", args)
+		require.Contains(t, out, "--db (ORDERSTATE_DB, default orderstate.db)", "%v", args)
+		require.Empty(t, errs, "%v", args)
+	}
+	out, _, err := cli(t, nil, "--help")
+	require.NoError(t, err)
+	require.Contains(t, out, "Commands:")
+
+	out, errs, err := cli(t, nil, "reconcile", "--bogus")
+	require.Error(t, err)
+	require.NotErrorIs(t, err, flag.ErrHelp)
+	require.Empty(t, out)
+	require.Contains(t, errs, "flag provided but not defined: -bogus")
+	require.Contains(t, errs, "Usage: orderstate reconcile")
+	require.Equal(t, 1, exitCode(err))
+
+	_, errs, err = cli(t, nil)
+	require.Equal(t, 2, exitCode(err), "no command")
+	require.Contains(t, errs, "Commands:")
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"flag"
@@ -19,17 +20,26 @@ func newFlagSet(name, synopsis string, stderr io.Writer) *flag.FlagSet {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: orderstate %s\n\nFlags (each also read from the variable shown):\n", synopsis)
+		w := fs.Output()
+		fmt.Fprintf(w, "Usage: orderstate %s\n\nFlags (each also read from the variable shown):\n", synopsis)
 		fs.VisitAll(func(f *flag.Flag) {
 			def := f.DefValue
 			if def == "" {
 				def = `""`
 			}
-			fmt.Fprintf(stderr, "  --%s (%s, default %s)\n      %s\n", f.Name, envName(f.Name), def, f.Usage)
+			fmt.Fprintf(w, "  --%s (%s, default %s)\n      %s\n", f.Name, envName(f.Name), def, f.Usage)
 		})
 	}
 	return fs
 }
+
+// helpError is a command's help, asked for with -h or --help: run prints
+// it on standard output and exits 0, as a pager or grep expects; a usage
+// shown because of a mistake goes to standard error instead.
+type helpError struct{ text string }
+
+func (e *helpError) Error() string { return "help requested" }
+func (e *helpError) Unwrap() error { return flag.ErrHelp }
 
 func envName(flagName string) string {
 	return "ORDERSTATE_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
@@ -52,12 +62,22 @@ func parseNoArgs(fs *flag.FlagSet, args []string, env func(string) string) error
 }
 
 func parse(fs *flag.FlagSet, args []string, env func(string) string) error {
-	if err := fs.Parse(args); err != nil {
+	out := fs.Output()
+	var help bytes.Buffer
+	fs.SetOutput(&help)
+	err := fs.Parse(args)
+	fs.SetOutput(out)
+	if errors.Is(err, flag.ErrHelp) {
+		return &helpError{text: help.String()}
+	}
+	if _, werr := io.Copy(out, &help); err == nil {
+		err = werr
+	}
+	if err != nil {
 		return err
 	}
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
-	var err error
 	fs.VisitAll(func(f *flag.Flag) {
 		if set[f.Name] || err != nil {
 			return

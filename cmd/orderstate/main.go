@@ -98,16 +98,26 @@ func commands() []command {
 }
 
 func run(ctx context.Context, args []string, env func(string) string, stdout, stderr io.Writer) error {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+	if len(args) == 0 {
 		usage(stderr)
-		if len(args) == 0 {
-			return &exitError{code: 2, err: errors.New("no command given")}
-		}
+		return &exitError{code: 2, err: errors.New("no command given")}
+	}
+	if args[0] == "help" && len(args) > 1 {
+		// "orderstate help serve" is "orderstate serve --help".
+		args = []string{args[1], "--help"}
+	}
+	if args[0] == "-h" || args[0] == "--help" || args[0] == "-help" || args[0] == "help" {
+		usage(stdout)
 		return nil
 	}
 	for _, c := range commands() {
 		if c.name == args[0] {
-			return withoutCode(c.run(ctx, args[1:], env, stdout, stderr))
+			err := c.run(ctx, args[1:], env, stdout, stderr)
+			if h := (*helpError)(nil); errors.As(err, &h) {
+				_, werr := io.WriteString(stdout, h.text)
+				return werr
+			}
+			return withoutCode(err)
 		}
 	}
 	usage(stderr)
