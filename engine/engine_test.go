@@ -141,6 +141,52 @@ func TestIngest_WebhookBeforeRegistration(t *testing.T) {
 	require.Len(t, o.Events, 1)
 }
 
+// TestIngest_WebhookNamesTheShopOrder: a webhook that carries the shop's
+// order id and arrives before the shop registered the order makes that id
+// findable; registering it later, or another order under it, takes over.
+func TestIngest_WebhookNamesTheShopOrder(t *testing.T) {
+	t.Parallel()
+	ctx, c := context.Background(), newClock()
+	db := mustOpen(t, "", c)
+	paid := event("e1", sm.KindPaid, "chk_7", 1080)
+	paid.Reference = "SO-884"
+	res, err := db.Ingest(ctx, paid, req(`{}`))
+	require.NoError(t, err)
+	require.Equal(t, "SO-884", res.OrderID, "the webhook's answer names it too")
+
+	o, err := db.Order(ctx, "SO-884")
+	require.NoError(t, err)
+	require.False(t, o.Registered)
+	require.Equal(t, "SO-884", o.OrderID)
+	require.Equal(t, "chk_7", o.CheckoutID)
+	require.Equal(t, sm.Paid, o.State)
+	byCheckout, err := db.OrderByCheckout(ctx, "tazapay", "chk_7")
+	require.NoError(t, err)
+	require.Equal(t, "SO-884", byCheckout.OrderID)
+
+	// The customer tried again on a second checkout under the same shop
+	// order: the latest is the one the shop's id finds.
+	again := event("e2", sm.KindPaymentAttemptFailed, "chk_8", 0)
+	again.Reference = "SO-884"
+	_, err = db.Ingest(ctx, again, req(`{}`))
+	require.NoError(t, err)
+	o, err = db.Order(ctx, "SO-884")
+	require.NoError(t, err)
+	require.Equal(t, "chk_8", o.CheckoutID)
+
+	// Once the shop registers SO-884, the registration is what it names.
+	register(t, db, "SO-884", "chk_7", 1080)
+	o, err = db.Order(ctx, "SO-884")
+	require.NoError(t, err)
+	require.True(t, o.Registered)
+	require.Equal(t, "chk_7", o.CheckoutID)
+	require.Equal(t, sm.Paid, o.State)
+	require.Len(t, o.Events, 1)
+
+	_, err = db.Order(ctx, "SO-885")
+	require.Equal(t, engine.ENOTFOUND, engine.ErrorCode(err), "an id nobody registered and no webhook named")
+}
+
 func TestOrder_NotFoundSaysWhatWasLookedFor(t *testing.T) {
 	t.Parallel()
 	ctx, c := context.Background(), newClock()

@@ -98,6 +98,18 @@ type orderRow struct {
 	createdAt   time.Time
 	redirectAt  time.Time
 	lastEventAt time.Time
+	// reference is the shop's order id the webhook that created the
+	// order named, if any; orderID is what the shop registered.
+	reference sql.NullString
+}
+
+// shopID is the shop's id for the order: the one it registered, else the
+// one the webhooks named.
+func (o *orderRow) shopID() string {
+	if o.orderID.Valid {
+		return o.orderID.String
+	}
+	return o.reference.String
 }
 
 // The ingest path's statements, prepared once on the writer connection.
@@ -117,8 +129,8 @@ const (
 		VALUES (?, ?, ?, ?, ?, ?, 'duplicate', ?, ?, ?, ?, ?, ?, ?)`
 	qAliasLookup      = `SELECT order_ref FROM order_aliases WHERE provider = ? AND external_id = ?`
 	qOrderByReference = `SELECT id FROM orders WHERE order_id = ? AND provider = ?`
-	qInsertOrder      = `INSERT INTO orders (provider, checkout_id, state, created_at, updated_at, state_since)
-			VALUES (?, ?, 'pending', ?, ?, ?)`
+	qInsertOrder      = `INSERT INTO orders (provider, checkout_id, reference, state, created_at, updated_at, state_since)
+			VALUES (?, ?, ?, 'pending', ?, ?, ?)`
 	qInsertAlias = `INSERT INTO order_aliases (provider, external_id, order_ref) VALUES (?, ?, ?)
 			ON CONFLICT DO NOTHING`
 	qRaise = `INSERT INTO anomalies (order_ref, kind, status, detail, event_seqs, opened_at, updated_at)
@@ -138,7 +150,7 @@ var hotQueries = []string{resolveQueries[0], resolveQueries[1], resolveQueries[2
 
 const orderColumns = `id, order_id, provider, checkout_id, amount, currency, mode, registered_at IS NOT NULL,
 	state, captured, refunded, full_refund, max_rank, max_occurred, redirect_outcome, redirect_at, state_since,
-	created_at, last_event_at`
+	created_at, last_event_at, reference`
 
 // scanOrder reads orderColumns, after any leading columns given.
 func scanOrder(row interface{ Scan(...any) error }, lead ...any) (*orderRow, error) {
@@ -147,7 +159,7 @@ func scanOrder(row interface{ Scan(...any) error }, lead ...any) (*orderRow, err
 	var state string
 	err := row.Scan(append(lead, &o.ref, &o.orderID, &o.provider, &o.checkoutID, &o.amount, &o.currency, &o.mode, &o.registered,
 		&state, &o.totals.Captured, &o.totals.Refunded, &o.totals.FullRefund, &o.progress.MaxRank, &maxOcc,
-		&o.redirect, &redirectAt, &since, &created, &lastEvent)...)
+		&o.redirect, &redirectAt, &since, &created, &lastEvent, &o.reference)...)
 	if err != nil {
 		return nil, err
 	}
@@ -273,7 +285,7 @@ func (db *DB) ingest(ctx context.Context, tx *wtx, ev Event, headers, body []byt
 		return raised.err
 	}
 	res.State, res.Anomalies = out.To, raised.kinds
-	res.OrderID = o.orderID.String
+	res.OrderID = o.shopID()
 	return nil
 }
 
@@ -295,7 +307,7 @@ func (db *DB) recordDuplicate(ctx context.Context, tx *wtx, ev Event, dedupe []b
 	}
 	raised := newRaiser(tx, now)
 	raised.raise(ctx, o, AnomalyDuplicate, seq, fmt.Sprintf("%s delivered event %s again; it was counted and not applied.", ev.Provider, ev.EventID))
-	res.State, res.OrderID, res.Anomalies = o.state, o.orderID.String, raised.kinds
+	res.State, res.OrderID, res.Anomalies = o.state, o.shopID(), raised.kinds
 	return raised.err
 }
 
@@ -379,7 +391,7 @@ func (db *DB) resolveOrder(ctx context.Context, tx *wtx, ev Event, now time.Time
 		}
 	}
 	if ref == 0 {
-		r, err := tx.ExecContext(ctx, qInsertOrder, ev.Provider, ev.CheckoutID, formatTime(now), formatTime(now), formatTime(now))
+		r, err := tx.ExecContext(ctx, qInsertOrder, ev.Provider, ev.CheckoutID, nullString(ev.Reference), formatTime(now), formatTime(now), formatTime(now))
 		if err != nil {
 			return nil, false, storeError(err, "create order")
 		}
@@ -388,7 +400,7 @@ func (db *DB) resolveOrder(ctx context.Context, tx *wtx, ev Event, now time.Time
 		}
 		created = true
 		o = &orderRow{ref: ref, provider: ev.Provider, checkoutID: ev.CheckoutID, state: sm.Pending,
-			progress: sm.NewProgress(), stateSince: now, createdAt: now}
+			progress: sm.NewProgress(), stateSince: now, createdAt: now, reference: sql.NullString{String: ev.Reference, Valid: ev.Reference != ""}}
 	}
 	for _, id := range missing {
 		if _, err := tx.ExecContext(ctx, qInsertAlias, ev.Provider, id, ref); err != nil {

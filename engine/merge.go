@@ -59,6 +59,8 @@ func (db *DB) merge(ctx context.Context, tx *wtx, first int64, others []int64, n
 			// One anomaly of a kind per order: the kept order's wins.
 			{`UPDATE OR IGNORE anomalies SET order_ref = ? WHERE order_ref = ?`, []any{target, id}},
 			{`DELETE FROM anomalies WHERE order_ref = ?`, []any{id}},
+			// The shop reference a webhook named stays findable.
+			{`UPDATE orders SET reference = (SELECT reference FROM orders WHERE id = ?) WHERE id = ? AND reference IS NULL`, []any{id, target}},
 			{`DELETE FROM orders WHERE id = ?`, []any{id}},
 		}
 		for _, st := range steps {

@@ -305,9 +305,17 @@ func (db *DB) ReportRedirect(ctx context.Context, orderID, outcome string) (*Ord
 }
 
 // Order returns the authoritative view of the order the shop registered
-// under orderID. Returns ENOTFOUND when there is none.
+// under orderID or, when it registered none, of the latest order a webhook
+// created naming orderID as the shop's reference. Returns ENOTFOUND when
+// there is neither.
 func (db *DB) Order(ctx context.Context, orderID string) (*Order, error) {
 	o, err := db.orderView(ctx, `order_id = ?`, orderID)
+	if o == nil && err == nil {
+		// The customer may have tried more than one checkout under the
+		// same shop order; the latest is the one still in play.
+		o, err = db.orderView(ctx, `id = (SELECT id FROM orders INDEXED BY orders_reference
+			WHERE order_id IS NULL AND reference = ? ORDER BY id DESC LIMIT 1)`, orderID)
+	}
 	if o == nil && err == nil {
 		return nil, Errorf(ENOTFOUND, "no order %s", orderID)
 	}
@@ -352,7 +360,7 @@ func (db *DB) orderView(ctx context.Context, where string, args ...any) (*Order,
 
 func (o *orderRow) view() *Order {
 	v := &Order{
-		Ref: o.ref, OrderID: o.orderID.String, Provider: o.provider, CheckoutID: o.checkoutID, State: o.state,
+		Ref: o.ref, OrderID: o.shopID(), Provider: o.provider, CheckoutID: o.checkoutID, State: o.state,
 		Amount: o.amount.Int64, Currency: o.currency.String, Mode: o.mode.String, Registered: o.registered,
 		Captured: o.totals.Captured, Refunded: o.totals.Refunded, StateSince: o.stateSince, CreatedAt: o.createdAt,
 		UpdatedAt: o.lastEventAt, Anomalies: []Anomaly{}, Events: []Entry{},
@@ -454,12 +462,15 @@ func anomalyQuery(f AnomalyFilter) (string, []any) {
 	if !f.Until.IsZero() {
 		add("a.opened_at < ?", formatTime(f.Until))
 	}
+	if f.Before != 0 {
+		add("a.id < ?", f.Before)
+	}
 	limit := f.Limit
 	if limit <= 0 {
 		limit = 1000
 	}
 	return `SELECT a.id, a.kind, a.status, a.detail, a.event_seqs, a.count, a.opened_at, a.updated_at,
-		a.resolved_at, COALESCE(a.resolution, ''), COALESCE(a.note, ''), COALESCE(o.order_id, ''), o.provider, o.checkout_id, o.state
+		a.resolved_at, COALESCE(a.resolution, ''), COALESCE(a.note, ''), COALESCE(o.order_id, o.reference, ''), o.provider, o.checkout_id, o.state
 		FROM anomalies a JOIN orders o ON o.id = a.order_ref WHERE ` + strings.Join(where, " AND ") + `
 		ORDER BY a.id DESC LIMIT ?`, append(args, limit)
 }
@@ -519,7 +530,7 @@ func (db *DB) AckAnomaly(ctx context.Context, id int64, note string) (*Anomaly, 
 	}
 	defer tx.Rollback()
 	a, err := scanAnomaly(tx.QueryRowContext(ctx, `SELECT a.id, a.kind, a.status, a.detail, a.event_seqs, a.count, a.opened_at,
-		a.updated_at, a.resolved_at, COALESCE(a.resolution, ''), COALESCE(a.note, ''), COALESCE(o.order_id, ''), o.provider,
+		a.updated_at, a.resolved_at, COALESCE(a.resolution, ''), COALESCE(a.note, ''), COALESCE(o.order_id, o.reference, ''), o.provider,
 		o.checkout_id, o.state FROM anomalies a JOIN orders o ON o.id = a.order_ref WHERE a.id = ?`, id))
 	if err != nil {
 		return nil, err

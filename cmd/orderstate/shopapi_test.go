@@ -298,6 +298,24 @@ func TestAPI_ReportsByID(t *testing.T) {
 	require.NoError(t, json.Unmarshal(body, &list))
 	require.Len(t, list.Reports, 1)
 	require.Equal(t, written.ID, list.Reports[0].ID)
+	// A second report, and a page of one: the list says there is more.
+	rec2, err := reconcile.New(s.db, reconcile.Config{}, func() time.Time { return time.Now().Add(5 * time.Second) }, discardLogger())
+	require.NoError(t, err)
+	second, err := rec2.RunReport(context.Background())
+	require.NoError(t, err)
+	require.NotNil(t, second)
+	st, body = s.do("GET", "/v1/reports?limit=1", nil, nil)
+	require.Equal(t, http.StatusOK, st, string(body))
+	var paged struct {
+		Reports []struct{ ID int64 }
+		Limit   int
+		More    bool
+	}
+	require.NoError(t, json.Unmarshal(body, &paged))
+	require.Len(t, paged.Reports, 1)
+	require.Equal(t, 1, paged.Limit)
+	require.True(t, paged.More)
+	require.Greater(t, paged.Reports[0].ID, written.ID, "newest first")
 
 	path := fmt.Sprintf("/v1/reports/%d", written.ID)
 	st, body = s.do("GET", path, nil, nil)
@@ -323,6 +341,83 @@ func TestAPI_ReportsByID(t *testing.T) {
 	require.Equal(t, http.StatusBadRequest, st)
 	_, msg := apiError(t, body)
 	require.Contains(t, msg, "json, md or html")
-	st, _ = s.do("GET", fmt.Sprintf("/v1/reports/%d", written.ID+1), nil, nil)
+	st, _ = s.do("GET", fmt.Sprintf("/v1/reports/%d", second.ID+1), nil, nil)
+	require.Equal(t, http.StatusNotFound, st)
+}
+
+// TestAPI_AnomaliesComeInPages: a list cut short by its limit says so and
+// where the rest is; following next gives every anomaly once, newest first.
+func TestAPI_AnomaliesComeInPages(t *testing.T) {
+	t.Parallel()
+	s := startTestSidecar(t, filepath.Join(t.TempDir(), "o.db"))
+	for i := range 5 {
+		b := tazapayEvent(fmt.Sprintf("evt_p%d", i), "checkout.paid", "2025-05-14T06:41:22Z", fmt.Sprintf("chk_p%d", i),
+			fmt.Sprintf("pay_p%d", i), fmt.Sprintf("order_p%d", i), "paid", 100)
+		for range 2 {
+			st, body := s.do("POST", "/webhooks/tazapay", b, signedTazapay(b))
+			require.Equal(t, http.StatusOK, st, string(body))
+		}
+	}
+	type page struct {
+		Anomalies []engine.Anomaly
+		Limit     int
+		More      bool
+		Next      string
+	}
+	var ids []int64
+	path := "/v1/anomalies?kind=duplicate&limit=2"
+	for pages := 0; path != ""; pages++ {
+		require.Less(t, pages, 3, "5 anomalies, 2 a page")
+		st, body := s.do("GET", path, nil, nil)
+		require.Equal(t, http.StatusOK, st, string(body))
+		var p page
+		require.NoError(t, json.Unmarshal(body, &p))
+		require.Equal(t, 2, p.Limit)
+		require.Equal(t, p.Next != "", p.More)
+		for _, a := range p.Anomalies {
+			require.Equal(t, engine.AnomalyDuplicate, a.Kind)
+			ids = append(ids, a.ID)
+		}
+		path = p.Next
+	}
+	require.Len(t, ids, 5)
+	for i := 1; i < len(ids); i++ {
+		require.Less(t, ids[i], ids[i-1], "newest first, none twice")
+	}
+
+	st, body := s.do("GET", "/v1/anomalies?kind=duplicate&limit=5", nil, nil)
+	require.Equal(t, http.StatusOK, st)
+	var all map[string]any
+	require.NoError(t, json.Unmarshal(body, &all))
+	require.Equal(t, false, all["more"])
+	require.NotContains(t, all, "next")
+	st, body = s.do("GET", "/v1/anomalies?before=x", nil, nil)
+	require.Equal(t, http.StatusBadRequest, st)
+	_, msg := apiError(t, body)
+	require.Contains(t, msg, `before must be an anomaly id`)
+}
+
+// TestAPI_OrderAWebhookNamed: GET /v1/orders/{order_id} finds an order no
+// shop registered but whose webhook named the shop's id.
+func TestAPI_OrderAWebhookNamed(t *testing.T) {
+	t.Parallel()
+	s := startTestSidecar(t, filepath.Join(t.TempDir(), "o.db"))
+	b := tazapayEvent("evt_n1", "checkout.paid", "2025-05-14T06:41:22Z", "chk_n1", "pay_n1", "order_n1", "paid", 4999)
+	st, body := s.do("POST", "/webhooks/tazapay", b, signedTazapay(b))
+	require.Equal(t, http.StatusOK, st, string(body))
+	var res engine.IngestResult
+	require.NoError(t, json.Unmarshal(body, &res))
+	require.Equal(t, "order_n1", res.OrderID, "the webhook's answer names the shop's order")
+
+	st, body = s.do("GET", "/v1/orders/order_n1", nil, nil)
+	require.Equal(t, http.StatusOK, st, string(body))
+	var o engine.Order
+	require.NoError(t, json.Unmarshal(body, &o))
+	require.Equal(t, "order_n1", o.OrderID)
+	require.False(t, o.Registered)
+	require.Equal(t, "paid", string(o.State))
+	require.Equal(t, "chk_n1", o.CheckoutID)
+
+	st, _ = s.do("GET", "/v1/orders/order_n2", nil, nil)
 	require.Equal(t, http.StatusNotFound, st)
 }
