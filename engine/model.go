@@ -213,7 +213,11 @@ type AnomalyFilter struct {
 	OrderRef int64
 	Since    time.Time // opened at or after
 	Until    time.Time // opened before
-	Limit    int
+	// Before, when not zero, keeps the anomalies with a smaller id: the
+	// list is newest first, so it is the next page after one that ended
+	// at Before.
+	Before int64
+	Limit  int
 }
 
 // IngestResult is what storing one webhook did.

@@ -467,9 +467,13 @@ func (s *Server) handleAnomalies(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	if v := q.Get("limit"); v != "" {
-		if f.Limit, err = strconv.Atoi(v); err != nil || f.Limit <= 0 {
-			s.writeError(w, r, engine.Errorf(engine.EINVALID, "limit must be a positive integer; got %q", v))
+	if f.Limit, err = pageLimit(q.Get("limit"), defaultAnomalies); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if v := q.Get("before"); v != "" {
+		if f.Before, err = strconv.ParseInt(v, 10, 64); err != nil || f.Before <= 0 {
+			s.writeError(w, r, engine.Errorf(engine.EINVALID, "before must be an anomaly id (a positive integer); got %q", v))
 			return
 		}
 	}
@@ -489,12 +493,49 @@ func (s *Server) handleAnomalies(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
+	limit := f.Limit
+	f.Limit++ // one more than asked for says whether there are more
 	list, err := s.store.Anomalies(r.Context(), f)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"anomalies": list})
+	page := anomalyPage{Anomalies: list, Limit: limit}
+	if len(list) > limit {
+		page.Anomalies, page.More = list[:limit], true
+		next := r.URL.Query()
+		next.Set("before", strconv.FormatInt(list[limit-1].ID, 10))
+		page.Next = r.URL.Path + "?" + next.Encode()
+	}
+	writeJSON(w, http.StatusOK, page)
+}
+
+// anomalyPage is one page of GET /v1/anomalies, newest first. A list cut
+// short by the limit says so, and where the next page is: a silently
+// truncated list would read as "that is all".
+type anomalyPage struct {
+	Anomalies []engine.Anomaly `json:"anomalies"`
+	Limit     int              `json:"limit"`
+	More      bool             `json:"more"`
+	Next      string           `json:"next,omitempty"`
+}
+
+// Page sizes of the lists, when the request gives no limit.
+const (
+	defaultAnomalies = 1000
+	defaultReports   = 100
+)
+
+// pageLimit reads a list's limit parameter.
+func pageLimit(v string, def int) (int, error) {
+	if v == "" {
+		return def, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n <= 0 {
+		return 0, engine.Errorf(engine.EINVALID, "limit must be a positive integer; got %q", v)
+	}
+	return n, nil
 }
 
 // parseWhen reads a time as RFC 3339 or as a duration before now ("24h").
@@ -534,12 +575,21 @@ func (s *Server) handleAnomalyAck(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) handleReports(w http.ResponseWriter, r *http.Request) {
-	list, err := s.reports.Reports(r.Context(), 100)
+	limit, err := pageLimit(r.URL.Query().Get("limit"), defaultReports)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"reports": list})
+	list, err := s.reports.Reports(r.Context(), limit+1)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	more := len(list) > limit
+	if more {
+		list = list[:limit]
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"reports": list, "limit": limit, "more": more})
 }
 
 // handleReport serves a report as JSON by default, or as Markdown or HTML
