@@ -175,6 +175,7 @@ func TestSweep_ChunksSplitOrdersOfOneInstant(t *testing.T) {
 	// 7 stuck and 4 missing_webhook, 2 a transaction.
 	require.Len(t, changes(res, reconcile.Raised), 11)
 	require.Equal(t, 6, res.Transactions)
+	require.Equal(t, 7, res.Checked, "each order once, though both rules and several transactions read it")
 	seen := map[string]bool{}
 	for _, c := range res.Changes {
 		key := c.OrderID + " " + c.Kind

@@ -47,9 +47,8 @@ const (
 type SweepResult struct {
 	// At is the store's clock when the sweep began.
 	At time.Time `json:"at"`
-	// Checked counts the candidate orders the rules looked at, in all of
-	// the sweep's transactions: one the previous transaction stopped short
-	// of is looked at again.
+	// Checked counts the orders the rules looked at, each once however
+	// many rules or transactions looked at it.
 	Checked int      `json:"checked"`
 	Changes []Change `json:"changes"`
 	// Transactions is how many write transactions the sweep took: one,
@@ -83,29 +82,36 @@ func (r SweepResult) Count(action string) int {
 // transactions did is in the result returned with it.
 func (r *Reconciler) Sweep(ctx context.Context) (SweepResult, error) {
 	total := SweepResult{Changes: []Change{}}
+	checked := map[int64]struct{}{}
 	var carried carry
 	for {
 		var res SweepResult
 		var next carry
+		var seen map[int64]struct{}
 		more := false
 		err := r.store.Sweep(ctx, func(tx *engine.SweepTx) error {
 			// The store may run fn again after a failed attempt, so
 			// it works on a copy of what the last commit carried.
 			res, next = SweepResult{At: tx.Now(), Changes: []Change{}}, carried.clone(tx.Now())
-			s := &sweep{cfg: r.cfg, tx: tx, res: &res, budget: r.cfg.SweepChunk, reads: readsPerChunk(r.cfg.SweepChunk), carry: &next}
+			s := &sweep{cfg: r.cfg, tx: tx, res: &res, budget: r.cfg.SweepChunk, reads: readsPerChunk(r.cfg.SweepChunk),
+				carry: &next, seen: map[int64]struct{}{}}
 			err := s.run()
-			more = s.more
+			more, seen = s.more, s.seen
 			return err
 		})
 		if err != nil {
+			total.Checked = len(checked)
 			return total, err
 		}
 		carried = next
+		for ref := range seen {
+			checked[ref] = struct{}{}
+		}
 		if total.Transactions == 0 {
 			total.At = res.At
 		}
 		total.Transactions++
-		total.Checked += res.Checked
+		total.Checked = len(checked)
 		total.Changes = append(total.Changes, res.Changes...)
 		if !more {
 			return total, nil
@@ -146,6 +152,8 @@ type sweep struct {
 	budget, reads int
 	more          bool
 	carry         *carry
+	// seen holds the orders this transaction looked at.
+	seen map[int64]struct{}
 }
 
 // carry is what one transaction of a Sweep hands on to the next. It is not
@@ -252,9 +260,9 @@ func (s *sweep) scan(c candidates, start engine.Key, needs func(engine.SweepOrde
 		if err != nil {
 			return false, after, err
 		}
-		s.res.Checked += len(orders)
 		s.reads -= len(orders)
 		for _, o := range orders {
+			s.seen[o.Ref] = struct{}{}
 			if needs(o) {
 				if s.budget <= 0 {
 					return stop()
