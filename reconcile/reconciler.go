@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/robfig/cron/v3"
@@ -151,11 +152,27 @@ func (c Config) validate() error {
 		return engine.Errorf(engine.EINVALID, "the number of orders listed or detailed must not be negative; got %d and %d",
 			c.MaxOrdersListed, c.MaxOrdersDetailed)
 	}
-	if _, err := parser.Parse(c.SweepSchedule); err != nil {
+	if err := CheckSchedule(c.SweepSchedule); err != nil {
 		return engine.Errorf(engine.EINVALID, "sweep schedule %q: %v", c.SweepSchedule, err)
 	}
-	if _, err := parser.Parse(c.ReportSchedule); err != nil {
+	if err := CheckSchedule(c.ReportSchedule); err != nil {
 		return engine.Errorf(engine.EINVALID, "report schedule %q: %v", c.ReportSchedule, err)
+	}
+	return nil
+}
+
+// CheckSchedule says why spec is not a schedule the reconciler can run: a
+// five-field cron spec in UTC or a descriptor such as "@every 5m". An
+// interval under a second is refused: cron would run it every second
+// without a word.
+func CheckSchedule(spec string) error {
+	if _, err := parser.Parse(spec); err != nil {
+		return err
+	}
+	if rest, ok := strings.CutPrefix(spec, "@every "); ok {
+		if d, err := time.ParseDuration(strings.TrimSpace(rest)); err == nil && d < time.Second {
+			return fmt.Errorf("an interval of %s; the shortest is 1s", d)
+		}
 	}
 	return nil
 }

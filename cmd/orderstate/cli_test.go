@@ -201,7 +201,7 @@ func TestErrorsHaveNoCodeWord(t *testing.T) {
 	require.NoError(t, db.Close())
 
 	_, _, err = cli(t, nil, "reconcile", "--db", path, "--redirect-grace", "-1h")
-	require.EqualError(t, err, "redirect grace must not be negative; got -1h0m0s")
+	require.EqualError(t, err, "--redirect-grace (ORDERSTATE_REDIRECT_GRACE) -1h0m0s: want a duration above zero, such as 15m")
 	require.Equal(t, engine.EINVALID, engine.ErrorCode(err), "the code is still there for whoever branches on it")
 	require.Equal(t, 1, exitCode(err))
 
@@ -300,4 +300,30 @@ func TestHelp(t *testing.T) {
 	_, errs, err = cli(t, nil)
 	require.Equal(t, 2, exitCode(err), "no command")
 	require.Contains(t, errs, "Commands:")
+}
+
+// TestServe_RefusesUnusableSettingsNamingThem: a value the server would
+// replace with a default, or run every second, is refused at start with
+// the flag and its variable named.
+func TestServe_RefusesUnusableSettingsNamingThem(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	for _, tc := range []struct {
+		args []string
+		env  map[string]string
+		want string
+	}{
+		{args: []string{"--stuck-after", "0"}, want: "--stuck-after (ORDERSTATE_STUCK_AFTER) 0s: want a duration above zero"},
+		{args: []string{"--redirect-grace", "-5m"}, want: "--redirect-grace (ORDERSTATE_REDIRECT_GRACE) -5m0s: want a duration above zero"},
+		{env: map[string]string{"ORDERSTATE_SWEEP_SCHEDULE": "@every 0s"}, want: `--sweep-schedule (ORDERSTATE_SWEEP_SCHEDULE) "@every 0s": an interval of 0s; the shortest is 1s`},
+		{args: []string{"--report-schedule", "every 5m"}, want: `--report-schedule (ORDERSTATE_REPORT_SCHEDULE) "every 5m": expected exactly 5 fields`},
+		{args: []string{"--shutdown-timeout", "-1s"}, want: "--shutdown-timeout (ORDERSTATE_SHUTDOWN_TIMEOUT) -1s: want a duration above zero"},
+		{args: []string{"--busy-timeout", "0s"}, want: "--busy-timeout (ORDERSTATE_BUSY_TIMEOUT) 0s: want a duration above zero"},
+	} {
+		db := filepath.Join(dir, "never.db")
+		args := append([]string{"serve", "--addr", "127.0.0.1:0", "--db", db, "--reports-dir", filepath.Join(dir, "reports")}, tc.args...)
+		_, _, err := cli(t, tc.env, args...)
+		require.ErrorContains(t, err, tc.want, "%v %v", tc.args, tc.env)
+		require.NoFileExists(t, db, "refused before the store is made")
+	}
 }

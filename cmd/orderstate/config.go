@@ -147,6 +147,9 @@ func (s *storeFlags) registerExisting(fs *flag.FlagSet) {
 }
 
 func (s *storeFlags) open(ctx context.Context, log *slog.Logger, now func() time.Time) (*engine.DB, error) {
+	if s.busyTimeout <= 0 {
+		return nil, fmt.Errorf("--busy-timeout (%s) %s: want a duration above zero, such as 5s", envName("busy-timeout"), s.busyTimeout)
+	}
 	return engine.Open(ctx, s.db, engine.Options{BusyTimeout: s.busyTimeout, Logger: log, Now: now})
 }
 

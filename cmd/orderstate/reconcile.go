@@ -34,6 +34,9 @@ func runReconcile(ctx context.Context, args []string, env func(string) string, s
 	if err := parseNoArgs(fs, args, env); err != nil {
 		return err
 	}
+	if err := rf.check(false); err != nil {
+		return err
+	}
 	db, err := sf.openExisting(ctx, discardLogger(), time.Now)
 	if err != nil {
 		return err

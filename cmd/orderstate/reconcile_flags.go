@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/orderstate/orderstate/engine"
 	"github.com/orderstate/orderstate/reconcile"
 )
 
@@ -90,4 +91,29 @@ func (r *reportFlags) check() error {
 
 func (r *reportFlags) apply(c *reconcile.Config) {
 	c.MaxPerKind, c.MaxOrdersListed, c.MaxOrdersDetailed = r.maxPerKind, r.maxOrders, r.maxDetailed
+}
+
+// check refuses the reconciler settings it cannot use, naming the flag and
+// its variable: a zero duration would otherwise become the default without
+// a word. Schedules are checked only where they run (serve).
+func (r *reconcileFlags) check(schedules bool) error {
+	for _, d := range []struct {
+		name    string
+		v       time.Duration
+		example string
+	}{{"redirect-grace", r.redirectGrace, "15m"}, {"stuck-after", r.stuckAfter, "24h"}} {
+		if d.v <= 0 {
+			return engine.Errorf(engine.EINVALID, "--%s (%s) %s: want a duration above zero, such as %s", d.name, envName(d.name), d.v, d.example)
+		}
+	}
+	if !schedules {
+		return nil
+	}
+	for _, sc := range []struct{ name, v string }{{"sweep-schedule", r.sweepSchedule}, {"report-schedule", r.reportSchedule}} {
+		if err := reconcile.CheckSchedule(sc.v); err != nil {
+			return engine.Errorf(engine.EINVALID, "--%s (%s) %q: %v; want a cron spec in UTC such as \"0 3 * * *\", or an interval such as \"@every 5m\"",
+				sc.name, envName(sc.name), sc.v, err)
+		}
+	}
+	return nil
 }
