@@ -133,7 +133,8 @@ func badInputKits() []badInputKit {
 			malformed:   "not valid json",
 			wrongSecret: "no tokenz-signature v1 signature matched",
 			missingSig:  "tokenz-signature header missing",
-			garbled:     "garbled",
+			// The message reads with its angle brackets, not \u003c.
+			garbled: "expected t:<unix ms>,v1:<base64 signature>",
 			missing: map[string][2]string{
 				"NoID":       {`"id":"event_b%d",`, "has no id"},
 				"NoType":     {`"type":"order.succeeded",`, "has no eventdata.type"},

@@ -12,6 +12,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/orderstate/orderstate/adapters/tokenz"
 	"github.com/orderstate/orderstate/engine"
 	"github.com/orderstate/orderstate/reconcile"
 )
@@ -184,7 +185,9 @@ func TestAPI_RegistrationNeedsAnAmountAndAValidMode(t *testing.T) {
 		{"NoAmount", `{"provider":"tazapay","checkout_id":"chk_r1","currency":"USD","mode":"live"}`, "amount is required"},
 		{"NullAmount", `{"provider":"tazapay","checkout_id":"chk_r1","amount":null,"currency":"USD","mode":"live"}`, "amount is required"},
 		{"NegativeAmount", `{"provider":"tazapay","checkout_id":"chk_r1","amount":-1,"currency":"USD","mode":"live"}`, "amount must be in minor units"},
-		{"FractionalAmount", `{"provider":"tazapay","checkout_id":"chk_r1","amount":49.99,"currency":"USD","mode":"live"}`, "body is not valid JSON"},
+		{"FractionalAmount", `{"provider":"tazapay","checkout_id":"chk_r1","amount":49.99,"currency":"USD","mode":"live"}`, `field "amount" must be a whole number, not number 49.99`},
+		{"AmountAsText", `{"provider":"tazapay","checkout_id":"chk_r1","amount":"4999","currency":"USD","mode":"live"}`, `field "amount" must be a whole number, not string`},
+		{"CheckoutAsNumber", `{"provider":"tazapay","checkout_id":7,"amount":100,"currency":"USD","mode":"live"}`, `field "checkout_id" must be a string, not number`},
 		{"EmptyMode", `{"provider":"tazapay","checkout_id":"chk_r1","amount":100,"currency":"USD","mode":""}`, `mode must be live or test; got ""`},
 		{"OtherMode", `{"provider":"tazapay","checkout_id":"chk_r1","amount":100,"currency":"USD","mode":"sandbox"}`, `mode must be live or test; got "sandbox"`},
 		{"UpperCaseMode", `{"provider":"tazapay","checkout_id":"chk_r1","amount":100,"currency":"USD","mode":"LIVE"}`, `mode must be live or test; got "LIVE"`},
@@ -420,4 +423,15 @@ func TestAPI_OrderAWebhookNamed(t *testing.T) {
 
 	st, _ = s.do("GET", "/v1/orders/order_n2", nil, nil)
 	require.Equal(t, http.StatusNotFound, st)
+}
+
+// TestAPI_ErrorsReadPlainly: an answer's text keeps its angle brackets, so
+// a person reading it with curl sees "<unix ms>", not "\u003cunix ms\u003e".
+func TestAPI_ErrorsReadPlainly(t *testing.T) {
+	t.Parallel()
+	s := startTestSidecar(t, filepath.Join(t.TempDir(), "o.db"))
+	h := http.Header{"Content-Type": {"application/json"}, tokenz.SignatureHeader: {"sha256=garbled"}}
+	st, body := s.do("POST", "/webhooks/tokenz", []byte(`{"id":"e"}`), h)
+	require.Equal(t, http.StatusUnauthorized, st, string(body))
+	require.Contains(t, string(body), "t:<unix ms>,v1:<base64 signature>")
 }

@@ -60,5 +60,8 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.WriteHeader(status)
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
+	// An answer is read as JSON, never put in a page: "<" stays "<" in
+	// the messages a person reads with curl.
+	enc.SetEscapeHTML(false)
 	_ = enc.Encode(v)
 }

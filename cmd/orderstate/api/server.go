@@ -13,9 +13,11 @@ import (
 	"mime"
 	"net"
 	"net/http"
+	"reflect"
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
@@ -331,9 +333,37 @@ func (s *Server) decode(w http.ResponseWriter, r *http.Request, v any, emptyOK b
 		if isTooLarge(err) {
 			return engine.Errorf(engine.ETOOLARGE, "body is larger than %d bytes", s.cfg.MaxBody)
 		}
-		return engine.Errorf(engine.EINVALID, "body is not valid JSON for this endpoint: %v", err)
+		return engine.Errorf(engine.EINVALID, "body is not valid JSON for this endpoint: %s", jsonProblem(err))
 	}
 	return nil
+}
+
+// jsonProblem says what is wrong with a body in the API's own terms:
+// encoding/json names Go types and struct fields, which mean nothing to
+// whoever sent the request.
+func jsonProblem(err error) string {
+	var typ *json.UnmarshalTypeError
+	if errors.As(err, &typ) && typ.Field != "" {
+		t := typ.Type
+		for t.Kind() == reflect.Pointer {
+			t = t.Elem()
+		}
+		want := map[reflect.Kind]string{reflect.String: "a string", reflect.Bool: "true or false", reflect.Struct: "an object",
+			reflect.Map: "an object", reflect.Slice: "an array", reflect.Float32: "a number", reflect.Float64: "a number"}[t.Kind()]
+		if want == "" {
+			want = "a whole number"
+		}
+		// An embedded struct's Go name leads the path; the client never
+		// wrote it.
+		var path []string
+		for _, seg := range strings.Split(typ.Field, ".") {
+			if seg != "" && !unicode.IsUpper(rune(seg[0])) {
+				path = append(path, seg)
+			}
+		}
+		return fmt.Sprintf("field %q must be %s, not %s", strings.Join(path, "."), want, typ.Value)
+	}
+	return strings.TrimPrefix(err.Error(), "json: ")
 }
 
 func isTooLarge(err error) bool {
