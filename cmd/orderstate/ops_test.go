@@ -58,6 +58,9 @@ func TestOperations_MetricsHealthAndReadiness(t *testing.T) {
 		`orderstate_store_order_lookups_total 3`,
 		`orderstate_store_order_cache_hits_total 2`,
 		`orderstate_store_checkpoints_total `,
+		// There before the first run, for alerts to compare against.
+		`orderstate_reconciler_runs_total{job="report",result="ok"} 0`,
+		`orderstate_reconciler_runs_total{job="report",result="failed"} 0`,
 	} {
 		require.Contains(t, m, want)
 	}

@@ -54,6 +54,14 @@ func NewMetrics() *Metrics {
 	}
 	m.Registry.MustRegister(m.Webhooks, m.Ingest, m.InFlight, m.ReconcilerRuns, m.ReconcilerSeconds,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	// The run counters exist from the start at zero: an alert on failed
+	// runs, or on runs not growing, needs a series before the first run
+	// (up to a day away for the report).
+	for _, job := range []string{"sweep", "report"} {
+		for _, result := range []string{"ok", "failed"} {
+			m.ReconcilerRuns.WithLabelValues(job, result)
+		}
+	}
 	return m
 }
 
