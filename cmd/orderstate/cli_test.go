@@ -327,3 +327,23 @@ func TestServe_RefusesUnusableSettingsNamingThem(t *testing.T) {
 		require.NoFileExists(t, db, "refused before the store is made")
 	}
 }
+
+// TestReplay_SaysWhenTheEnvironmentTurnedFixOn: a shared environment file
+// may set ORDERSTATE_FIX; a replay that writes must say why it does.
+func TestReplay_SaysWhenTheEnvironmentTurnedFixOn(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "o.db")
+	db, err := engine.Open(context.Background(), path, engine.Options{Logger: discardLogger()})
+	require.NoError(t, err)
+	require.NoError(t, db.Close())
+
+	out, errs, err := cli(t, map[string]string{"ORDERSTATE_FIX": "true"}, "replay", "--db", path)
+	require.NoError(t, err)
+	require.Contains(t, errs, "--fix is on from ORDERSTATE_FIX=true")
+	require.Contains(t, out, "0 changed")
+	for _, args := range [][]string{{"replay", "--db", path, "--fix"}, {"replay", "--db", path, "-fix=true"}, {"replay", "--db", path}} {
+		_, errs, err = cli(t, nil, args...)
+		require.NoError(t, err)
+		require.Empty(t, errs, "%v", args)
+	}
+}

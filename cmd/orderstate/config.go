@@ -91,6 +91,21 @@ func parse(fs *flag.FlagSet, args []string, env func(string) string) error {
 	return err
 }
 
+// onCommandLine reports whether args set the flag name, in any of the
+// forms the flag package takes.
+func onCommandLine(args []string, name string) bool {
+	for _, a := range args {
+		if a == "--" {
+			return false
+		}
+		a = strings.TrimPrefix(strings.TrimPrefix(a, "-"), "-")
+		if a == name || strings.HasPrefix(a, name+"=") {
+			return true
+		}
+	}
+	return false
+}
+
 // numberKinds say what a number flag counts, where "a whole number" would
 // leave a person guessing at the unit.
 var numberKinds = map[string]string{

@@ -18,6 +18,11 @@ func runReplay(ctx context.Context, args []string, env func(string) string, stdo
 	if err := parseNoArgs(fs, args, env); err != nil {
 		return err
 	}
+	if *fix && !onCommandLine(args, "fix") {
+		// One environment may serve every command: a fix nobody typed
+		// must not pass unseen.
+		fmt.Fprintf(stderr, "replay: --fix is on from %s=%s: orders whose events say otherwise will be rewritten\n", envName("fix"), env(envName("fix")))
+	}
 	db, err := sf.openExisting(ctx, discardLogger(), time.Now)
 	if err != nil {
 		return err
