@@ -593,7 +593,9 @@ func printNext(w io.Writer, res *demoResult, dbPath, reportsDir string) {
 	if len(examples) > 0 {
 		fmt.Fprintf(w, "The demo's server stopped with the demo; to ask over HTTP, serve the demo's store and:\n")
 		fmt.Fprintf(w, "  ./bin/orderstate serve --db %s --addr 127.0.0.1:8080 &\n", dbPath)
-		fmt.Fprintf(w, "  curl -s http://127.0.0.1:8080/v1/orders/%s\n", examples[0].ID)
+		// serve reads the environment the demo ignores: with a token set
+		// there, a curl without it gets 401.
+		fmt.Fprintf(w, "  curl -s http://127.0.0.1:8080/v1/orders/%s   # with ORDERSTATE_TOKEN set: -H \"Authorization: Bearer $ORDERSTATE_TOKEN\"\n", examples[0].ID)
 	}
 }
 
