@@ -185,6 +185,21 @@ func TestIngest_WebhookNamesTheShopOrder(t *testing.T) {
 
 	_, err = db.Order(ctx, "SO-885")
 	require.Equal(t, engine.ENOTFOUND, engine.ErrorCode(err), "an id nobody registered and no webhook named")
+
+	// A payment attempt names no shop order and makes the order first;
+	// the checkout webhook after it names one, and that is kept.
+	att := event("e3", sm.KindPaymentProcessing, "pay_9", 0)
+	_, err = db.Ingest(ctx, att, req(`{}`))
+	require.NoError(t, err)
+	paid9 := event("e4", sm.KindPaid, "chk_9", 1080)
+	paid9.Refs, paid9.Reference = []string{"pay_9"}, "SO-886"
+	res, err = db.Ingest(ctx, paid9, req(`{}`))
+	require.NoError(t, err)
+	require.Equal(t, "SO-886", res.OrderID)
+	o, err = db.Order(ctx, "SO-886")
+	require.NoError(t, err)
+	require.Equal(t, sm.Paid, o.State)
+	require.Len(t, o.Events, 2)
 }
 
 func TestOrder_NotFoundSaysWhatWasLookedFor(t *testing.T) {

@@ -187,6 +187,14 @@ func (db *DB) ingest(ctx context.Context, tx *wtx, ev Event, headers, body []byt
 		if o, created, err = db.resolveOrder(ctx, tx, ev, now); err != nil {
 			return err
 		}
+		if !created && ev.Reference != "" && !o.orderID.Valid && !o.reference.Valid {
+			// The webhook that made the order did not name the shop's
+			// order (a Tazapay payment attempt does not); this one does.
+			if _, err := tx.ExecContext(ctx, `UPDATE orders SET reference = ? WHERE id = ?`, ev.Reference, o.ref); err != nil {
+				return storeError(err, "record the shop's reference")
+			}
+			o.reference = sql.NullString{String: ev.Reference, Valid: true}
+		}
 	}
 	if !created {
 		var origID int64

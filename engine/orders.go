@@ -577,7 +577,7 @@ func (db *DB) Replay(ctx context.Context, fix bool, fn func(ReplayDiff)) (int, e
 		return 0, storeError(err, "replay")
 	}
 	defer tx.Rollback()
-	rows, err := tx.QueryContext(ctx, `SELECT o.id, COALESCE(o.order_id, ''), o.provider, o.checkout_id, o.state, COALESCE(o.amount, 0),
+	rows, err := tx.QueryContext(ctx, `SELECT o.id, COALESCE(o.order_id, o.reference, ''), o.provider, o.checkout_id, o.state, COALESCE(o.amount, 0),
 		e.kind, e.amount FROM orders o LEFT JOIN events e ON e.order_ref = o.id AND e.original_id IS NULL
 		ORDER BY o.id, e.id`)
 	if err != nil {

@@ -287,3 +287,57 @@ func TestSweep_ReadsAreChunkedToo(t *testing.T) {
 	require.Equal(t, 25, res.Checked, "each order in flight read once")
 	require.Equal(t, 3, res.Transactions, "10, 10 and 5 orders read")
 }
+
+// TestSweep_LongFirstSweepLeavesNoRedirectBehind: a store's first sweep
+// judges the orders in flight against each transaction's threshold as it
+// passes them. One whose success redirect was too recent when passed, and
+// is past the grace before the sweep ends, must be raised by a later
+// sweep, however long the first one took.
+func TestSweep_LongFirstSweepLeavesNoRedirectBehind(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name string
+		// before runs before the first sweep, between before each of
+		// its transactions after the first.
+		before, between func(e *env, call int)
+	}{
+		{"RedirectTooRecentWhenPassed", func(e *env, _ int) {
+			e.register("x", "tokenz", "cx", 100, "USD")
+			e.redirect("x", engine.RedirectSuccess)
+			e.clock.Add(14*time.Minute + 30*time.Second)
+		}, func(e *env, _ int) { e.clock.Add(time.Minute) }},
+		{"RedirectReportedBehindTheScan", func(e *env, _ int) {
+			e.register("x", "tokenz", "cx", 100, "USD")
+			e.clock.Add(time.Second)
+		}, func(e *env, call int) {
+			if call == 2 {
+				e.redirect("x", engine.RedirectSuccess)
+				e.clock.Add(20 * time.Minute)
+			}
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			e := setup(t, reconcile.Config{})
+			tc.before(e, 0)
+			for i := range 25 {
+				id := fmt.Sprintf("r%02d", i)
+				e.register(id, "tokenz", "c"+id, 100, "USD")
+			}
+			cs := &chunkStore{DB: e.db}
+			rec, err := reconcile.New(cs, reconcile.Config{SweepChunk: 1}, e.clock.Now, quiet())
+			require.NoError(t, err)
+			cs.between = func(call int) error { tc.between(e, call); return nil }
+			res, err := rec.Sweep(e.ctx)
+			require.NoError(t, err)
+			require.Greater(t, res.Transactions, 2)
+			cs.between = nil
+			for range 3 {
+				e.clock.Add(5 * time.Minute)
+				_, err = rec.Sweep(e.ctx)
+				require.NoError(t, err)
+			}
+			require.Contains(t, e.anomalies("x"), engine.AnomalyMissingWebhook)
+		})
+	}
+}

@@ -169,6 +169,12 @@ func CheckSchedule(spec string) error {
 	if _, err := parser.Parse(spec); err != nil {
 		return err
 	}
+	// A time zone may lead ("CRON_TZ=UTC @every 1m"); cron reads past it.
+	if strings.HasPrefix(spec, "CRON_TZ=") || strings.HasPrefix(spec, "TZ=") {
+		if _, rest, ok := strings.Cut(spec, " "); ok {
+			spec = strings.TrimSpace(rest)
+		}
+	}
 	if rest, ok := strings.CutPrefix(spec, "@every "); ok {
 		if d, err := time.ParseDuration(strings.TrimSpace(rest)); err == nil && d < time.Second {
 			return fmt.Errorf("an interval of %s; the shortest is 1s", d)

@@ -68,6 +68,17 @@ var funcs = map[string]any{
 		}
 		return id
 	},
+	// orderOf names an order to act on; one the shop never registered
+	// says so, with the shop id its webhooks named if they named one.
+	"orderOf": func(o ActionOrder) string {
+		switch {
+		case o.Registered:
+			return o.OrderID
+		case o.OrderID != "":
+			return o.OrderID + " (not registered)"
+		}
+		return "(not registered)"
+	},
 	"states":      func() []sm.State { return sm.States },
 	"inflight":    func() []sm.State { return []sm.State{sm.Pending, sm.Processing} },
 	"count":       func(m map[sm.State]int, s sm.State) int { return m[s] },
@@ -199,7 +210,7 @@ One row per order, the most urgent first: by its most urgent anomaly, in the ord
 
 | order | provider | checkout | amount | state | anomalies | flagged | what to do first |
 |---|---|---|---:|---|---|---|---|
-{{range .ActionOrders}}| {{cell (order .OrderID)}} | {{.Provider}} | {{cell .CheckoutID}} | {{orderAmount .}} | {{.State}} | {{anomalyIDs .}} | {{when .FlaggedAt}}{{if .NewInPeriod}} (new){{end}} | {{.Action}} |
+{{range .ActionOrders}}| {{cell (orderOf .)}} | {{.Provider}} | {{cell .CheckoutID}} | {{orderAmount .}} | {{.State}} | {{anomalyIDs .}} | {{when .FlaggedAt}}{{if .NewInPeriod}} (new){{end}} | {{.Action}} |
 {{end}}{{with unlisted $}}
 Not listed: {{n . "more order" "more orders"}}, each older or less urgent than the last row. ` + "`GET /v1/anomalies?severity=action&status=open`" + ` lists every open anomaly, newest first.
 {{end}}
@@ -207,7 +218,7 @@ Not listed: {{n . "more order" "more orders"}}, each older or less urgent than t
 
 {{if undetailed $}}The first {{n (len (detailed $)) "order" "orders"}} of the table{{else}}Each order of the table{{end}}, with what each of its anomalies means and what to do, and its webhooks in arrival order; ⚑ marks the ones an anomaly is about.
 {{range detailed $}}
-#### Order {{cell (order .OrderID)}}: {{.Provider}} {{cell .CheckoutID}}, {{.State}}
+#### Order {{cell (orderOf .)}}: {{.Provider}} {{cell .CheckoutID}}, {{.State}}
 
 - {{cell (amounts .)}}
 {{- if .Redirect}}
@@ -312,14 +323,14 @@ code { font-size: .85rem; }
 <p>One row per order, the most urgent first: by its most urgent anomaly, in the order of the table above, then newest first. The amount is what the shop registered.</p>
 <table class="triage">
 <tr><th>order</th><th>provider</th><th>checkout</th><th>amount</th><th>state</th><th>anomalies</th><th>flagged</th><th>what to do first</th></tr>
-{{range .ActionOrders}}<tr><td>{{order .OrderID}}</td><td>{{.Provider}}</td><td>{{.CheckoutID}}</td><td>{{orderAmount .}}</td><td>{{.State}}</td><td>{{anomalyIDs .}}</td><td>{{when .FlaggedAt}}{{if .NewInPeriod}} (new){{end}}</td><td>{{.Action}}</td></tr>
+{{range .ActionOrders}}<tr><td>{{orderOf .}}</td><td>{{.Provider}}</td><td>{{.CheckoutID}}</td><td>{{orderAmount .}}</td><td>{{.State}}</td><td>{{anomalyIDs .}}</td><td>{{when .FlaggedAt}}{{if .NewInPeriod}} (new){{end}}</td><td>{{.Action}}</td></tr>
 {{end}}</table>
 {{with unlisted $}}<p>Not listed: {{n . "more order" "more orders"}}, each older or less urgent than the last row. <code>GET /v1/anomalies?severity=action&amp;status=open</code> lists every open anomaly, newest first.</p>
 {{end}}
 <h3>Orders in detail</h3>
 <p>{{if undetailed $}}The first {{n (len (detailed $)) "order" "orders"}} of the table{{else}}Each order of the table{{end}}, with what each of its anomalies means and what to do, and its webhooks in arrival order; highlighted rows (⚑) are the ones an anomaly is about.</p>
 {{range detailed $}}<div class="finding">
-<h4>Order {{order .OrderID}}: {{.Provider}} <code>{{.CheckoutID}}</code>, {{.State}}</h4>
+<h4>Order {{orderOf .}}: {{.Provider}} <code>{{.CheckoutID}}</code>, {{.State}}</h4>
 <ul>
 <li>{{amounts .}}</li>
 {{if .Redirect}}<li>Customer redirect: {{.Redirect.Outcome}} at {{when .Redirect.At}}</li>

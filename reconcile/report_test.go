@@ -423,3 +423,28 @@ func TestRunReport_CountsEveryRefusedRequestOnce(t *testing.T) {
 	require.Equal(t, 3, rejected(first))
 	require.Equal(t, 7, rejected(second), "the hour the first report ran in is counted whole by the next")
 }
+
+// TestReport_NamesUnregisteredOrdersByTheirReference: an order the shop
+// never registered is listed by the shop id its webhooks named, marked as
+// not registered; with no id named, it stays "(not registered)".
+func TestReport_NamesUnregisteredOrdersByTheirReference(t *testing.T) {
+	t.Parallel()
+	e := setup(t, reconcile.Config{})
+	start := e.clock.Now()
+	ref := func(r string) func(*engine.Event) { return func(ev *engine.Event) { ev.Reference = r } }
+	e.ingest(e.ev("tweed", "tw_1", sm.KindPaid, 1080, ref("SO-9")))
+	e.ingest(e.ev("tweed", "tw_1", sm.KindFailedAfterSettlement, 1080, ref("SO-9")))
+	e.ingest(e.ev("tweed", "tw_2", sm.KindPaid, 500))
+	e.ingest(e.ev("tweed", "tw_2", sm.KindFailedAfterSettlement, 500))
+	e.clock.Add(time.Minute)
+	rep, err := e.rec.BuildReport(e.ctx, start, e.clock.Now())
+	require.NoError(t, err)
+	require.Len(t, rep.ActionOrders, 2)
+	md, err := rep.Render(reconcile.FormatMarkdown)
+	require.NoError(t, err)
+	require.Contains(t, string(md), "| SO-9 (not registered) | tweed | tw_1 |")
+	require.Contains(t, string(md), "| (not registered) | tweed | tw_2 |")
+	html, err := rep.Render(reconcile.FormatHTML)
+	require.NoError(t, err)
+	require.Contains(t, string(html), "<td>SO-9 (not registered)</td>")
+}

@@ -386,7 +386,12 @@ func (s *sweep) missing() error {
 				return err
 			}
 		}
-		return s.finish(cursorMissing, to)
+		// An order this read passed in an earlier transaction was
+		// judged against that transaction's threshold; one whose
+		// redirect was too recent then is past it now, unread. The
+		// cursor goes no further than the threshold of the sweep's
+		// first transaction, so the next sweep's window holds them.
+		return s.finish(cursorMissing, minTime(to, s.carry.began.Add(-s.cfg.RedirectGrace)))
 	}
 	c := candidates{name: cursorMissing, keyOf: byRedirect, read: paged(func(after engine.Key, limit int) ([]engine.SweepOrder, error) {
 		return s.tx.Redirected(after, to, limit)
@@ -536,4 +541,11 @@ func redirectOutcome(o engine.SweepOrder) string {
 		return "none"
 	}
 	return o.Redirect.Outcome
+}
+
+func minTime(a, b time.Time) time.Time {
+	if b.Before(a) {
+		return b
+	}
+	return a
 }

@@ -317,6 +317,7 @@ func TestServe_RefusesUnusableSettingsNamingThem(t *testing.T) {
 		{args: []string{"--redirect-grace", "-5m"}, want: "--redirect-grace (ORDERSTATE_REDIRECT_GRACE) -5m0s: want a duration above zero"},
 		{env: map[string]string{"ORDERSTATE_SWEEP_SCHEDULE": "@every 0s"}, want: `--sweep-schedule (ORDERSTATE_SWEEP_SCHEDULE) "@every 0s": an interval of 0s; the shortest is 1s`},
 		{args: []string{"--report-schedule", "every 5m"}, want: `--report-schedule (ORDERSTATE_REPORT_SCHEDULE) "every 5m": expected exactly 5 fields`},
+		{args: []string{"--sweep-schedule", "CRON_TZ=UTC @every 500ms"}, want: "an interval of 500ms; the shortest is 1s"},
 		{args: []string{"--shutdown-timeout", "-1s"}, want: "--shutdown-timeout (ORDERSTATE_SHUTDOWN_TIMEOUT) -1s: want a duration above zero"},
 		{args: []string{"--busy-timeout", "0s"}, want: "--busy-timeout (ORDERSTATE_BUSY_TIMEOUT) 0s: want a duration above zero"},
 	} {
@@ -345,5 +346,15 @@ func TestReplay_SaysWhenTheEnvironmentTurnedFixOn(t *testing.T) {
 		_, errs, err = cli(t, nil, args...)
 		require.NoError(t, err)
 		require.Empty(t, errs, "%v", args)
+	}
+}
+
+func TestOnCommandLine(t *testing.T) {
+	t.Parallel()
+	for args, want := range map[string]bool{
+		"--fix": true, "-fix": true, "--fix=false": true, "-fix=true": true,
+		"--db fix": false, "--fixes": false, "-- --fix": false, "": false,
+	} {
+		require.Equal(t, want, onCommandLine(strings.Fields(args), "fix"), args)
 	}
 }

@@ -98,6 +98,9 @@ func onCommandLine(args []string, name string) bool {
 		if a == "--" {
 			return false
 		}
+		if !strings.HasPrefix(a, "-") {
+			continue // a value, or an argument
+		}
 		a = strings.TrimPrefix(strings.TrimPrefix(a, "-"), "-")
 		if a == name || strings.HasPrefix(a, name+"=") {
 			return true

@@ -95,6 +95,8 @@ type demoResult struct {
 	// held is every order orderstate holds; byID the registered ones.
 	held []simulate.Held
 	byID map[string]simulate.Held
+	// byCheckout is every order by provider/checkout id.
+	byCheckout map[string]simulate.Held
 	// events and accepted count the webhook events stored and the genuine
 	// webhooks sent: a forged request that was stored would show here.
 	events, accepted int
@@ -280,15 +282,22 @@ func playDemo(ctx context.Context, cfg demoConfig, stdout, stderr io.Writer) (*d
 	if err != nil {
 		return nil, err
 	}
-	res.events, res.held, res.byID = events, held, map[string]simulate.Held{}
+	res.events, res.held, res.byID, res.byCheckout = events, held, map[string]simulate.Held{}, map[string]simulate.Held{}
 	for _, h := range held {
 		if h.OrderID != "" {
 			res.byID[h.OrderID] = h
 		}
+		res.byCheckout[h.Provider+"/"+h.CheckoutID] = h
 	}
 	reported := make([]simulate.Reported, 0, len(anomalies))
 	for _, a := range anomalies {
-		reported = append(reported, simulate.Reported{OrderID: a.OrderID, Provider: a.Provider, CheckoutID: a.CheckoutID, Kind: a.Kind})
+		// An anomaly names the shop's order id even for an order only a
+		// webhook named; the check keys such an order by its checkout.
+		id := a.OrderID
+		if h, ok := res.byCheckout[a.Provider+"/"+a.CheckoutID]; !ok || h.OrderID == "" {
+			id = ""
+		}
+		reported = append(reported, simulate.Reported{OrderID: id, Provider: a.Provider, CheckoutID: a.CheckoutID, Kind: a.Kind})
 	}
 	res.check = simulate.Check(orders, reported, held)
 	closed = true

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/url"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -188,6 +189,7 @@ func TestAPI_RegistrationNeedsAnAmountAndAValidMode(t *testing.T) {
 		{"FractionalAmount", `{"provider":"tazapay","checkout_id":"chk_r1","amount":49.99,"currency":"USD","mode":"live"}`, `field "amount" must be a whole number, not number 49.99`},
 		{"AmountAsText", `{"provider":"tazapay","checkout_id":"chk_r1","amount":"4999","currency":"USD","mode":"live"}`, `field "amount" must be a whole number, not string`},
 		{"CheckoutAsNumber", `{"provider":"tazapay","checkout_id":7,"amount":100,"currency":"USD","mode":"live"}`, `field "checkout_id" must be a string, not number`},
+		{"NotAnObject", `[{"provider":"tazapay"}]`, `the body must be a JSON object, not array`},
 		{"EmptyMode", `{"provider":"tazapay","checkout_id":"chk_r1","amount":100,"currency":"USD","mode":""}`, `mode must be live or test; got ""`},
 		{"OtherMode", `{"provider":"tazapay","checkout_id":"chk_r1","amount":100,"currency":"USD","mode":"sandbox"}`, `mode must be live or test; got "sandbox"`},
 		{"UpperCaseMode", `{"provider":"tazapay","checkout_id":"chk_r1","amount":100,"currency":"USD","mode":"LIVE"}`, `mode must be live or test; got "LIVE"`},
@@ -398,6 +400,27 @@ func TestAPI_AnomaliesComeInPages(t *testing.T) {
 	require.Equal(t, http.StatusBadRequest, st)
 	_, msg := apiError(t, body)
 	require.Contains(t, msg, `before must be an anomaly id`)
+	for _, path := range []string{"/v1/anomalies?limit=9223372036854775807", "/v1/anomalies?limit=0", "/v1/reports?limit=100001"} {
+		st, body = s.do("GET", path, nil, nil)
+		require.Equal(t, http.StatusBadRequest, st, path)
+		_, msg = apiError(t, body)
+		require.Contains(t, msg, "limit must be a whole number from 1 to 100000", path)
+	}
+
+	// A window given as a duration is pinned in next, so it does not move
+	// between pages.
+	st, body = s.do("GET", "/v1/anomalies?kind=duplicate&limit=2&since=24h", nil, nil)
+	require.Equal(t, http.StatusOK, st, string(body))
+	var p page
+	require.NoError(t, json.Unmarshal(body, &p))
+	require.True(t, p.More)
+	next, err := url.Parse(p.Next)
+	require.NoError(t, err)
+	since, err := time.Parse(time.RFC3339Nano, next.Query().Get("since"))
+	require.NoError(t, err, p.Next)
+	require.WithinDuration(t, time.Now().Add(-24*time.Hour), since, time.Minute)
+	st, body = s.do("GET", p.Next, nil, nil)
+	require.Equal(t, http.StatusOK, st, string(body))
 }
 
 // TestAPI_OrderAWebhookNamed: GET /v1/orders/{order_id} finds an order no

@@ -343,7 +343,10 @@ func (s *Server) decode(w http.ResponseWriter, r *http.Request, v any, emptyOK b
 // whoever sent the request.
 func jsonProblem(err error) string {
 	var typ *json.UnmarshalTypeError
-	if errors.As(err, &typ) && typ.Field != "" {
+	if errors.As(err, &typ) && typ.Field == "" {
+		return fmt.Sprintf("the body must be a JSON object, not %s", typ.Value)
+	}
+	if errors.As(err, &typ) {
 		t := typ.Type
 		for t.Kind() == reflect.Pointer {
 			t = t.Elem()
@@ -535,6 +538,13 @@ func (s *Server) handleAnomalies(w http.ResponseWriter, r *http.Request) {
 		page.Anomalies, page.More = list[:limit], true
 		next := r.URL.Query()
 		next.Set("before", strconv.FormatInt(list[limit-1].ID, 10))
+		// A window given as a duration ("24h") would move between
+		// pages: the next page keeps the times this one used.
+		for key, at := range map[string]time.Time{"since": f.Since, "until": f.Until} {
+			if !at.IsZero() {
+				next.Set(key, at.UTC().Format(time.RFC3339Nano))
+			}
+		}
 		page.Next = r.URL.Path + "?" + next.Encode()
 	}
 	writeJSON(w, http.StatusOK, page)
@@ -562,11 +572,14 @@ func pageLimit(v string, def int) (int, error) {
 		return def, nil
 	}
 	n, err := strconv.Atoi(v)
-	if err != nil || n <= 0 {
-		return 0, engine.Errorf(engine.EINVALID, "limit must be a positive integer; got %q", v)
+	if err != nil || n <= 0 || n > maxPage {
+		return 0, engine.Errorf(engine.EINVALID, "limit must be a whole number from 1 to %d; got %q", maxPage, v)
 	}
 	return n, nil
 }
+
+// maxPage bounds a list's limit: a page is built in memory whole.
+const maxPage = 100_000
 
 // parseWhen reads a time as RFC 3339 or as a duration before now ("24h").
 func parseWhen(v string) (time.Time, error) {
