@@ -108,8 +108,10 @@ type Key struct {
 // limit <= 0).
 func (s *SweepTx) InState(state sm.State, after Key, to time.Time, limit int) ([]SweepOrder, error) {
 	// INDEXED BY makes a missing or unusable index an error instead of a
-	// silent scan of every order; the index holds the ref after
-	// state_since, so the order and the row-value bound come from it too.
+	// silent scan of every order. The index holds the ref after
+	// state_since, so the order comes from it too; SQLite seeks on
+	// state_since alone and steps over the refs of after's instant, which
+	// costs only where many orders share one stamp.
 	return s.orders(`SELECT `+sweepColumns+` FROM orders o INDEXED BY orders_state_since
 		WHERE o.state = ? AND (o.state_since, o.id) > (?, ?) AND o.state_since < ?
 		ORDER BY o.state_since, o.id LIMIT ?`,
