@@ -49,6 +49,8 @@ func TestAPI_AnomalyFiltersRefuseUnknownValues(t *testing.T) {
 		{"severity=Info", `unknown severity "Info"; severities: action, info`},
 		{"provider=bogus", `unknown provider "bogus"; providers: tazapay, tokenz, tweed, yoco`},
 		{"provider=Tazapay", `unknown provider "Tazapay"; providers: tazapay, tokenz, tweed, yoco`},
+		{"stauts=open", `unknown query parameter "stauts"; parameters: kind, provider, status,`},
+		{"kind=stuck&kind=duplicate", `query parameter "kind" given 2 times; give it once`},
 	}
 	for _, tc := range refused {
 		st, body := s.do("GET", "/v1/anomalies?"+tc.query, nil, nil)
@@ -400,6 +402,10 @@ func TestAPI_AnomaliesComeInPages(t *testing.T) {
 	require.Equal(t, http.StatusBadRequest, st)
 	_, msg := apiError(t, body)
 	require.Contains(t, msg, `before must be an anomaly id`)
+	st, body = s.do("GET", "/v1/reports?limt=5", nil, nil)
+	require.Equal(t, http.StatusBadRequest, st)
+	_, msg = apiError(t, body)
+	require.Contains(t, msg, `unknown query parameter "limt"; parameters: limit`)
 	for _, path := range []string{"/v1/anomalies?limit=9223372036854775807", "/v1/anomalies?limit=0", "/v1/reports?limit=100001"} {
 		st, body = s.do("GET", path, nil, nil)
 		require.Equal(t, http.StatusBadRequest, st, path)

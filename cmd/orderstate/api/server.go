@@ -13,7 +13,9 @@ import (
 	"mime"
 	"net"
 	"net/http"
+	"net/url"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -483,8 +485,30 @@ func (s *Server) handleCheckoutGet(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, o)
 }
 
+// anomalyParams are the query parameters GET /v1/anomalies takes.
+var anomalyParams = []string{"kind", "provider", "status", "severity", "state", "since", "until", "limit", "before"}
+
+// checkParams refuses a parameter the endpoint does not take and one given
+// twice: a misspelt filter ("stauts=open") or a second value that is never
+// read would answer a list that looks filtered and is not.
+func checkParams(q url.Values, known []string) error {
+	for name, vs := range q {
+		if !slices.Contains(known, name) {
+			return engine.Errorf(engine.EINVALID, "unknown query parameter %q; parameters: %s", name, strings.Join(known, ", "))
+		}
+		if len(vs) > 1 {
+			return engine.Errorf(engine.EINVALID, "query parameter %q given %d times; give it once", name, len(vs))
+		}
+	}
+	return nil
+}
+
 func (s *Server) handleAnomalies(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
+	if err := checkParams(q, anomalyParams); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
 	f := engine.AnomalyFilter{Kind: q.Get("kind"), Provider: q.Get("provider"), Status: q.Get("status"), Severity: q.Get("severity"),
 		State: sm.State(q.Get("state"))}
 	if f.State != "" && !f.State.Valid() {
@@ -618,6 +642,10 @@ func (s *Server) handleAnomalyAck(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) handleReports(w http.ResponseWriter, r *http.Request) {
+	if err := checkParams(r.URL.Query(), []string{"limit"}); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
 	limit, err := pageLimit(r.URL.Query().Get("limit"), defaultReports)
 	if err != nil {
 		s.writeError(w, r, err)
