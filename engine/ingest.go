@@ -103,6 +103,9 @@ type orderRow struct {
 	reference sql.NullString
 }
 
+// shopIDColumn is shopID in SQL, for queries that list orders as o.
+const shopIDColumn = `COALESCE(o.order_id, o.reference, '')`
+
 // shopID is the shop's id for the order: the one it registered, else the
 // one the webhooks named.
 func (o *orderRow) shopID() string {

@@ -470,7 +470,7 @@ func anomalyQuery(f AnomalyFilter) (string, []any) {
 		limit = 1000
 	}
 	return `SELECT a.id, a.kind, a.status, a.detail, a.event_seqs, a.count, a.opened_at, a.updated_at,
-		a.resolved_at, COALESCE(a.resolution, ''), COALESCE(a.note, ''), COALESCE(o.order_id, o.reference, ''), o.provider, o.checkout_id, o.state
+		a.resolved_at, COALESCE(a.resolution, ''), COALESCE(a.note, ''), ` + shopIDColumn + `, o.provider, o.checkout_id, o.state
 		FROM anomalies a JOIN orders o ON o.id = a.order_ref WHERE ` + strings.Join(where, " AND ") + `
 		ORDER BY a.id DESC LIMIT ?`, append(args, limit)
 }
@@ -530,7 +530,7 @@ func (db *DB) AckAnomaly(ctx context.Context, id int64, note string) (*Anomaly, 
 	}
 	defer tx.Rollback()
 	a, err := scanAnomaly(tx.QueryRowContext(ctx, `SELECT a.id, a.kind, a.status, a.detail, a.event_seqs, a.count, a.opened_at,
-		a.updated_at, a.resolved_at, COALESCE(a.resolution, ''), COALESCE(a.note, ''), COALESCE(o.order_id, o.reference, ''), o.provider,
+		a.updated_at, a.resolved_at, COALESCE(a.resolution, ''), COALESCE(a.note, ''), `+shopIDColumn+`, o.provider,
 		o.checkout_id, o.state FROM anomalies a JOIN orders o ON o.id = a.order_ref WHERE a.id = ?`, id))
 	if err != nil {
 		return nil, err
@@ -577,7 +577,7 @@ func (db *DB) Replay(ctx context.Context, fix bool, fn func(ReplayDiff)) (int, e
 		return 0, storeError(err, "replay")
 	}
 	defer tx.Rollback()
-	rows, err := tx.QueryContext(ctx, `SELECT o.id, COALESCE(o.order_id, o.reference, ''), o.provider, o.checkout_id, o.state, COALESCE(o.amount, 0),
+	rows, err := tx.QueryContext(ctx, `SELECT o.id, `+shopIDColumn+`, o.provider, o.checkout_id, o.state, COALESCE(o.amount, 0),
 		e.kind, e.amount FROM orders o LEFT JOIN events e ON e.order_ref = o.id AND e.original_id IS NULL
 		ORDER BY o.id, e.id`)
 	if err != nil {

@@ -89,7 +89,7 @@ func (s *SweepTx) Now() time.Time { return s.now }
 
 // sweepColumns reads an order for the rules; the open kinds come from the
 // (order_ref, kind) unique index, one probe per order.
-const sweepColumns = `o.id, COALESCE(o.order_id, o.reference, ''), o.provider, o.checkout_id, o.state, o.state_since,
+const sweepColumns = `o.id, ` + shopIDColumn + `, o.provider, o.checkout_id, o.state, o.state_since,
 	o.redirect_outcome, o.redirect_at,
 	(SELECT group_concat(a.kind) FROM anomalies a WHERE a.order_ref = o.id AND a.status = 'open')`
 

@@ -424,7 +424,10 @@ func (s *sweep) changed() error {
 		if err != nil {
 			return err
 		}
-		s.carry.changed = append(make([]int64, 0, len(refs)), refs...)
+		if refs == nil {
+			refs = []int64{} // read, and empty: not read again
+		}
+		s.carry.changed = refs
 	}
 	refs := s.carry.changed
 	c := candidates{name: cursorChanges, keyOf: byRef, read: func(after engine.Key, limit int) ([]engine.SweepOrder, bool, error) {

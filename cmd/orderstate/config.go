@@ -91,6 +91,15 @@ func parse(fs *flag.FlagSet, args []string, env func(string) string) error {
 	return err
 }
 
+// positive refuses a duration flag of zero or less, which the code behind
+// it would otherwise replace with its default without a word.
+func positive(flagName string, d time.Duration, example string) error {
+	if d > 0 {
+		return nil
+	}
+	return engine.Errorf(engine.EINVALID, "--%s (%s) %s: want a duration above zero, such as %s", flagName, envName(flagName), d, example)
+}
+
 // onCommandLine reports whether args set the flag name, in any of the
 // forms the flag package takes.
 func onCommandLine(args []string, name string) bool {
@@ -165,8 +174,8 @@ func (s *storeFlags) registerExisting(fs *flag.FlagSet) {
 }
 
 func (s *storeFlags) open(ctx context.Context, log *slog.Logger, now func() time.Time) (*engine.DB, error) {
-	if s.busyTimeout <= 0 {
-		return nil, fmt.Errorf("--busy-timeout (%s) %s: want a duration above zero, such as 5s", envName("busy-timeout"), s.busyTimeout)
+	if err := positive("busy-timeout", s.busyTimeout, "5s"); err != nil {
+		return nil, err
 	}
 	return engine.Open(ctx, s.db, engine.Options{BusyTimeout: s.busyTimeout, Logger: log, Now: now})
 }

@@ -102,8 +102,8 @@ func (r *reconcileFlags) check(schedules bool) error {
 		v       time.Duration
 		example string
 	}{{"redirect-grace", r.redirectGrace, "15m"}, {"stuck-after", r.stuckAfter, "24h"}} {
-		if d.v <= 0 {
-			return engine.Errorf(engine.EINVALID, "--%s (%s) %s: want a duration above zero, such as %s", d.name, envName(d.name), d.v, d.example)
+		if err := positive(d.name, d.v, d.example); err != nil {
+			return err
 		}
 	}
 	if !schedules {

@@ -94,8 +94,8 @@ func (f *serveFlags) validate() error {
 	if f.maxInFlight < 1 {
 		return fmt.Errorf("--max-inflight (%s) %d: want a number of webhooks of at least 1, such as %d", envName("max-inflight"), f.maxInFlight, api.DefaultMaxInFlight)
 	}
-	if f.shutdownTimeout <= 0 {
-		return fmt.Errorf("--shutdown-timeout (%s) %s: want a duration above zero, such as 20s", envName("shutdown-timeout"), f.shutdownTimeout)
+	if err := positive("shutdown-timeout", f.shutdownTimeout, "20s"); err != nil {
+		return err
 	}
 	if err := f.recon.check(true); err != nil {
 		return err
