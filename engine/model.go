@@ -239,3 +239,15 @@ type StoredReport struct {
 	Markdown    string    `json:"-"`
 	HTML        string    `json:"-"`
 }
+
+// ReplayDiff is an order whose stored state differs from the fold of its
+// stored events.
+type ReplayDiff struct {
+	Ref        int64
+	OrderID    string
+	Provider   string
+	CheckoutID string
+	Stored     sm.State
+	Replayed   sm.State
+	Events     int
+}

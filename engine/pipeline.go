@@ -31,8 +31,6 @@ type Store interface {
 	Close() error
 }
 
-var _ Store = (*DB)(nil)
-
 // Pipeline is the ingest path of a webhook: find the provider's adapter,
 // verify, parse, then hand the event to the store, which dedupes, applies
 // and records it in one transaction.

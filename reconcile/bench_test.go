@@ -14,7 +14,7 @@ import (
 	"time"
 
 	"github.com/orderstate/orderstate/engine"
-	"github.com/orderstate/orderstate/engine/bulkload"
+	"github.com/orderstate/orderstate/engine/sqlite"
 )
 
 // The benchmarks run over a store of a million orders (ORDERSTATE_BENCH_ORDERS
@@ -78,7 +78,7 @@ func buildBenchStores(b *testing.B) (string, string, error) {
 		tmp := loaded + ".building"
 		removeStore(tmp)
 		began := time.Now()
-		err := bulkload.Build(ctx, tmp, bulkload.Spec{Orders: orders, EventsPerOrder: 3, BodyBytes: 256,
+		err := sqlite.BulkLoad(ctx, tmp, sqlite.BulkSpec{Orders: orders, EventsPerOrder: 3, BodyBytes: 256,
 			Start: benchNow.Add(-benchSpan), Span: benchSpan, Seed: 1}, nil)
 		if err != nil {
 			return "", "", fmt.Errorf("build bench store: %w", err)
@@ -113,11 +113,11 @@ func buildBenchStores(b *testing.B) (string, string, error) {
 	return loaded, swept, nil
 }
 
-func openBench(b *testing.B, path string) (*engine.DB, *Reconciler) {
+func openBench(b *testing.B, path string) (*sqlite.DB, *Reconciler) {
 	b.Helper()
 	now := func() time.Time { return benchNow }
 	log := slog.New(slog.DiscardHandler)
-	db, err := engine.Open(context.Background(), path, engine.Options{Now: now, Logger: log})
+	db, err := sqlite.Open(context.Background(), path, sqlite.Options{Now: now, Logger: log})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -140,7 +140,7 @@ func BenchmarkSweep(b *testing.B) {
 	cfg := rec.Config()
 	prev := benchNow.Add(-5 * time.Minute)
 	rewind := func() {
-		err := db.Sweep(ctx, func(tx *engine.SweepTx) error {
+		err := db.Sweep(ctx, func(tx engine.SweepTx) error {
 			for name, at := range map[string]time.Time{
 				cursorChanges: prev, cursorMissing: prev.Add(-cfg.RedirectGrace),
 				cursorStuck + "pending": prev.Add(-cfg.PendingTTL), cursorStuck + "processing": prev.Add(-cfg.ProcessingTTL),
@@ -218,11 +218,11 @@ func BenchmarkSweep_FirstRun(b *testing.B) {
 
 // timedStore keeps the longest of its sweep transactions.
 type timedStore struct {
-	*engine.DB
+	*sqlite.DB
 	longest time.Duration
 }
 
-func (s *timedStore) Sweep(ctx context.Context, fn func(*engine.SweepTx) error) error {
+func (s *timedStore) Sweep(ctx context.Context, fn func(engine.SweepTx) error) error {
 	began := time.Now()
 	err := s.DB.Sweep(ctx, fn)
 	s.longest = max(s.longest, time.Since(began))

@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/orderstate/orderstate/engine"
+	"github.com/orderstate/orderstate/engine/sqlite"
 	"github.com/orderstate/orderstate/reconcile"
 	sm "github.com/orderstate/orderstate/statemachine"
 )
@@ -17,12 +18,12 @@ import (
 // chunkStore counts the sweep's transactions and runs between runs before
 // every one after the first, the way a webhook commits between two chunks.
 type chunkStore struct {
-	*engine.DB
+	*sqlite.DB
 	calls   int
 	between func(call int) error
 }
 
-func (s *chunkStore) Sweep(ctx context.Context, fn func(*engine.SweepTx) error) error {
+func (s *chunkStore) Sweep(ctx context.Context, fn func(engine.SweepTx) error) error {
 	s.calls++
 	if s.calls > 1 && s.between != nil {
 		if err := s.between(s.calls); err != nil {
@@ -225,16 +226,16 @@ func TestSweep_OrderChangedBehindAChunkIsRecheckedNextTime(t *testing.T) {
 // retryStore runs one transaction of the sweep twice, as the store does
 // when a batch it was in fails: once rolled back, then for real.
 type retryStore struct {
-	*engine.DB
+	*sqlite.DB
 	calls, retry int
 }
 
 var errRolledBack = errors.New("rolled back")
 
-func (s *retryStore) Sweep(ctx context.Context, fn func(*engine.SweepTx) error) error {
+func (s *retryStore) Sweep(ctx context.Context, fn func(engine.SweepTx) error) error {
 	s.calls++
 	if s.calls == s.retry {
-		err := s.DB.Sweep(ctx, func(tx *engine.SweepTx) error {
+		err := s.DB.Sweep(ctx, func(tx engine.SweepTx) error {
 			if err := fn(tx); err != nil {
 				return err
 			}

@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/orderstate/orderstate/engine"
+	"github.com/orderstate/orderstate/engine/sqlite"
 	"github.com/orderstate/orderstate/reconcile"
 	sm "github.com/orderstate/orderstate/statemachine"
 )
@@ -46,7 +47,7 @@ type env struct {
 	t     *testing.T
 	ctx   context.Context
 	clock *clock
-	db    *engine.DB
+	db    *sqlite.DB
 	rec   *reconcile.Reconciler
 	n     int
 }
@@ -54,7 +55,7 @@ type env struct {
 func setup(t *testing.T, cfg reconcile.Config) *env {
 	t.Helper()
 	c := newClock(start)
-	db, err := engine.Open(context.Background(), filepath.Join(t.TempDir(), "orderstate.db"), engine.Options{Now: c.Now, Logger: quiet()})
+	db, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "orderstate.db"), sqlite.Options{Now: c.Now, Logger: quiet()})
 	require.NoError(t, err)
 	t.Cleanup(func() { db.Close() })
 	rec, err := reconcile.New(db, cfg, c.Now, quiet())

@@ -12,18 +12,16 @@ import (
 	"github.com/orderstate/orderstate/engine"
 )
 
-// Store is what the reconciler needs from storage; *engine.DB is one.
+// Store is what the reconciler needs from storage; *sqlite.DB is one.
 type Store interface {
 	// Sweep runs fn in one write transaction.
-	Sweep(ctx context.Context, fn func(*engine.SweepTx) error) error
+	Sweep(ctx context.Context, fn func(engine.SweepTx) error) error
 	// ReportData returns EINVALID for an empty period.
 	ReportData(ctx context.Context, q engine.ReportQuery) (*engine.ReportData, error)
 	SaveReport(ctx context.Context, r engine.StoredReport) (int64, error)
 	Watermark(ctx context.Context, name string) (time.Time, error)
 	SetWatermark(ctx context.Context, name string, at time.Time) error
 }
-
-var _ Store = (*engine.DB)(nil)
 
 // Defaults, as DESIGN lists them.
 const (

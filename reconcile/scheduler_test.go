@@ -15,16 +15,17 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/orderstate/orderstate/engine"
+	"github.com/orderstate/orderstate/engine/sqlite"
 	"github.com/orderstate/orderstate/reconcile"
 )
 
 // hookedStore replaces the store's Sweep, to make a run slow or panic.
 type hookedStore struct {
-	*engine.DB
-	sweep func(ctx context.Context, fn func(*engine.SweepTx) error) error
+	*sqlite.DB
+	sweep func(ctx context.Context, fn func(engine.SweepTx) error) error
 }
 
-func (h hookedStore) Sweep(ctx context.Context, fn func(*engine.SweepTx) error) error {
+func (h hookedStore) Sweep(ctx context.Context, fn func(engine.SweepTx) error) error {
 	return h.sweep(ctx, fn)
 }
 
@@ -136,7 +137,7 @@ func TestScheduler_SlowRunIsNeverOverlapped(t *testing.T) {
 	e := setup(t, reconcile.Config{})
 	require.NoError(t, e.db.SetWatermark(e.ctx, reconcile.WatermarkSweep, e.clock.Now()))
 	var running, most, runs atomic.Int32
-	store := hookedStore{DB: e.db, sweep: func(ctx context.Context, fn func(*engine.SweepTx) error) error {
+	store := hookedStore{DB: e.db, sweep: func(ctx context.Context, fn func(engine.SweepTx) error) error {
 		n := running.Add(1)
 		defer running.Add(-1)
 		for {
@@ -166,7 +167,7 @@ func TestScheduler_PanicDoesNotStopLaterRuns(t *testing.T) {
 	e := setup(t, reconcile.Config{})
 	require.NoError(t, e.db.SetWatermark(e.ctx, reconcile.WatermarkSweep, e.clock.Now()))
 	var calls atomic.Int32
-	store := hookedStore{DB: e.db, sweep: func(ctx context.Context, fn func(*engine.SweepTx) error) error {
+	store := hookedStore{DB: e.db, sweep: func(ctx context.Context, fn func(engine.SweepTx) error) error {
 		if calls.Add(1) == 1 {
 			panic("sweep exploded")
 		}
@@ -201,7 +202,7 @@ func TestScheduler_StopCancelsARunThatOverstays(t *testing.T) {
 	require.NoError(t, e.db.SetWatermark(e.ctx, reconcile.WatermarkSweep, e.clock.Now()))
 	started := make(chan struct{})
 	var once sync.Once
-	store := hookedStore{DB: e.db, sweep: func(ctx context.Context, fn func(*engine.SweepTx) error) error {
+	store := hookedStore{DB: e.db, sweep: func(ctx context.Context, fn func(engine.SweepTx) error) error {
 		once.Do(func() { close(started) })
 		<-ctx.Done()
 		return ctx.Err()

@@ -89,7 +89,7 @@ func (r *Reconciler) Sweep(ctx context.Context) (SweepResult, error) {
 		var next carry
 		var seen map[int64]struct{}
 		more := false
-		err := r.store.Sweep(ctx, func(tx *engine.SweepTx) error {
+		err := r.store.Sweep(ctx, func(tx engine.SweepTx) error {
 			// The store may run fn again after a failed attempt, so
 			// it works on a copy of what the last commit carried.
 			res, next = SweepResult{At: tx.Now(), Changes: []Change{}}, carried.clone(tx.Now())
@@ -144,7 +144,7 @@ func (r *Reconciler) RunSweep(ctx context.Context) (SweepResult, error) {
 // sweep is one run of the rules inside one transaction.
 type sweep struct {
 	cfg Config
-	tx  *engine.SweepTx
+	tx  engine.SweepTx
 	res *SweepResult
 	// budget is how many more changes this transaction may make, and
 	// reads how many more candidates it may read; more says a rule

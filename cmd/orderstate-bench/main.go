@@ -24,10 +24,8 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/orderstate/orderstate/engine/sqlite"
 	_ "modernc.org/sqlite"
-
-	"github.com/orderstate/orderstate/engine"
-	"github.com/orderstate/orderstate/engine/bulkload"
 )
 
 type config struct {
@@ -249,7 +247,7 @@ func removeDB(path string) {
 func bareInsertRate(ctx context.Context, path string, d time.Duration) (float64, error) {
 	removeDB(path)
 	defer removeDB(path)
-	db, err := engine.Open(ctx, path, engine.Options{}) // same file format and page size
+	db, err := sqlite.Open(ctx, path, sqlite.Options{}) // same file format and page size
 	if err != nil {
 		return 0, err
 	}
@@ -287,7 +285,7 @@ func ensureLarge(ctx context.Context, path string, orders int) (time.Duration, e
 	fmt.Fprintf(os.Stderr, "  building the large store (%d orders, once; reused by later runs)\n", orders)
 	start := time.Now()
 	last := time.Now()
-	err := bulkload.Build(ctx, path, bulkload.Spec{Orders: orders, EventsPerOrder: 3, BodyBytes: 2300, Seed: 1}, func(n, total int) {
+	err := sqlite.BulkLoad(ctx, path, sqlite.BulkSpec{Orders: orders, EventsPerOrder: 3, BodyBytes: 2300, Seed: 1}, func(n, total int) {
 		if time.Since(last) > 5*time.Second {
 			last = time.Now()
 			fmt.Fprintf(os.Stderr, "    %d/%d orders (%s)\n", n, total, time.Since(start).Round(time.Second))

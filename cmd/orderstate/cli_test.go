@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/orderstate/orderstate/engine"
+	"github.com/orderstate/orderstate/engine/sqlite"
 )
 
 // cli runs the orderstate command line with env as the environment. A
@@ -144,7 +145,7 @@ func TestReconcile_ServeOnlySettings(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "o.db")
-	db, err := engine.Open(ctx, path, engine.Options{Logger: discardLogger()})
+	db, err := sqlite.Open(ctx, path, sqlite.Options{Logger: discardLogger()})
 	require.NoError(t, err)
 	require.NoError(t, db.Close())
 
@@ -196,7 +197,7 @@ func TestErrorsHaveNoCodeWord(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
 	path := filepath.Join(dir, "o.db")
-	db, err := engine.Open(ctx, path, engine.Options{Logger: discardLogger()})
+	db, err := sqlite.Open(ctx, path, sqlite.Options{Logger: discardLogger()})
 	require.NoError(t, err)
 	require.NoError(t, db.Close())
 
@@ -334,7 +335,7 @@ func TestServe_RefusesUnusableSettingsNamingThem(t *testing.T) {
 func TestReplay_SaysWhenTheEnvironmentTurnedFixOn(t *testing.T) {
 	t.Parallel()
 	path := filepath.Join(t.TempDir(), "o.db")
-	db, err := engine.Open(context.Background(), path, engine.Options{Logger: discardLogger()})
+	db, err := sqlite.Open(context.Background(), path, sqlite.Options{Logger: discardLogger()})
 	require.NoError(t, err)
 	require.NoError(t, db.Close())
 

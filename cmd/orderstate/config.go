@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/orderstate/orderstate/engine"
+	"github.com/orderstate/orderstate/engine/sqlite"
 )
 
 // newFlagSet is a flag set whose usage lists each flag's variable.
@@ -173,17 +174,17 @@ func (s *storeFlags) registerExisting(fs *flag.FlagSet) {
 	fs.Lookup("db").Usage = "SQLite database file written by serve (must exist)"
 }
 
-func (s *storeFlags) open(ctx context.Context, log *slog.Logger, now func() time.Time) (*engine.DB, error) {
+func (s *storeFlags) open(ctx context.Context, log *slog.Logger, now func() time.Time) (*sqlite.DB, error) {
 	if err := positive("busy-timeout", s.busyTimeout, "5s"); err != nil {
 		return nil, err
 	}
-	return engine.Open(ctx, s.db, engine.Options{BusyTimeout: s.busyTimeout, Logger: log, Now: now})
+	return sqlite.Open(ctx, s.db, sqlite.Options{BusyTimeout: s.busyTimeout, Logger: log, Now: now})
 }
 
 // openExisting opens a store that must already exist. Opening creates a
 // missing file, so a mistyped --db would otherwise become an empty store
 // in which every order, anomaly and difference looks absent.
-func (s *storeFlags) openExisting(ctx context.Context, log *slog.Logger, now func() time.Time) (*engine.DB, error) {
+func (s *storeFlags) openExisting(ctx context.Context, log *slog.Logger, now func() time.Time) (*sqlite.DB, error) {
 	if _, err := os.Stat(s.db); errors.Is(err, os.ErrNotExist) {
 		return nil, fmt.Errorf("database %s does not exist; orderstate serve creates it (check --db or ORDERSTATE_DB)", s.db)
 	}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/orderstate/orderstate/adapters/simulate"
 	"github.com/orderstate/orderstate/engine"
+	"github.com/orderstate/orderstate/engine/sqlite"
 	sm "github.com/orderstate/orderstate/statemachine"
 )
 
@@ -66,7 +67,7 @@ func TestDemo_SmallDayChecksOut(t *testing.T) {
 	}
 
 	// The store outlives the demo: one order, as `orderstate order` reads it.
-	db, err := engine.Open(context.Background(), filepath.Join(dir, "orderstate.db"), engine.Options{Logger: discardLogger()})
+	db, err := sqlite.Open(context.Background(), filepath.Join(dir, "orderstate.db"), sqlite.Options{Logger: discardLogger()})
 	require.NoError(t, err)
 	defer db.Close()
 	for _, o := range res.orders {
@@ -121,7 +122,7 @@ func TestDemo_RefusesToRemoveWhatItDidNotMake(t *testing.T) {
 		t.Parallel()
 		dir := t.TempDir()
 		path := filepath.Join(dir, "orderstate.db")
-		db, err := engine.Open(ctx, path, engine.Options{Logger: discardLogger()})
+		db, err := sqlite.Open(ctx, path, sqlite.Options{Logger: discardLogger()})
 		require.NoError(t, err)
 		_, err = db.RegisterOrder(ctx, engine.Registration{OrderID: "shop_1", Provider: "tazapay", CheckoutID: "chk_1", Amount: 100, Currency: "USD"})
 		require.NoError(t, err)
@@ -130,7 +131,7 @@ func TestDemo_RefusesToRemoveWhatItDidNotMake(t *testing.T) {
 		err = demo(dir)
 		require.ErrorContains(t, err, path)
 		require.ErrorContains(t, err, "not made by the demo")
-		db, err = engine.Open(ctx, path, engine.Options{Logger: discardLogger()})
+		db, err = sqlite.Open(ctx, path, sqlite.Options{Logger: discardLogger()})
 		require.NoError(t, err)
 		defer db.Close()
 		_, err = db.Order(ctx, "shop_1")

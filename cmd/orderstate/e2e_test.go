@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"github.com/orderstate/orderstate/engine/enginetest"
 	"io"
 	"net/http"
 	"path/filepath"
@@ -17,6 +16,7 @@ import (
 
 	"github.com/orderstate/orderstate/adapters/tazapay"
 	"github.com/orderstate/orderstate/engine"
+	"github.com/orderstate/orderstate/engine/sqlite"
 	sm "github.com/orderstate/orderstate/statemachine"
 )
 
@@ -205,7 +205,7 @@ func TestEndToEnd_RejectedRequestsChangeNothing(t *testing.T) {
 	dbPath := filepath.Join(t.TempDir(), "o.db")
 	s := startTestSidecar(t, dbPath)
 	good := tazapayEvent("evt_1", "checkout.paid", "2025-05-14T06:41:22Z", "chk_1", "pay_1", "order_1", "paid", 100)
-	before := enginetest.CountRows(t, dbPath)
+	before := countRows(t, dbPath)
 
 	cases := []struct {
 		name    string
@@ -237,7 +237,7 @@ func TestEndToEnd_RejectedRequestsChangeNothing(t *testing.T) {
 		}
 		require.NotEmpty(t, e.Error.Code, tc.name)
 	}
-	require.Equal(t, before, enginetest.CountRows(t, dbPath), "no table changed")
+	require.Equal(t, before, countRows(t, dbPath), "no table changed")
 }
 
 func TestAPI_ShopEndpoints(t *testing.T) {
@@ -311,4 +311,12 @@ func TestEndToEnd_UnconfiguredProviderSaysWhatToSet(t *testing.T) {
 	status, body = s.do("POST", "/webhooks/paypal", []byte(`{}`), nil)
 	require.Equal(t, http.StatusNotFound, status)
 	require.Contains(t, string(body), `no provider \"paypal\"`)
+}
+
+// countRows counts every table's rows of the store at path.
+func countRows(t *testing.T, path string) map[string]int {
+	t.Helper()
+	counts, err := sqlite.CountRows(context.Background(), path)
+	require.NoError(t, err)
+	return counts
 }

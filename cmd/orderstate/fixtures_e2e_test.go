@@ -17,7 +17,6 @@ import (
 	"github.com/orderstate/orderstate/adapters/tweed"
 	"github.com/orderstate/orderstate/adapters/yoco"
 	"github.com/orderstate/orderstate/engine"
-	"github.com/orderstate/orderstate/engine/enginetest"
 )
 
 // TestEndToEnd_EveryProviderFixture posts each documented payload, signed
@@ -82,7 +81,7 @@ func TestEndToEnd_EveryProviderFixture(t *testing.T) {
 					require.Equal(t, expected, string(res.State), "%s/%s: %s", provider, name, resp)
 				}
 				// The raw request is kept, so the event can be replayed.
-				require.Equal(t, 1, enginetest.CountRows(t, s.dbPth)["raw_events"], "%s/%s", provider, name)
+				require.Equal(t, 1, countRows(t, s.dbPth)["raw_events"], "%s/%s", provider, name)
 				require.NoError(t, s.stop())
 			}
 		})

@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/orderstate/orderstate/engine"
+	"github.com/orderstate/orderstate/engine/sqlite"
 	"github.com/orderstate/orderstate/reconcile"
 )
 
@@ -21,7 +22,7 @@ func TestReconcileAndReportCommands(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "orderstate.db")
-	db, err := engine.Open(ctx, path, engine.Options{Logger: discardLogger()})
+	db, err := sqlite.Open(ctx, path, sqlite.Options{Logger: discardLogger()})
 	require.NoError(t, err)
 	_, err = db.RegisterOrder(ctx, engine.Registration{OrderID: "order_1", Provider: "tazapay", CheckoutID: "chk_1", Amount: 4999, Currency: "USD"})
 	require.NoError(t, err)
@@ -95,7 +96,7 @@ func TestReconcileCommand_SaysItsChunks(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "orderstate.db")
-	db, err := engine.Open(ctx, path, engine.Options{Logger: discardLogger()})
+	db, err := sqlite.Open(ctx, path, sqlite.Options{Logger: discardLogger()})
 	require.NoError(t, err)
 	n := reconcile.DefaultSweepChunk + 5
 	for i := range n {

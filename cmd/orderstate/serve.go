@@ -13,6 +13,7 @@ import (
 
 	"github.com/orderstate/orderstate/cmd/orderstate/api"
 	"github.com/orderstate/orderstate/engine"
+	"github.com/orderstate/orderstate/engine/sqlite"
 	"github.com/orderstate/orderstate/reconcile"
 )
 
@@ -105,7 +106,7 @@ func (f *serveFlags) validate() error {
 
 // sidecar is a running server with its store, pipeline and reconciler.
 type sidecar struct {
-	db       *engine.DB
+	db       *sqlite.DB
 	pipeline *engine.Pipeline
 	server   *api.Server
 	log      *slog.Logger

@@ -10,10 +10,7 @@ import (
 	"syscall"
 	"time"
 
-	"modernc.org/sqlite"
-	sqlite3 "modernc.org/sqlite/lib"
-
-	"github.com/orderstate/orderstate/engine"
+	"github.com/orderstate/orderstate/engine/sqlite"
 )
 
 // openWritable opens the store for serve, refusing one it could only read.
@@ -24,7 +21,7 @@ import (
 // fails even once the database itself is fixed. Checking before SQLite
 // touches anything, and refusing to start, says what is wrong at once; a
 // supervisor's restart then picks up the fix.
-func openWritable(ctx context.Context, sf *storeFlags, log *slog.Logger, now func() time.Time) (*engine.DB, error) {
+func openWritable(ctx context.Context, sf *storeFlags, log *slog.Logger, now func() time.Time) (*sqlite.DB, error) {
 	for _, p := range []string{sf.db, sf.db + "-wal", sf.db + "-shm"} {
 		f, err := os.OpenFile(p, os.O_RDWR, 0)
 		switch {
@@ -41,8 +38,7 @@ func openWritable(ctx context.Context, sf *storeFlags, log *slog.Logger, now fun
 	// The same check through SQLite, for what permissions do not show.
 	// Other failures (a lock held past the busy timeout) may pass by
 	// themselves; /readyz reports them.
-	var se *sqlite.Error
-	if err := db.Ping(ctx); errors.As(err, &se) && se.Code()&0xff == sqlite3.SQLITE_READONLY {
+	if err := db.Ping(ctx); sqlite.IsReadOnly(err) {
 		db.Close()
 		return nil, readOnlyError(sf.db, err)
 	}

@@ -9,6 +9,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/orderstate/orderstate/engine"
+	"github.com/orderstate/orderstate/engine/sqlite"
 )
 
 // Metrics are the server's Prometheus instruments, on a registry of their
@@ -78,21 +79,21 @@ func (m *Metrics) ReconcilerRun(job string, took time.Duration, err error) {
 // WriterStatser is the part of a store the store counters read; the
 // engine's DB is one.
 type WriterStatser interface {
-	WriterStats() engine.WriterStats
+	WriterStats() sqlite.WriterStats
 }
 
 // CountWrites exports the store writer's counters, read at each scrape.
 func (m *Metrics) CountWrites(src WriterStatser) {
 	for _, c := range []struct {
 		name, help string
-		get        func(engine.WriterStats) int64
+		get        func(sqlite.WriterStats) int64
 	}{
-		{"orderstate_store_commits_total", "Write transactions committed.", func(s engine.WriterStats) int64 { return s.Commits }},
-		{"orderstate_store_syncs_total", "Flushes of the write-ahead log to disk; each covers every commit made while the one before it ran.", func(s engine.WriterStats) int64 { return s.Syncs }},
-		{"orderstate_store_writes_total", "Writes committed; divided by commits, the mean number sharing a commit.", func(s engine.WriterStats) int64 { return s.Writes }},
-		{"orderstate_store_order_lookups_total", "Webhooks that named an order.", func(s engine.WriterStats) int64 { return s.OrderLookups }},
-		{"orderstate_store_order_cache_hits_total", "Webhooks whose order the writer held in memory.", func(s engine.WriterStats) int64 { return s.OrderCacheHits }},
-		{"orderstate_store_checkpoints_total", "Passes that copied the write-ahead log into the database file.", func(s engine.WriterStats) int64 { return s.Checkpoints }},
+		{"orderstate_store_commits_total", "Write transactions committed.", func(s sqlite.WriterStats) int64 { return s.Commits }},
+		{"orderstate_store_syncs_total", "Flushes of the write-ahead log to disk; each covers every commit made while the one before it ran.", func(s sqlite.WriterStats) int64 { return s.Syncs }},
+		{"orderstate_store_writes_total", "Writes committed; divided by commits, the mean number sharing a commit.", func(s sqlite.WriterStats) int64 { return s.Writes }},
+		{"orderstate_store_order_lookups_total", "Webhooks that named an order.", func(s sqlite.WriterStats) int64 { return s.OrderLookups }},
+		{"orderstate_store_order_cache_hits_total", "Webhooks whose order the writer held in memory.", func(s sqlite.WriterStats) int64 { return s.OrderCacheHits }},
+		{"orderstate_store_checkpoints_total", "Passes that copied the write-ahead log into the database file.", func(s sqlite.WriterStats) int64 { return s.Checkpoints }},
 	} {
 		get := c.get
 		f := prometheus.NewCounterFunc(prometheus.CounterOpts{Name: c.name, Help: c.help}, func() float64 { return float64(get(src.WriterStats())) })

@@ -1,14 +1,16 @@
-package engine
+package sqlite
 
 import (
 	"context"
 	"database/sql"
 	"errors"
 	"time"
+
+	"github.com/orderstate/orderstate/engine"
 )
 
 // SaveReport stores a rendered report and returns its id.
-func (db *DB) SaveReport(ctx context.Context, r StoredReport) (int64, error) {
+func (db *DB) SaveReport(ctx context.Context, r engine.StoredReport) (int64, error) {
 	var id int64
 	err := db.update(ctx, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, `INSERT INTO reports (created_at, period_start, period_end, json, markdown, html)
@@ -24,7 +26,7 @@ func (db *DB) SaveReport(ctx context.Context, r StoredReport) (int64, error) {
 }
 
 // Reports lists stored reports, newest first, without their bodies.
-func (db *DB) Reports(ctx context.Context, limit int) ([]StoredReport, error) {
+func (db *DB) Reports(ctx context.Context, limit int) ([]engine.StoredReport, error) {
 	if limit <= 0 {
 		limit = 100
 	}
@@ -33,9 +35,9 @@ func (db *DB) Reports(ctx context.Context, limit int) ([]StoredReport, error) {
 		return nil, storeError(err, "list reports")
 	}
 	defer rows.Close()
-	out := []StoredReport{}
+	out := []engine.StoredReport{}
 	for rows.Next() {
-		var r StoredReport
+		var r engine.StoredReport
 		var c, s, e sql.NullString
 		if err := rows.Scan(&r.ID, &c, &s, &e); err != nil {
 			return nil, storeError(err, "list reports")
@@ -47,13 +49,13 @@ func (db *DB) Reports(ctx context.Context, limit int) ([]StoredReport, error) {
 }
 
 // Report returns one stored report with its renderings. Returns ENOTFOUND.
-func (db *DB) Report(ctx context.Context, id int64) (*StoredReport, error) {
-	var r StoredReport
+func (db *DB) Report(ctx context.Context, id int64) (*engine.StoredReport, error) {
+	var r engine.StoredReport
 	var c, s, e sql.NullString
 	err := db.read.QueryRowContext(ctx, `SELECT id, created_at, period_start, period_end, json, markdown, html FROM reports WHERE id = ?`, id).
 		Scan(&r.ID, &c, &s, &e, &r.JSON, &r.Markdown, &r.HTML)
 	if errors.Is(err, sql.ErrNoRows) {
-		return nil, Errorf(ENOTFOUND, "no report %d", id)
+		return nil, engine.Errorf(engine.ENOTFOUND, "no report %d", id)
 	} else if err != nil {
 		return nil, storeError(err, "read report")
 	}

@@ -1,16 +1,16 @@
-package engine
+package sqlite
 
 import (
 	"context"
-	"crypto/sha256"
 	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/http"
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/orderstate/orderstate/engine"
 
 	sm "github.com/orderstate/orderstate/statemachine"
 )
@@ -18,66 +18,23 @@ import (
 // Ingest stores one verified, parsed webhook: dedupe, apply to the order's
 // state machine, record the raw bytes, the event, the transition and any
 // anomaly, in one transaction. It returns once that is durably committed.
-func (db *DB) Ingest(ctx context.Context, ev Event, req *Request) (IngestResult, error) {
-	if err := validateEvent(ev); err != nil {
-		return IngestResult{}, err
+func (db *DB) Ingest(ctx context.Context, ev engine.Event, req *engine.Request) (engine.IngestResult, error) {
+	if err := engine.ValidateEvent(ev); err != nil {
+		return engine.IngestResult{}, err
 	}
-	headers, err := json.Marshal(redactHeaders(req.Header))
+	headers, err := json.Marshal(engine.RedactHeaders(req.Header))
 	if err != nil {
-		return IngestResult{}, Wrap(EINTERNAL, err, "cannot encode headers")
+		return engine.IngestResult{}, engine.Wrap(engine.EINTERNAL, err, "cannot encode headers")
 	}
-	var res IngestResult
+	var res engine.IngestResult
 	err = db.update(ctx, func(tx *sql.Tx) error {
-		res = IngestResult{}
+		res = engine.IngestResult{}
 		return db.ingest(ctx, db.wrap(tx), ev, headers, req.Body, &res)
 	}, true)
 	if err != nil {
-		return IngestResult{}, err
+		return engine.IngestResult{}, err
 	}
 	return res, nil
-}
-
-func validateEvent(ev Event) error {
-	switch {
-	case ev.Provider == "":
-		return Errorf(EINVALID, "event has no provider")
-	case ev.DedupeKey == "":
-		return Errorf(EINVALID, "event has no id to deduplicate on")
-	case !ev.Kind.Valid():
-		return Errorf(EINVALID, "event kind %q is not canonical", ev.Kind)
-	case ev.Kind != sm.KindUnknown && ev.CheckoutID == "":
-		return Errorf(EINVALID, "%s event %s names no checkout", ev.Provider, ev.Type)
-	case ev.Amount < 0:
-		return Errorf(EINVALID, "event amount %d is negative", ev.Amount)
-	case ev.Mode != "" && ev.Mode != ModeLive && ev.Mode != ModeTest:
-		return Errorf(EINVALID, "event mode %q is neither live nor test", ev.Mode)
-	}
-	return nil
-}
-
-// secretHeaders never reach the store or the logs.
-var secretHeaders = map[string]bool{
-	"Authorization": true, "Cookie": true, "Signature": true, "Tokenz-Signature": true,
-	"Webhook-Signature": true, "X-Hub-Signature-256": true, "X-Hub-Signature": true,
-}
-
-func redactHeaders(h http.Header) map[string]string {
-	out := make(map[string]string, len(h))
-	for k, v := range h {
-		k = http.CanonicalHeaderKey(k)
-		if secretHeaders[k] {
-			out[k] = "[redacted]"
-			continue
-		}
-		out[k] = strings.Join(v, ", ")
-	}
-	return out
-}
-
-// DedupeHash is the fixed-size key an event is deduplicated on.
-func DedupeHash(provider, key string) []byte {
-	h := sha256.Sum256([]byte(provider + "\x00" + key))
-	return h[:16]
 }
 
 // orderRow is the stored fold of an order: everything Apply needs.
@@ -176,9 +133,9 @@ func scanOrder(row interface{ Scan(...any) error }, lead ...any) (*orderRow, err
 	return &o, nil
 }
 
-func (db *DB) ingest(ctx context.Context, tx *wtx, ev Event, headers, body []byte, res *IngestResult) error {
+func (db *DB) ingest(ctx context.Context, tx *wtx, ev engine.Event, headers, body []byte, res *engine.IngestResult) error {
 	now := db.now()
-	dedupe := DedupeHash(ev.Provider, ev.DedupeKey)
+	dedupe := engine.DedupeHash(ev.Provider, ev.DedupeKey)
 
 	// A redelivery names the ids its first delivery did, which that one
 	// tied to its order, so it resolves to the same order and is found
@@ -219,7 +176,7 @@ func (db *DB) ingest(ctx context.Context, tx *wtx, ev Event, headers, body []byt
 	if o != nil {
 		outOfOrder = o.progress.Observe(ev.Kind, ev.OccurredAt)
 		if out, err = sm.Apply(o.state, &o.totals, ev.Kind, ev.Amount); err != nil {
-			return Wrap(EINTERNAL, err, "order %d cannot apply %s", o.ref, ev.Kind)
+			return engine.Wrap(engine.EINTERNAL, err, "order %d cannot apply %s", o.ref, ev.Kind)
 		}
 	} else {
 		out = sm.Outcome{Result: sm.Ignored}
@@ -270,27 +227,27 @@ func (db *DB) ingest(ctx context.Context, tx *wtx, ev Event, headers, body []byt
 
 	raised := newRaiser(tx, db.now())
 	if outOfOrder {
-		raised.raise(ctx, o, AnomalyOutOfOrder, seq, fmt.Sprintf("%s %s (provider time %s) arrived after events later in the lifecycle; it was recorded as %s.",
+		raised.raise(ctx, o, engine.AnomalyOutOfOrder, seq, fmt.Sprintf("%s %s (provider time %s) arrived after events later in the lifecycle; it was recorded as %s.",
 			ev.Provider, ev.Type, timeOrNone(ev.OccurredAt), out.Result))
 	}
 	if out.LateAfterFinal {
-		raised.raise(ctx, o, AnomalyLateAfterFinal, seq, fmt.Sprintf("%s %s arrived after the order was already %s and moved it to %s.",
+		raised.raise(ctx, o, engine.AnomalyLateAfterFinal, seq, fmt.Sprintf("%s %s arrived after the order was already %s and moved it to %s.",
 			ev.Provider, ev.Type, prev, out.To))
 	}
 	if ev.Kind == sm.KindFailedAfterSettlement {
-		raised.raise(ctx, o, AnomalyFailedAfterSettlement, seq, fmt.Sprintf("%s reported %s: the funds moved but the order failed. Refund the customer or deliver the order.",
+		raised.raise(ctx, o, engine.AnomalyFailedAfterSettlement, seq, fmt.Sprintf("%s reported %s: the funds moved but the order failed. Refund the customer or deliver the order.",
 			ev.Provider, ev.Type))
 	} else if out.To == sm.NeedsReview && out.Result == sm.Conflict {
-		raised.raise(ctx, o, AnomalyConflict, seq, fmt.Sprintf("%s sent contradictory outcomes: %s arrived while the order was %s.",
+		raised.raise(ctx, o, engine.AnomalyConflict, seq, fmt.Sprintf("%s sent contradictory outcomes: %s arrived while the order was %s.",
 			ev.Provider, ev.Type, prev))
 	}
 	raised.mismatches(ctx, o, ev, seq)
 	raised.redirectMismatch(ctx, o, seq)
 	if out.Changed() && out.To.Final() {
 		if o.redirect.Valid { // missing_webhook is only ever raised after a redirect
-			raised.resolve(ctx, o.ref, AnomalyMissingWebhook, fmt.Sprintf("%s %s arrived %s after the redirect.", ev.Provider, ev.Type, since(o.redirectAt, now)))
+			raised.resolve(ctx, o.ref, engine.AnomalyMissingWebhook, fmt.Sprintf("%s %s arrived %s after the redirect.", ev.Provider, ev.Type, since(o.redirectAt, now)))
 		}
-		raised.resolve(ctx, o.ref, AnomalyStuck, fmt.Sprintf("the order moved to %s.", out.To))
+		raised.resolve(ctx, o.ref, engine.AnomalyStuck, fmt.Sprintf("the order moved to %s.", out.To))
 	}
 	if raised.err != nil {
 		return raised.err
@@ -300,7 +257,7 @@ func (db *DB) ingest(ctx context.Context, tx *wtx, ev Event, headers, body []byt
 	return nil
 }
 
-func (db *DB) recordDuplicate(ctx context.Context, tx *wtx, ev Event, dedupe []byte, origID int64, o *orderRow, now time.Time, res *IngestResult) error {
+func (db *DB) recordDuplicate(ctx context.Context, tx *wtx, ev engine.Event, dedupe []byte, origID int64, o *orderRow, now time.Time, res *engine.IngestResult) error {
 	var ref any
 	if o != nil {
 		ref = o.ref
@@ -317,7 +274,7 @@ func (db *DB) recordDuplicate(ctx context.Context, tx *wtx, ev Event, dedupe []b
 		return nil
 	}
 	raised := newRaiser(tx, now)
-	raised.raise(ctx, o, AnomalyDuplicate, seq, fmt.Sprintf("%s delivered event %s again; it was counted and not applied.", ev.Provider, ev.EventID))
+	raised.raise(ctx, o, engine.AnomalyDuplicate, seq, fmt.Sprintf("%s delivered event %s again; it was counted and not applied.", ev.Provider, ev.EventID))
 	res.State, res.OrderID, res.Anomalies = o.state, o.shopID(), raised.kinds
 	return raised.err
 }
@@ -326,7 +283,7 @@ func (db *DB) recordDuplicate(ctx context.Context, tx *wtx, ev Event, dedupe []b
 // carries or by the shop's reference, and creates an unregistered one when
 // nobody registered it yet (created). It records every id the event
 // carries as an alias.
-func (db *DB) resolveOrder(ctx context.Context, tx *wtx, ev Event, now time.Time) (o *orderRow, created bool, err error) {
+func (db *DB) resolveOrder(ctx context.Context, tx *wtx, ev engine.Event, now time.Time) (o *orderRow, created bool, err error) {
 	ids := make([]string, 0, 1+len(ev.Refs))
 	for _, id := range append([]string{ev.CheckoutID}, ev.Refs...) {
 		if id != "" && !slices.Contains(ids, id) {
@@ -487,25 +444,25 @@ func (r *raiser) resolve(ctx context.Context, ref int64, kind, resolution string
 }
 
 // mismatches compares what a money event says with what the shop registered.
-func (r *raiser) mismatches(ctx context.Context, o *orderRow, ev Event, seq int64) {
+func (r *raiser) mismatches(ctx context.Context, o *orderRow, ev engine.Event, seq int64) {
 	if !o.registered {
 		return
 	}
 	if ev.Mode != "" && o.mode.Valid && ev.Mode != o.mode.String {
-		r.raise(ctx, o, AnomalyModeMismatch, seq, fmt.Sprintf("%s sent a %s-mode %s for an order registered as %s.",
+		r.raise(ctx, o, engine.AnomalyModeMismatch, seq, fmt.Sprintf("%s sent a %s-mode %s for an order registered as %s.",
 			ev.Provider, ev.Mode, ev.Type, o.mode.String))
 	}
 	if ev.Kind != sm.KindPaid {
 		if ev.Kind == sm.KindRefunded && ev.Currency != "" && o.currency.Valid && ev.Currency != o.currency.String {
-			r.raise(ctx, o, AnomalyCurrencyMismatch, seq, fmt.Sprintf("%s refunded in %s for an order registered in %s.", ev.Provider, ev.Currency, o.currency.String))
+			r.raise(ctx, o, engine.AnomalyCurrencyMismatch, seq, fmt.Sprintf("%s refunded in %s for an order registered in %s.", ev.Provider, ev.Currency, o.currency.String))
 		}
 		return
 	}
 	if ev.Currency != "" && o.currency.Valid && ev.Currency != o.currency.String {
-		r.raise(ctx, o, AnomalyCurrencyMismatch, seq, fmt.Sprintf("%s captured %s %s for an order registered as %s %s.",
+		r.raise(ctx, o, engine.AnomalyCurrencyMismatch, seq, fmt.Sprintf("%s captured %s %s for an order registered as %s %s.",
 			ev.Provider, formatAmount(ev.Amount), ev.Currency, formatAmount(o.amount.Int64), o.currency.String))
 	} else if ev.Amount > 0 && o.amount.Valid && ev.Amount != o.amount.Int64 {
-		r.raise(ctx, o, AnomalyAmountMismatch, seq, fmt.Sprintf("%s captured %s %s for an order registered as %s %s.",
+		r.raise(ctx, o, engine.AnomalyAmountMismatch, seq, fmt.Sprintf("%s captured %s %s for an order registered as %s %s.",
 			ev.Provider, formatAmount(ev.Amount), ev.Currency, formatAmount(o.amount.Int64), o.currency.String))
 	}
 }
@@ -516,21 +473,9 @@ func (r *raiser) redirectMismatch(ctx context.Context, o *orderRow, seq int64) {
 	if !o.redirect.Valid {
 		return
 	}
-	if msg := redirectContradiction(o.redirect.String, o.state); msg != "" {
-		r.raise(ctx, o, AnomalyRedirectMismatch, seq, msg)
+	if msg := engine.RedirectContradiction(o.redirect.String, o.state); msg != "" {
+		r.raise(ctx, o, engine.AnomalyRedirectMismatch, seq, msg)
 	}
-}
-
-// redirectContradiction explains how a redirect outcome and a state
-// contradict each other, or returns "".
-func redirectContradiction(outcome string, state sm.State) string {
-	switch {
-	case outcome == RedirectSuccess && (state == sm.Failed || state == sm.Expired):
-		return fmt.Sprintf("The customer came back with success, but the provider says the checkout %s. Check whether the customer was charged.", state)
-	case outcome != RedirectSuccess && state.Captured():
-		return fmt.Sprintf("The customer came back with %s, but the provider says the order is %s. The customer may think they were not charged.", outcome, state)
-	}
-	return ""
 }
 
 func nullString(s string) any {

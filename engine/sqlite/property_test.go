@@ -1,4 +1,4 @@
-package engine_test
+package sqlite_test
 
 import (
 	"context"
@@ -20,7 +20,7 @@ import (
 // exactly when the arrival order was not the lifecycle order.
 func TestIngest_ArrivalOrderNeverChangesTheOutcome(t *testing.T) {
 	t.Parallel()
-	scenarios, err := scenario.Load("../testdata/scenarios/lifecycle.json")
+	scenarios, err := scenario.Load("../../testdata/scenarios/lifecycle.json")
 	require.NoError(t, err)
 	ctx := context.Background()
 	for si, sc := range scenarios {

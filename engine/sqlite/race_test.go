@@ -1,6 +1,6 @@
 //go:build race
 
-package engine_test
+package sqlite_test
 
 // The race detector slows the SQLite driver about fifteenfold; tests that
 // run many ingests scale down under it. The pure state machine property test

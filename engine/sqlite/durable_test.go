@@ -1,4 +1,4 @@
-package engine
+package sqlite
 
 import (
 	"context"
@@ -8,12 +8,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/orderstate/orderstate/engine"
+
 	"github.com/stretchr/testify/require"
 
 	sm "github.com/orderstate/orderstate/statemachine"
 )
 
-func paidEvent(id string) Event { return testEvent(id, sm.KindPaid, "chk_"+id, 100) }
+func paidEvent(id string) engine.Event { return testEvent(id, sm.KindPaid, "chk_"+id, 100) }
 
 // A write is answered only after the log flush that follows its commit has
 // returned: with the disk held, the writer goes on committing, but nobody
@@ -65,7 +67,7 @@ func TestLogSyncer_AFailedFlushStopsWrites(t *testing.T) {
 	db.logs.flush = func(*os.File) error { return eio }
 	_, err = db.Ingest(ctx, paidEvent("lost"), testRequest)
 	require.ErrorIs(t, err, eio)
-	require.Equal(t, EUNAVAILABLE, ErrorCode(err))
+	require.Equal(t, engine.EUNAVAILABLE, engine.ErrorCode(err))
 	require.Contains(t, err.Error(), "restart orderstate")
 
 	db.logs.flush = datasync // the disk is back, the store is not
@@ -73,7 +75,7 @@ func TestLogSyncer_AFailedFlushStopsWrites(t *testing.T) {
 	require.ErrorIs(t, err, eio)
 	require.Error(t, db.Ping(ctx))
 	_, err = db.Order(ctx, "missing")
-	require.Equal(t, ENOTFOUND, ErrorCode(err), "reads still work")
+	require.Equal(t, engine.ENOTFOUND, engine.ErrorCode(err), "reads still work")
 	require.NoError(t, db.Close())
 
 	db, err = Open(ctx, path, Options{})

@@ -1,10 +1,12 @@
-package engine
+package sqlite
 
 import (
 	"context"
 	"database/sql"
 	"fmt"
 	"sync"
+
+	"github.com/orderstate/orderstate/engine"
 )
 
 // stmtCache keeps the order view's statements prepared for the read pool:
@@ -129,6 +131,6 @@ const (
 )
 
 func readQueries() []string {
-	perOrder, _ := anomalyQuery(AnomalyFilter{OrderRef: 1})
+	perOrder, _ := anomalyQuery(engine.AnomalyFilter{OrderRef: 1})
 	return []string{qTimeline, qOrderByOrderID, qOrderByCheckout, perOrder}
 }

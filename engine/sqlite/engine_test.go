@@ -1,10 +1,9 @@
-package engine_test
+package sqlite_test
 
 import (
 	"context"
 	"database/sql"
 	"fmt"
-	"github.com/orderstate/orderstate/engine/enginetest"
 	"net/http"
 	"path/filepath"
 	"strings"
@@ -17,6 +16,7 @@ import (
 	_ "modernc.org/sqlite"
 
 	"github.com/orderstate/orderstate/engine"
+	"github.com/orderstate/orderstate/engine/sqlite"
 	sm "github.com/orderstate/orderstate/statemachine"
 )
 
@@ -35,12 +35,12 @@ func (c *clock) Add(d time.Duration) {
 	c.mu.Unlock()
 }
 
-func mustOpen(tb testing.TB, path string, c *clock) *engine.DB {
+func mustOpen(tb testing.TB, path string, c *clock) *sqlite.DB {
 	tb.Helper()
 	if path == "" {
 		path = filepath.Join(tb.TempDir(), "orderstate.db")
 	}
-	db, err := engine.Open(context.Background(), path, engine.Options{Now: c.Now})
+	db, err := sqlite.Open(context.Background(), path, sqlite.Options{Now: c.Now})
 	require.NoError(tb, err)
 	tb.Cleanup(func() { db.Close() })
 	return db
@@ -55,7 +55,7 @@ func event(id string, kind sm.Kind, checkout string, amount int64) engine.Event 
 		CheckoutID: checkout, Amount: amount, Currency: "USD", Mode: engine.ModeLive}
 }
 
-func register(t *testing.T, db *engine.DB, orderID, checkout string, amount int64) {
+func register(t *testing.T, db *sqlite.DB, orderID, checkout string, amount int64) {
 	t.Helper()
 	_, err := db.RegisterOrder(context.Background(), engine.Registration{OrderID: orderID, Provider: "tazapay",
 		CheckoutID: checkout, Amount: amount, Currency: "usd", Mode: engine.ModeLive})
@@ -338,7 +338,7 @@ func TestIngest_RejectsBadEventsAndStoresNothing(t *testing.T) {
 	t.Parallel()
 	ctx, c := context.Background(), newClock()
 	db := mustOpen(t, "", c)
-	before := enginetest.CountRows(t, db.Path())
+	before := countRows(t, db.Path())
 	for name, ev := range map[string]engine.Event{
 		"NoDedupeKey": {Provider: "tazapay", Kind: sm.KindPaid, CheckoutID: "c"},
 		"BadKind":     {Provider: "tazapay", DedupeKey: "x", Kind: "exploded", CheckoutID: "c"},
@@ -349,7 +349,7 @@ func TestIngest_RejectsBadEventsAndStoresNothing(t *testing.T) {
 		_, err := db.Ingest(ctx, ev, req(`{}`))
 		require.Equal(t, engine.EINVALID, engine.ErrorCode(err), name)
 	}
-	require.Equal(t, before, enginetest.CountRows(t, db.Path()))
+	require.Equal(t, before, countRows(t, db.Path()))
 }
 
 func TestIngest_UnknownTypeIsStoredAndIgnored(t *testing.T) {
@@ -374,7 +374,7 @@ func TestIngest_UnknownTypeIsStoredAndIgnored(t *testing.T) {
 	o, err := db.Order(ctx, "o")
 	require.NoError(t, err)
 	require.Equal(t, sm.Pending, o.State)
-	require.Equal(t, 2, enginetest.CountRows(t, db.Path())["raw_events"], "both bodies are kept raw")
+	require.Equal(t, 2, countRows(t, db.Path())["raw_events"], "both bodies are kept raw")
 }
 
 func TestReplay_MatchesStoredStateAndFindsTampering(t *testing.T) {
@@ -463,7 +463,7 @@ func TestStore_SurvivesReopen(t *testing.T) {
 	t.Parallel()
 	ctx, c := context.Background(), newClock()
 	path := filepath.Join(t.TempDir(), "o.db")
-	db, err := engine.Open(ctx, path, engine.Options{Now: c.Now})
+	db, err := sqlite.Open(ctx, path, sqlite.Options{Now: c.Now})
 	require.NoError(t, err)
 	register(t, db, "o", "c", 100)
 	_, err = db.Ingest(ctx, event("a", sm.KindPaid, "c", 100), req(`{}`))
@@ -550,7 +550,7 @@ func TestIngest_OrdersStoredApartAreMerged(t *testing.T) {
 	byPayin, err := db.OrderByCheckout(ctx, "tazapay", "pay_1")
 	require.NoError(t, err)
 	require.Equal(t, "order_1", byPayin.OrderID)
-	require.Equal(t, 1, enginetest.CountRows(t, db.Path())["orders"], "the orphan is gone")
+	require.Equal(t, 1, countRows(t, db.Path())["orders"], "the orphan is gone")
 	// A redelivery of the event stored on the merged-away order is still
 	// known: its events moved with it.
 	res, err := db.Ingest(ctx, attempt, req(`{}`))
@@ -617,7 +617,7 @@ func TestRegisterOrder_OtherIDsJoinAnOrderWebhooksMadeApart(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, sm.Processing, o.State)
 	require.Len(t, o.Events, 1)
-	require.Equal(t, 1, enginetest.CountRows(t, db.Path())["orders"])
+	require.Equal(t, 1, countRows(t, db.Path())["orders"])
 
 	// Later attempts find the order directly.
 	_, err = db.Ingest(ctx, event("att2", sm.KindPaymentAttemptFailed, "pay_1", 0), req(`{}`))
@@ -669,7 +669,15 @@ func TestIngest_StateSinceMovesOnlyWithTheState(t *testing.T) {
 	var n int
 	require.NoError(t, db.Update(ctx, func(tx *sql.Tx) error {
 		return tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM orders INDEXED BY orders_state_since WHERE state = 'paid' AND state_since = ?`,
-			engine.FormatTime(c.Now())).Scan(&n)
+			c.Now().UTC().Format("2006-01-02T15:04:05.000000000Z")).Scan(&n)
 	}))
 	require.Equal(t, 1, n)
+}
+
+// countRows counts every table's rows of the store at path.
+func countRows(t *testing.T, path string) map[string]int {
+	t.Helper()
+	counts, err := sqlite.CountRows(context.Background(), path)
+	require.NoError(t, err)
+	return counts
 }

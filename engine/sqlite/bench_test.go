@@ -1,4 +1,4 @@
-package engine_test
+package sqlite_test
 
 import (
 	"context"
@@ -18,6 +18,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/orderstate/orderstate/engine"
+	"github.com/orderstate/orderstate/engine/sqlite"
 	sm "github.com/orderstate/orderstate/statemachine"
 )
 
@@ -33,7 +34,7 @@ func BenchmarkIngest(b *testing.B) {
 	}{{"serial", 0}, {"parallel64", 32}} {
 		b.Run(bc.name, func(b *testing.B) {
 			ctx := context.Background()
-			db, err := engine.Open(ctx, filepath.Join(b.TempDir(), "bench.db"), engine.Options{})
+			db, err := sqlite.Open(ctx, filepath.Join(b.TempDir(), "bench.db"), sqlite.Options{})
 			require.NoError(b, err)
 			defer db.Close()
 			orders := b.N/2 + 1
@@ -143,7 +144,7 @@ func BenchmarkOrderRead(b *testing.B) {
 	for _, busy := range []bool{false, true} {
 		b.Run(fmt.Sprintf("ingesting=%v", busy), func(b *testing.B) {
 			ctx := context.Background()
-			db, err := engine.Open(ctx, filepath.Join(b.TempDir(), "bench.db"), engine.Options{})
+			db, err := sqlite.Open(ctx, filepath.Join(b.TempDir(), "bench.db"), sqlite.Options{})
 			require.NoError(b, err)
 			defer db.Close()
 			const orders = 2000

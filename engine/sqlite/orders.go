@@ -1,4 +1,4 @@
-package engine
+package sqlite
 
 import (
 	"context"
@@ -7,8 +7,9 @@ import (
 	"errors"
 	"strings"
 	"time"
-	"unicode"
 	"unicode/utf8"
+
+	"github.com/orderstate/orderstate/engine"
 
 	sm "github.com/orderstate/orderstate/statemachine"
 )
@@ -18,15 +19,12 @@ import (
 // A webhook that came before the registration is attached to it. Returns
 // EINVALID for a bad field and ECONFLICT when the order id or the checkout is
 // already registered with different details.
-func (db *DB) RegisterOrder(ctx context.Context, reg Registration) (*Order, error) {
-	reg.Currency = strings.ToUpper(strings.TrimSpace(reg.Currency))
-	if reg.Mode == "" {
-		reg.Mode = ModeLive
-	}
-	if err := validateRegistration(reg); err != nil {
+func (db *DB) RegisterOrder(ctx context.Context, reg engine.Registration) (*engine.Order, error) {
+	reg, err := engine.NormalizeRegistration(reg)
+	if err != nil {
 		return nil, err
 	}
-	err := db.update(ctx, func(stx *sql.Tx) error {
+	err = db.update(ctx, func(stx *sql.Tx) error {
 		tx := db.wrap(stx)
 		if err := db.register(ctx, tx, reg); err != nil {
 			return err
@@ -39,52 +37,7 @@ func (db *DB) RegisterOrder(ctx context.Context, reg Registration) (*Order, erro
 	return db.Order(ctx, reg.OrderID)
 }
 
-func validateRegistration(reg Registration) error {
-	for _, id := range reg.OtherIDs {
-		if id == "" || len(id) > 200 {
-			return Errorf(EINVALID, "each of other_ids must be 1 to 200 characters")
-		} else if !isText(id) {
-			return Errorf(EINVALID, "each of other_ids must be UTF-8 text without control characters")
-		}
-	}
-	switch {
-	case reg.OrderID == "" || len(reg.OrderID) > 200:
-		return Errorf(EINVALID, "order_id must be 1 to 200 characters")
-	case !isText(reg.OrderID):
-		return Errorf(EINVALID, "order_id must be UTF-8 text without control characters")
-	case reg.Provider == "":
-		return Errorf(EINVALID, "provider is required")
-	case reg.CheckoutID == "" || len(reg.CheckoutID) > 200:
-		return Errorf(EINVALID, "checkout_id must be 1 to 200 characters")
-	case !isText(reg.CheckoutID):
-		return Errorf(EINVALID, "checkout_id must be UTF-8 text without control characters")
-	case reg.Amount < 0:
-		return Errorf(EINVALID, "amount must be in minor units, zero or more; got %d", reg.Amount)
-	case len(reg.Currency) != 3 || strings.Trim(reg.Currency, "ABCDEFGHIJKLMNOPQRSTUVWXYZ") != "":
-		return Errorf(EINVALID, "currency must be a three-letter ISO 4217 code; got %q", reg.Currency)
-	case reg.Mode != ModeLive && reg.Mode != ModeTest:
-		return Errorf(EINVALID, "mode must be live or test; got %q", reg.Mode)
-	}
-	return nil
-}
-
-// isText reports whether an id is printable text. Ids are shown in
-// reports, logs and terminals, where a NUL, a newline or an escape sequence
-// garbles the line or forges another; no provider's ids hold one, so an id
-// that does is a client's bug.
-func isText(s string) bool {
-	if !utf8.ValidString(s) {
-		return false
-	}
-	for _, r := range s {
-		if unicode.IsControl(r) {
-			return false
-		}
-	}
-	return true
-}
-
-func (db *DB) register(ctx context.Context, tx *wtx, reg Registration) error {
+func (db *DB) register(ctx context.Context, tx *wtx, reg engine.Registration) error {
 	now := db.now()
 	byID, err := loadOrder(ctx, tx, `order_id = ?`, reg.OrderID)
 	if err != nil {
@@ -105,13 +58,13 @@ func (db *DB) register(ctx context.Context, tx *wtx, reg Registration) error {
 	if byID != nil {
 		if byID.provider != reg.Provider || byID.checkoutID != reg.CheckoutID || byID.amount.Int64 != reg.Amount ||
 			byID.currency.String != reg.Currency || byID.mode.String != reg.Mode {
-			return Errorf(ECONFLICT, "order %s is already registered as %s %s, %d %s, %s", reg.OrderID,
+			return engine.Errorf(engine.ECONFLICT, "order %s is already registered as %s %s, %d %s, %s", reg.OrderID,
 				byID.provider, byID.checkoutID, byID.amount.Int64, byID.currency.String, byID.mode.String)
 		}
 		return nil
 	}
 	if byCheckout != nil && byCheckout.orderID.Valid {
-		return Errorf(ECONFLICT, "%s checkout %s is already registered to order %s", reg.Provider, reg.CheckoutID, byCheckout.orderID.String)
+		return engine.Errorf(engine.ECONFLICT, "%s checkout %s is already registered to order %s", reg.Provider, reg.CheckoutID, byCheckout.orderID.String)
 	}
 
 	if byCheckout == nil {
@@ -176,7 +129,7 @@ func (db *DB) register(ctx context.Context, tx *wtx, reg Registration) error {
 // storedEvent is an original event as the mismatch checks need it.
 type storedEvent struct {
 	seq int64
-	ev  Event
+	ev  engine.Event
 }
 
 // storedEvents lists an order's original events in arrival order.
@@ -203,7 +156,7 @@ func storedEvents(ctx context.Context, tx *wtx, ref int64) ([]storedEvent, error
 // attachIDs records a registration's other provider ids as names of its
 // order. An id a webhook already made an unregistered order for merges that
 // order into this one; an id of another registered order is a conflict.
-func (db *DB) attachIDs(ctx context.Context, tx *wtx, reg Registration) error {
+func (db *DB) attachIDs(ctx context.Context, tx *wtx, reg engine.Registration) error {
 	if len(reg.OtherIDs) == 0 {
 		return nil
 	}
@@ -228,7 +181,7 @@ func (db *DB) attachIDs(ctx context.Context, tx *wtx, reg Registration) error {
 				return err
 			}
 			if o.orderID.Valid {
-				return Errorf(ECONFLICT, "%s id %s belongs to order %s", reg.Provider, id, o.orderID.String)
+				return engine.Errorf(engine.ECONFLICT, "%s id %s belongs to order %s", reg.Provider, id, o.orderID.String)
 			}
 			if _, err := db.merge(ctx, tx, ref, []int64{other}, now); err != nil {
 				return err
@@ -272,11 +225,11 @@ func loadOrder(ctx context.Context, q interface {
 // ReportRedirect records that the customer came back to the shop with the
 // given outcome. Returns ENOTFOUND for an order nobody registered and
 // EINVALID for an unknown outcome.
-func (db *DB) ReportRedirect(ctx context.Context, orderID, outcome string) (*Order, error) {
+func (db *DB) ReportRedirect(ctx context.Context, orderID, outcome string) (*engine.Order, error) {
 	switch outcome {
-	case RedirectSuccess, RedirectCancel, RedirectFailure:
+	case engine.RedirectSuccess, engine.RedirectCancel, engine.RedirectFailure:
 	default:
-		return nil, Errorf(EINVALID, "outcome must be success, cancel or failure; got %q", outcome)
+		return nil, engine.Errorf(engine.EINVALID, "outcome must be success, cancel or failure; got %q", outcome)
 	}
 	err := db.update(ctx, func(stx *sql.Tx) error {
 		tx := db.wrap(stx)
@@ -284,7 +237,7 @@ func (db *DB) ReportRedirect(ctx context.Context, orderID, outcome string) (*Ord
 		if err != nil {
 			return err
 		} else if o == nil {
-			return Errorf(ENOTFOUND, "order %s is not registered", orderID)
+			return engine.Errorf(engine.ENOTFOUND, "order %s is not registered", orderID)
 		}
 		now := db.now()
 		if _, err := tx.ExecContext(ctx, `UPDATE orders SET redirect_outcome = ?, redirect_at = ?, updated_at = ? WHERE id = ?`,
@@ -308,7 +261,7 @@ func (db *DB) ReportRedirect(ctx context.Context, orderID, outcome string) (*Ord
 // under orderID or, when it registered none, of the latest order a webhook
 // created naming orderID as the shop's reference. Returns ENOTFOUND when
 // there is neither.
-func (db *DB) Order(ctx context.Context, orderID string) (*Order, error) {
+func (db *DB) Order(ctx context.Context, orderID string) (*engine.Order, error) {
 	o, err := db.orderView(ctx, `order_id = ?`, orderID)
 	if o == nil && err == nil {
 		// The customer may have tried more than one checkout under the
@@ -317,7 +270,7 @@ func (db *DB) Order(ctx context.Context, orderID string) (*Order, error) {
 			WHERE order_id IS NULL AND reference = ? ORDER BY id DESC LIMIT 1)`, orderID)
 	}
 	if o == nil && err == nil {
-		return nil, Errorf(ENOTFOUND, "no order %s", orderID)
+		return nil, engine.Errorf(engine.ENOTFOUND, "no order %s", orderID)
 	}
 	return o, err
 }
@@ -325,17 +278,17 @@ func (db *DB) Order(ctx context.Context, orderID string) (*Order, error) {
 // OrderByCheckout returns the order a provider's checkout id (or any other
 // id a webhook named it by) belongs to, registered or not. Returns
 // ENOTFOUND when there is none.
-func (db *DB) OrderByCheckout(ctx context.Context, provider, checkoutID string) (*Order, error) {
+func (db *DB) OrderByCheckout(ctx context.Context, provider, checkoutID string) (*engine.Order, error) {
 	o, err := db.orderView(ctx, `id = (SELECT order_ref FROM order_aliases WHERE provider = ? AND external_id = ?)`, provider, checkoutID)
 	if o == nil && err == nil {
-		return nil, Errorf(ENOTFOUND, "no order for %s checkout %s", provider, checkoutID)
+		return nil, engine.Errorf(engine.ENOTFOUND, "no order for %s checkout %s", provider, checkoutID)
 	}
 	return o, err
 }
 
 // orderView returns nil and no error when no order matches: only the
 // caller knows how to name what it looked for.
-func (db *DB) orderView(ctx context.Context, where string, args ...any) (*Order, error) {
+func (db *DB) orderView(ctx context.Context, where string, args ...any) (*engine.Order, error) {
 	stx, err := db.read.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
 	if err != nil {
 		return nil, storeError(err, "read order")
@@ -349,7 +302,7 @@ func (db *DB) orderView(ctx context.Context, where string, args ...any) (*Order,
 		return nil, nil
 	}
 	view := o.view()
-	if view.Anomalies, err = queryAnomalies(ctx, tx, AnomalyFilter{OrderRef: o.ref}); err != nil {
+	if view.Anomalies, err = queryAnomalies(ctx, tx, engine.AnomalyFilter{OrderRef: o.ref}); err != nil {
 		return nil, err
 	}
 	if view.Events, err = timeline(ctx, tx, o.ref); err != nil {
@@ -358,31 +311,31 @@ func (db *DB) orderView(ctx context.Context, where string, args ...any) (*Order,
 	return view, nil
 }
 
-func (o *orderRow) view() *Order {
-	v := &Order{
+func (o *orderRow) view() *engine.Order {
+	v := &engine.Order{
 		Ref: o.ref, OrderID: o.shopID(), Provider: o.provider, CheckoutID: o.checkoutID, State: o.state,
 		Amount: o.amount.Int64, Currency: o.currency.String, Mode: o.mode.String, Registered: o.registered,
 		Captured: o.totals.Captured, Refunded: o.totals.Refunded, StateSince: o.stateSince, CreatedAt: o.createdAt,
-		UpdatedAt: o.lastEventAt, Anomalies: []Anomaly{}, Events: []Entry{},
+		UpdatedAt: o.lastEventAt, Anomalies: []engine.Anomaly{}, Events: []engine.Entry{},
 	}
 	if v.UpdatedAt.Before(o.stateSince) {
 		v.UpdatedAt = o.stateSince
 	}
 	if o.redirect.Valid {
-		v.Redirect = &Redirect{Outcome: o.redirect.String, At: o.redirectAt}
+		v.Redirect = &engine.Redirect{Outcome: o.redirect.String, At: o.redirectAt}
 	}
 	return v
 }
 
-func timeline(ctx context.Context, tx querier, ref int64) ([]Entry, error) {
+func timeline(ctx context.Context, tx querier, ref int64) ([]engine.Entry, error) {
 	rows, err := tx.QueryContext(ctx, qTimeline, ref)
 	if err != nil {
 		return nil, storeError(err, "read timeline")
 	}
 	defer rows.Close()
-	out := []Entry{}
+	out := []engine.Entry{}
 	for rows.Next() {
-		var e Entry
+		var e engine.Entry
 		var kind, result, from, to string
 		var occurred, received sql.NullString
 		if err := rows.Scan(&e.Seq, &e.ProviderEventID, &e.ProviderType, &kind, &result, &from, &to, &e.Amount,
@@ -400,7 +353,7 @@ func timeline(ctx context.Context, tx querier, ref int64) ([]Entry, error) {
 }
 
 // Anomalies lists anomalies matching f, newest first.
-func (db *DB) Anomalies(ctx context.Context, f AnomalyFilter) ([]Anomaly, error) {
+func (db *DB) Anomalies(ctx context.Context, f engine.AnomalyFilter) ([]engine.Anomaly, error) {
 	tx, err := db.read.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
 	if err != nil {
 		return nil, storeError(err, "read anomalies")
@@ -409,14 +362,14 @@ func (db *DB) Anomalies(ctx context.Context, f AnomalyFilter) ([]Anomaly, error)
 	return queryAnomalies(ctx, tx, f)
 }
 
-func queryAnomalies(ctx context.Context, tx querier, f AnomalyFilter) ([]Anomaly, error) {
+func queryAnomalies(ctx context.Context, tx querier, f engine.AnomalyFilter) ([]engine.Anomaly, error) {
 	query, args := anomalyQuery(f)
 	rows, err := tx.QueryContext(ctx, query, args...)
 	if err != nil {
 		return nil, storeError(err, "read anomalies")
 	}
 	defer rows.Close()
-	out := []Anomaly{}
+	out := []engine.Anomaly{}
 	for rows.Next() {
 		a, err := scanAnomaly(rows)
 		if err != nil {
@@ -429,7 +382,7 @@ func queryAnomalies(ctx context.Context, tx querier, f AnomalyFilter) ([]Anomaly
 
 // anomalyQuery builds the query for f; the same filter shape always gives
 // the same text, so the per-order one can be prepared once.
-func anomalyQuery(f AnomalyFilter) (string, []any) {
+func anomalyQuery(f engine.AnomalyFilter) (string, []any) {
 	where, args := []string{"1 = 1"}, []any{}
 	add := func(cond string, v any) { where = append(where, cond); args = append(args, v) }
 	if f.Kind != "" {
@@ -443,8 +396,8 @@ func anomalyQuery(f AnomalyFilter) (string, []any) {
 	}
 	if f.Severity != "" {
 		kinds := []string{}
-		for _, k := range AnomalyKinds {
-			if Severity(k) == f.Severity {
+		for _, k := range engine.AnomalyKinds {
+			if engine.Severity(k) == f.Severity {
 				kinds = append(kinds, "'"+k+"'")
 			}
 		}
@@ -475,8 +428,8 @@ func anomalyQuery(f AnomalyFilter) (string, []any) {
 		ORDER BY a.id DESC LIMIT ?`, append(args, limit)
 }
 
-func scanAnomaly(row interface{ Scan(...any) error }) (Anomaly, error) {
-	var a Anomaly
+func scanAnomaly(row interface{ Scan(...any) error }) (engine.Anomaly, error) {
+	var a engine.Anomaly
 	var seqs, state string
 	var opened, updated, resolved sql.NullString
 	if err := row.Scan(&a.ID, &a.Kind, &a.Status, &a.Detail, &seqs, &a.Count, &opened, &updated, &resolved,
@@ -484,7 +437,7 @@ func scanAnomaly(row interface{ Scan(...any) error }) (Anomaly, error) {
 		return a, storeError(err, "read anomaly")
 	}
 	a.State = sm.State(state)
-	a.Severity = Severity(a.Kind)
+	a.Severity = engine.Severity(a.Kind)
 	a.OpenedAt, a.UpdatedAt = parseTime(opened), parseTime(updated)
 	if t := parseTime(resolved); !t.IsZero() {
 		a.ResolvedAt = &t
@@ -499,21 +452,21 @@ func scanAnomaly(row interface{ Scan(...any) error }) (Anomaly, error) {
 // what a colleague wrote; an ack without a note, or the same note again (a
 // retried request), keeps the notes as they are. Returns ENOTFOUND for an
 // unknown id, EINVALID for a note past maxNote or notes past maxNotes.
-func (db *DB) AckAnomaly(ctx context.Context, id int64, note string) (*Anomaly, error) {
+func (db *DB) AckAnomaly(ctx context.Context, id int64, note string) (*engine.Anomaly, error) {
 	if n := utf8.RuneCountInString(note); n > maxNote {
-		return nil, Errorf(EINVALID, "note is %d characters long; at most %d are kept", n, maxNote)
+		return nil, engine.Errorf(engine.EINVALID, "note is %d characters long; at most %d are kept", n, maxNote)
 	}
 	err := db.update(ctx, func(tx *sql.Tx) error {
 		var notes sql.NullString
 		err := tx.QueryRowContext(ctx, `SELECT note FROM anomalies WHERE id = ?`, id).Scan(&notes)
 		if errors.Is(err, sql.ErrNoRows) {
-			return Errorf(ENOTFOUND, "no anomaly %d", id)
+			return engine.Errorf(engine.ENOTFOUND, "no anomaly %d", id)
 		} else if err != nil {
 			return storeError(err, "acknowledge anomaly")
 		}
 		merged := addNote(notes.String, note)
 		if utf8.RuneCountInString(merged) > maxNotes {
-			return Errorf(EINVALID, "anomaly %d already holds %d characters of notes, and with this one they would pass %d; "+
+			return engine.Errorf(engine.EINVALID, "anomaly %d already holds %d characters of notes, and with this one they would pass %d; "+
 				"acknowledge it without a note (its notes are in GET /v1/anomalies)", id, utf8.RuneCountInString(notes.String), maxNotes)
 		}
 		now := formatTime(db.now())
@@ -555,23 +508,11 @@ func addNote(notes, note string) string {
 	return notes + "\n" + note
 }
 
-// ReplayDiff is an order whose stored state differs from the fold of its
-// stored events.
-type ReplayDiff struct {
-	Ref        int64
-	OrderID    string
-	Provider   string
-	CheckoutID string
-	Stored     sm.State
-	Replayed   sm.State
-	Events     int
-}
-
 // Replay rebuilds every order from its stored events (originals only, in
 // arrival order) and calls fn for each order whose state would change. With
 // fix, it also writes the replayed state. It returns the number of orders
 // checked.
-func (db *DB) Replay(ctx context.Context, fix bool, fn func(ReplayDiff)) (int, error) {
+func (db *DB) Replay(ctx context.Context, fix bool, fn func(engine.ReplayDiff)) (int, error) {
 	tx, err := db.read.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
 	if err != nil {
 		return 0, storeError(err, "replay")
@@ -584,10 +525,10 @@ func (db *DB) Replay(ctx context.Context, fix bool, fn func(ReplayDiff)) (int, e
 		return 0, storeError(err, "replay")
 	}
 	defer rows.Close()
-	var cur *ReplayDiff
+	var cur *engine.ReplayDiff
 	var totals sm.Totals
 	n := 0
-	var diffs []ReplayDiff
+	var diffs []engine.ReplayDiff
 	flush := func() {
 		if cur != nil && cur.Replayed != cur.Stored {
 			diffs = append(diffs, *cur)
@@ -595,7 +536,7 @@ func (db *DB) Replay(ctx context.Context, fix bool, fn func(ReplayDiff)) (int, e
 		}
 	}
 	for rows.Next() {
-		var d ReplayDiff
+		var d engine.ReplayDiff
 		var stored string
 		var registered int64
 		var kind sql.NullString
@@ -614,7 +555,7 @@ func (db *DB) Replay(ctx context.Context, fix bool, fn func(ReplayDiff)) (int, e
 		}
 		out, err := sm.Apply(cur.Replayed, &totals, sm.Kind(kind.String), amount.Int64)
 		if err != nil {
-			return n, Wrap(EINTERNAL, err, "replay order %d", cur.Ref)
+			return n, engine.Wrap(engine.EINTERNAL, err, "replay order %d", cur.Ref)
 		}
 		cur.Replayed = out.To
 		cur.Events++

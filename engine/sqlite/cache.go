@@ -1,4 +1,4 @@
-package engine
+package sqlite
 
 // orderCache holds the orders the writer touched recently, as they are
 // stored, so the common webhook (an order the store already knows, by ids it

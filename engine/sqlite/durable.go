@@ -1,9 +1,11 @@
-package engine
+package sqlite
 
 import (
 	"fmt"
 	"os"
 	"sync/atomic"
+
+	"github.com/orderstate/orderstate/engine"
 )
 
 // logSyncer makes committed batches durable off the writer's path.
@@ -64,7 +66,7 @@ func (s *logSyncer) sync() error {
 		return *p
 	}
 	if err := s.flush(s.wal); err != nil {
-		err = Wrap(EUNAVAILABLE, err, "cannot flush the write-ahead log %s to disk; what was written since the last flush may be lost: restart orderstate", s.path)
+		err = engine.Wrap(engine.EUNAVAILABLE, err, "cannot flush the write-ahead log %s to disk; what was written since the last flush may be lost: restart orderstate", s.path)
 		s.broken.CompareAndSwap(nil, &err)
 		return *s.broken.Load()
 	}

@@ -1,9 +1,11 @@
-// Package bulkload fills a store with a large, realistic population of
-// orders and events straight through SQL, far faster than ingesting them one
+package sqlite
+
+// BulkLoad fills a new store with a large, realistic population of orders
+// and events straight through SQL, far faster than ingesting them one
 // webhook at a time. Benchmarks use it to build the million-order store the
 // sweep, the report and ingest are measured against; the rows it writes are
-// the ones ingest would have written (same schema, keys and time format).
-package bulkload
+// the ones ingest would have written, and it lives beside the schema so a
+// migration that changes the rows changes it too.
 
 import (
 	"context"
@@ -17,8 +19,8 @@ import (
 	"github.com/orderstate/orderstate/engine"
 )
 
-// Spec is the population to build.
-type Spec struct {
+// BulkSpec is the population to build.
+type BulkSpec struct {
 	Orders         int
 	EventsPerOrder int       // created, processing, paid, then refunds
 	BodyBytes      int       // size of each stored raw body
@@ -27,17 +29,17 @@ type Spec struct {
 	Seed           uint64
 }
 
-// Progress is called now and then with the orders written so far.
-type Progress func(done, total int)
+// BulkProgress is called now and then with the orders written so far.
+type BulkProgress func(done, total int)
 
-var providers = []string{"tazapay", "tokenz", "tweed", "yoco"}
+var bulkProviders = []string{"tazapay", "tokenz", "tweed", "yoco"}
 
-// Build creates (or extends nothing: it expects a new file) the store at
-// path with spec's population. The store is migrated through engine.Open so
-// the schema is exactly the one the server uses.
-func Build(ctx context.Context, path string, spec Spec, progress Progress) error {
+// BulkLoad creates (or extends nothing: it expects a new file) the store at
+// path with spec's population. The store is migrated through Open so the
+// schema is exactly the one the server uses.
+func BulkLoad(ctx context.Context, path string, spec BulkSpec, progress BulkProgress) error {
 	if spec.Orders <= 0 || spec.EventsPerOrder <= 0 {
-		return fmt.Errorf("bulkload: need orders and events per order")
+		return fmt.Errorf("bulk load: need orders and events per order")
 	}
 	if spec.Start.IsZero() {
 		spec.Start = time.Now().UTC().Add(-30 * 24 * time.Hour)
@@ -45,7 +47,7 @@ func Build(ctx context.Context, path string, spec Spec, progress Progress) error
 	if spec.Span <= 0 {
 		spec.Span = 30 * 24 * time.Hour
 	}
-	db, err := engine.Open(ctx, path, engine.Options{})
+	db, err := Open(ctx, path, Options{})
 	if err != nil {
 		return err
 	}
@@ -93,7 +95,7 @@ var lifecycle = []struct{ kind, typ, state string }{
 	{"refunded", "refund.succeeded", "partially_refunded"},
 }
 
-func writeBatch(ctx context.Context, conn *sql.DB, spec Spec, rng *rand.Rand, body []byte, start, end int) error {
+func writeBatch(ctx context.Context, conn *sql.DB, spec BulkSpec, rng *rand.Rand, body []byte, start, end int) error {
 	tx, err := conn.BeginTx(ctx, nil)
 	if err != nil {
 		return err
@@ -122,7 +124,7 @@ func writeBatch(ctx context.Context, conn *sql.DB, spec Spec, rng *rand.Rand, bo
 	step := spec.Span / time.Duration(max(spec.Orders, 1))
 	for i := start; i < end; i++ {
 		ref := int64(i + 1)
-		provider := providers[i%len(providers)]
+		provider := bulkProviders[i%len(bulkProviders)]
 		checkout := fmt.Sprintf("bulk_chk_%08d", i)
 		amount := int64(500 + rng.IntN(50000))
 		at := spec.Start.Add(time.Duration(i) * step)
@@ -153,7 +155,7 @@ func writeBatch(ctx context.Context, conn *sql.DB, spec Spec, rng *rand.Rand, bo
 			state = lc.state
 			id := fmt.Sprintf("bulk_evt_%08d_%d", i, e)
 			r, err := insEvent.ExecContext(ctx, ref, provider, engine.DedupeHash(provider, id), id, lc.typ, lc.kind, from, state,
-				evAmount, engine.FormatTime(occurred), engine.FormatTime(received))
+				evAmount, formatTime(occurred), formatTime(received))
 			if err != nil {
 				return fmt.Errorf("insert event: %w", err)
 			}
@@ -165,12 +167,12 @@ func writeBatch(ctx context.Context, conn *sql.DB, spec Spec, rng *rand.Rand, bo
 		}
 		var redirect, redirectAt any
 		if rng.IntN(2) == 0 {
-			redirect, redirectAt = "success", engine.FormatTime(at.Add(30*time.Second))
+			redirect, redirectAt = "success", formatTime(at.Add(30*time.Second))
 		}
 		maxRank := map[string]int{"pending": 0, "processing": 1, "paid": 2, "partially_refunded": 3}[state]
 		if _, err := insOrder.ExecContext(ctx, ref, fmt.Sprintf("bulk_order_%08d", i), provider, checkout, amount,
-			engine.FormatTime(at), state, captured, refunded, maxRank, engine.FormatTime(last), redirect, redirectAt,
-			engine.FormatTime(at), engine.FormatTime(last), engine.FormatTime(last), engine.FormatTime(last)); err != nil {
+			formatTime(at), state, captured, refunded, maxRank, formatTime(last), redirect, redirectAt,
+			formatTime(at), formatTime(last), formatTime(last), formatTime(last)); err != nil {
 			return fmt.Errorf("insert order: %w", err)
 		}
 		if _, err := insAlias.ExecContext(ctx, provider, checkout, ref); err != nil {

@@ -1,4 +1,4 @@
-package engine
+package sqlite
 
 import (
 	"context"
@@ -10,6 +10,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/orderstate/orderstate/engine"
 
 	"github.com/stretchr/testify/require"
 
@@ -51,12 +53,12 @@ func cacheMatchesStore(t *testing.T, db *DB) (cached int) {
 	return cached
 }
 
-func testEvent(id string, kind sm.Kind, checkout string, amount int64, refs ...string) Event {
-	return Event{Provider: "tazapay", EventID: id, DedupeKey: id, Type: "test." + string(kind), Kind: kind,
-		CheckoutID: checkout, Refs: refs, Amount: amount, Currency: "USD", Mode: ModeLive}
+func testEvent(id string, kind sm.Kind, checkout string, amount int64, refs ...string) engine.Event {
+	return engine.Event{Provider: "tazapay", EventID: id, DedupeKey: id, Type: "test." + string(kind), Kind: kind,
+		CheckoutID: checkout, Refs: refs, Amount: amount, Currency: "USD", Mode: engine.ModeLive}
 }
 
-var testRequest = &Request{Header: http.Header{}, Body: []byte(`{}`)}
+var testRequest = &engine.Request{Header: http.Header{}, Body: []byte(`{}`)}
 
 // TestOrderCache_FollowsEveryWrite drives every kind of write through the
 // store and holds the writer's cached orders to the file after each: the
@@ -72,13 +74,13 @@ func TestOrderCache_FollowsEveryWrite(t *testing.T) {
 	require.NoError(t, err)
 	defer db.Close()
 
-	ingest := func(ev Event) IngestResult {
+	ingest := func(ev engine.Event) engine.IngestResult {
 		t.Helper()
 		res, err := db.Ingest(ctx, ev, testRequest)
 		require.NoError(t, err)
 		return res
 	}
-	_, err = db.RegisterOrder(ctx, Registration{OrderID: "o1", Provider: "tazapay", CheckoutID: "chk_1", Amount: 500, Currency: "USD"})
+	_, err = db.RegisterOrder(ctx, engine.Registration{OrderID: "o1", Provider: "tazapay", CheckoutID: "chk_1", Amount: 500, Currency: "USD"})
 	require.NoError(t, err)
 	require.Equal(t, 1, cacheMatchesStore(t, db), "a registered order is cached as stored")
 	ingest(testEvent("e1", sm.KindCheckoutCreated, "chk_1", 0))
@@ -91,7 +93,7 @@ func TestOrderCache_FollowsEveryWrite(t *testing.T) {
 	cacheMatchesStore(t, db)
 
 	// A redirect and an acknowledgement write around the cache.
-	_, err = db.ReportRedirect(ctx, "o1", RedirectSuccess)
+	_, err = db.ReportRedirect(ctx, "o1", engine.RedirectSuccess)
 	require.NoError(t, err)
 	cacheMatchesStore(t, db)
 	res = ingest(testEvent("e3", sm.KindPaid, "chk_1", 500))
@@ -100,15 +102,15 @@ func TestOrderCache_FollowsEveryWrite(t *testing.T) {
 
 	// A webhook before registration, then the registration.
 	ingest(testEvent("e4", sm.KindCheckoutCreated, "chk_2", 0))
-	_, err = db.RegisterOrder(ctx, Registration{OrderID: "o2", Provider: "tazapay", CheckoutID: "chk_2", Amount: 700, Currency: "EUR"})
+	_, err = db.RegisterOrder(ctx, engine.Registration{OrderID: "o2", Provider: "tazapay", CheckoutID: "chk_2", Amount: 700, Currency: "EUR"})
 	require.NoError(t, err)
 	res = ingest(testEvent("e5", sm.KindPaid, "chk_2", 700))
-	require.Contains(t, res.Anomalies, AnomalyCurrencyMismatch, "the registration reached the order the webhook made")
+	require.Contains(t, res.Anomalies, engine.AnomalyCurrencyMismatch, "the registration reached the order the webhook made")
 	cacheMatchesStore(t, db)
 
 	// An attempt that knows only the payin id makes an order apart; the
 	// event naming both ids merges them.
-	_, err = db.RegisterOrder(ctx, Registration{OrderID: "o3", Provider: "tazapay", CheckoutID: "chk_3", Amount: 900, Currency: "USD"})
+	_, err = db.RegisterOrder(ctx, engine.Registration{OrderID: "o3", Provider: "tazapay", CheckoutID: "chk_3", Amount: 900, Currency: "USD"})
 	require.NoError(t, err)
 	ingest(testEvent("e6", sm.KindCheckoutCreated, "chk_3", 0))
 	ingest(testEvent("e7", sm.KindPaymentAttemptFailed, "pay_3", 0))
@@ -145,7 +147,9 @@ func TestOrderCache_FollowsEveryWrite(t *testing.T) {
 	}()
 	require.Eventually(t, func() bool { return len(db.ops) == 1 }, 5*time.Second, time.Millisecond)
 	failed := make(chan error, 1)
-	go func() { failed <- db.update(ctx, func(*sql.Tx) error { return Errorf(EINVALID, "refused") }, true) }()
+	go func() {
+		failed <- db.update(ctx, func(*sql.Tx) error { return engine.Errorf(engine.EINVALID, "refused") }, true)
+	}()
 	require.Eventually(t, func() bool { return len(db.ops) == 2 }, 5*time.Second, time.Millisecond)
 	close(hold)
 	require.NoError(t, <-refunded)

@@ -1,4 +1,4 @@
-package engine
+package sqlite
 
 import (
 	"context"
@@ -10,6 +10,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/orderstate/orderstate/engine"
 
 	"github.com/stretchr/testify/require"
 
@@ -55,9 +57,9 @@ func TestCheckpoints_KeepTheLogShort(t *testing.T) {
 			defer wg.Done()
 			for i := range each {
 				id := fmt.Sprintf("e_%d_%d", w, i)
-				ev := Event{Provider: "tazapay", EventID: id, DedupeKey: id, Type: "checkout.paid", Kind: sm.KindPaid,
-					CheckoutID: fmt.Sprintf("chk_%d_%d", w, i), Amount: 100, Currency: "USD", Mode: ModeLive}
-				if _, err := db.Ingest(ctx, ev, &Request{Header: http.Header{}, Body: body}); err != nil {
+				ev := engine.Event{Provider: "tazapay", EventID: id, DedupeKey: id, Type: "checkout.paid", Kind: sm.KindPaid,
+					CheckoutID: fmt.Sprintf("chk_%d_%d", w, i), Amount: 100, Currency: "USD", Mode: engine.ModeLive}
+				if _, err := db.Ingest(ctx, ev, &engine.Request{Header: http.Header{}, Body: body}); err != nil {
 					errs <- err
 					return
 				}

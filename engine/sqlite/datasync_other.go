@@ -1,6 +1,6 @@
 //go:build !linux
 
-package engine
+package sqlite
 
 import "os"
 

@@ -1,4 +1,4 @@
-package engine
+package sqlite
 
 import (
 	"context"
@@ -9,96 +9,10 @@ import (
 	"strings"
 	"time"
 
+	"github.com/orderstate/orderstate/engine"
+
 	sm "github.com/orderstate/orderstate/statemachine"
 )
-
-// ReportQuery says what a report covers.
-type ReportQuery struct {
-	Since time.Time // inclusive
-	Until time.Time // exclusive
-	// MaxPerKind bounds how many open anomalies of each kind come with their
-	// order and timeline, newest first; the older rest are counted. 0 means
-	// 200.
-	MaxPerKind int
-	// MaxResolved bounds the list of anomalies closed in the period; the
-	// rest are counted. 0 means 1000.
-	MaxResolved int
-}
-
-// ReportData is what the report is built from, read in one snapshot.
-type ReportData struct {
-	Since time.Time
-	Until time.Time
-	// Reached counts the orders that reached their current state in the
-	// period, per provider.
-	Reached []StateCount
-	// InFlight counts the orders pending or processing now, however long ago
-	// they started.
-	InFlight []StateCount
-	// Open lists open action anomalies, per kind in AnomalyKinds order and
-	// newest first, each with its order and event timeline.
-	Open []OpenAnomaly
-	// OpenCounts counts every open action anomaly, listed or not;
-	// OpenOrders counts the orders they are on.
-	OpenCounts []KindCount
-	OpenOrders int
-	// Info counts the info anomalies opened in the period.
-	Info []KindCount
-	// Resolved lists anomalies resolved or acknowledged in the period, in
-	// the order they were closed; ResolvedTotal counts them all.
-	Resolved      []Anomaly
-	ResolvedTotal int
-	// Activity is each provider's webhook traffic in the period, sorted by
-	// provider.
-	Activity []ProviderActivity
-}
-
-// StateCount is a number of orders of one provider in one state.
-type StateCount struct {
-	Provider string
-	State    sm.State
-	Count    int
-}
-
-// KindCount is a number of anomalies of one kind on one provider's orders.
-type KindCount struct {
-	Kind     string
-	Provider string
-	Count    int
-	// New counts those opened in the period.
-	New int
-}
-
-// OpenAnomaly is an open anomaly with the order it is about. The order's
-// Events are its timeline and its Anomalies are all its open action
-// anomalies, listed or not, so a report can show the order once with
-// everything a person must do about it. Anomalies on the same order share
-// one *Order.
-type OpenAnomaly struct {
-	Anomaly Anomaly
-	Order   *Order
-}
-
-// ProviderActivity is one provider's webhook traffic in a period.
-type ProviderActivity struct {
-	Provider string
-	// Events counts every delivery received, duplicates included.
-	Events     int
-	Duplicates int
-	OutOfOrder int
-	// Unknown counts events of a type nobody documented; UnknownTypes
-	// breaks them down by the provider's type.
-	Unknown      int
-	UnknownTypes map[string]int
-	Unsigned     int
-	// Unregistered counts events about orders the shop never registered.
-	Unregistered int
-	// Rejected counts requests refused before anything was stored, by reason.
-	Rejected map[string]int
-	// Lags are received_at minus occurred_at of each original event that
-	// carried a provider time, ascending.
-	Lags []time.Duration
-}
 
 // anomalyColumns are scanAnomaly's columns followed by the order's row id.
 const anomalyColumns = `a.id, a.kind, a.status, a.detail, a.event_seqs, a.count, a.opened_at, a.updated_at,
@@ -108,7 +22,7 @@ const anomalyColumns = `a.id, a.kind, a.status, a.detail, a.event_seqs, a.count,
 // ReportData reads what a report for q needs. Every query is bounded by an
 // index range (the period, or the open anomalies), so its cost follows the
 // period's traffic and the open backlog, not the size of the store.
-func (db *DB) ReportData(ctx context.Context, q ReportQuery) (*ReportData, error) {
+func (db *DB) ReportData(ctx context.Context, q engine.ReportQuery) (*engine.ReportData, error) {
 	if q.MaxPerKind <= 0 {
 		q.MaxPerKind = 200
 	}
@@ -116,7 +30,7 @@ func (db *DB) ReportData(ctx context.Context, q ReportQuery) (*ReportData, error
 		q.MaxResolved = 1000
 	}
 	if !q.Since.Before(q.Until) {
-		return nil, Errorf(EINVALID, "report period is empty: %s to %s", formatTime(q.Since), formatTime(q.Until))
+		return nil, engine.Errorf(engine.EINVALID, "report period is empty: %s to %s", formatTime(q.Since), formatTime(q.Until))
 	}
 	tx, err := db.read.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
 	if err != nil {
@@ -125,13 +39,13 @@ func (db *DB) ReportData(ctx context.Context, q ReportQuery) (*ReportData, error
 	defer tx.Rollback()
 	r := &reportReader{ctx: ctx, tx: tx, since: formatTime(q.Since), until: formatTime(q.Until),
 		hoursAfter: formatTime(q.Since.Add(-time.Hour)), hoursUpTo: formatTime(q.Until.Add(-time.Hour))}
-	d := &ReportData{Since: q.Since.UTC(), Until: q.Until.UTC()}
+	d := &engine.ReportData{Since: q.Since.UTC(), Until: q.Until.UTC()}
 	d.Reached = r.stateCounts(`SELECT provider, state, COUNT(*) FROM orders INDEXED BY orders_state_since
 		WHERE state IN (`+stateList(sm.States)+`) AND state_since >= ? AND state_since < ? GROUP BY provider, state`, r.since, r.until)
 	d.InFlight = r.stateCounts(`SELECT provider, state, COUNT(*) FROM orders INDEXED BY orders_state_since
 		WHERE state IN ('pending', 'processing') GROUP BY provider, state`)
 	action, info := kindsBySeverity()
-	orders := map[int64]*Order{}
+	orders := map[int64]*engine.Order{}
 	for _, kind := range action {
 		d.Open = append(d.Open, r.open(kind, q.MaxPerKind, orders)...)
 	}
@@ -191,10 +105,10 @@ func (r *reportReader) each(query string, args []any, scan func(*sql.Rows) error
 	r.fail(rows.Err())
 }
 
-func (r *reportReader) stateCounts(query string, args ...any) []StateCount {
-	out := []StateCount{}
+func (r *reportReader) stateCounts(query string, args ...any) []engine.StateCount {
+	out := []engine.StateCount{}
 	r.each(query, args, func(rows *sql.Rows) error {
-		var c StateCount
+		var c engine.StateCount
 		var state string
 		err := rows.Scan(&c.Provider, &state, &c.Count)
 		c.State = sm.State(state)
@@ -210,10 +124,10 @@ func (r *reportReader) stateCounts(query string, args ...any) []StateCount {
 	return out
 }
 
-func (r *reportReader) kindCounts(query string, args ...any) []KindCount {
-	out := []KindCount{}
+func (r *reportReader) kindCounts(query string, args ...any) []engine.KindCount {
+	out := []engine.KindCount{}
 	r.each(query, args, func(rows *sql.Rows) error {
-		var c KindCount
+		var c engine.KindCount
 		err := rows.Scan(&c.Kind, &c.Provider, &c.Count, &c.New)
 		out = append(out, c)
 		return err
@@ -230,9 +144,9 @@ func (r *reportReader) kindCounts(query string, args ...any) []KindCount {
 // open lists the newest open anomalies of kind. Newest first, because a
 // backlog nobody closes (abandoned checkouts stay stuck) would otherwise
 // fill the list within days and push what went wrong today off it.
-func (r *reportReader) open(kind string, limit int, orders map[int64]*Order) []OpenAnomaly {
+func (r *reportReader) open(kind string, limit int, orders map[int64]*engine.Order) []engine.OpenAnomaly {
 	type listed struct {
-		a   Anomaly
+		a   engine.Anomaly
 		ref int64
 	}
 	var found []listed
@@ -244,13 +158,13 @@ func (r *reportReader) open(kind string, limit int, orders map[int64]*Order) []O
 		found = append(found, l)
 		return err
 	})
-	out := make([]OpenAnomaly, 0, len(found))
+	out := make([]engine.OpenAnomaly, 0, len(found))
 	for _, l := range found {
 		if r.err != nil {
 			break
 		}
 		if view := r.order(l.ref, orders); view != nil {
-			out = append(out, OpenAnomaly{Anomaly: l.a, Order: view})
+			out = append(out, engine.OpenAnomaly{Anomaly: l.a, Order: view})
 		}
 	}
 	return out
@@ -258,7 +172,7 @@ func (r *reportReader) open(kind string, limit int, orders map[int64]*Order) []O
 
 // order loads an order with its timeline and open action anomalies, once
 // per report however many of its anomalies are listed.
-func (r *reportReader) order(ref int64, loaded map[int64]*Order) *Order {
+func (r *reportReader) order(ref int64, loaded map[int64]*engine.Order) *engine.Order {
 	if view, ok := loaded[ref]; ok {
 		return view
 	}
@@ -270,14 +184,14 @@ func (r *reportReader) order(ref int64, loaded map[int64]*Order) *Order {
 	view := o.view()
 	view.Events, err = timeline(r.ctx, r.tx, ref)
 	r.fail(err)
-	view.Anomalies, err = queryAnomalies(r.ctx, r.tx, AnomalyFilter{OrderRef: ref, Status: StatusOpen, Severity: SeverityAction})
+	view.Anomalies, err = queryAnomalies(r.ctx, r.tx, engine.AnomalyFilter{OrderRef: ref, Status: engine.StatusOpen, Severity: engine.SeverityAction})
 	r.fail(err)
 	loaded[ref] = view
 	return view
 }
 
-func (r *reportReader) resolved(limit int) ([]Anomaly, int) {
-	out := []Anomaly{}
+func (r *reportReader) resolved(limit int) ([]engine.Anomaly, int) {
+	out := []engine.Anomaly{}
 	total := 0
 	r.each(`SELECT `+anomalyColumns+` FROM anomalies a INDEXED BY anomalies_resolved JOIN orders o ON o.id = a.order_ref
 		WHERE a.resolved_at >= ? AND a.resolved_at < ? AND a.status IN ('resolved', 'acknowledged')
@@ -294,13 +208,13 @@ func (r *reportReader) resolved(limit int) ([]Anomaly, int) {
 	return out, total
 }
 
-func (r *reportReader) activity() []ProviderActivity {
-	by := map[string]*ProviderActivity{}
-	get := func(p string) *ProviderActivity {
+func (r *reportReader) activity() []engine.ProviderActivity {
+	by := map[string]*engine.ProviderActivity{}
+	get := func(p string) *engine.ProviderActivity {
 		if a, ok := by[p]; ok {
 			return a
 		}
-		a := &ProviderActivity{Provider: p, UnknownTypes: map[string]int{}, Rejected: map[string]int{}, Lags: []time.Duration{}}
+		a := &engine.ProviderActivity{Provider: p, UnknownTypes: map[string]int{}, Rejected: map[string]int{}, Lags: []time.Duration{}}
 		by[p] = a
 		return a
 	}
@@ -352,7 +266,7 @@ func (r *reportReader) activity() []ProviderActivity {
 			a.Lags = append(a.Lags, parseTime(rec).Sub(parseTime(occ)))
 			return nil
 		})
-	out := make([]ProviderActivity, 0, len(by))
+	out := make([]engine.ProviderActivity, 0, len(by))
 	for _, p := range slices.Sorted(maps.Keys(by)) {
 		a := by[p]
 		sort.Slice(a.Lags, func(i, j int) bool { return a.Lags[i] < a.Lags[j] })
@@ -382,8 +296,8 @@ func (k kindList) list() string {
 }
 
 func kindsBySeverity() (action, info kindList) {
-	for _, k := range AnomalyKinds {
-		if Severity(k) == SeverityAction {
+	for _, k := range engine.AnomalyKinds {
+		if engine.Severity(k) == engine.SeverityAction {
 			action = append(action, k)
 		} else {
 			info = append(info, k)

@@ -1,4 +1,4 @@
-package engine
+package sqlite
 
 import (
 	"context"
@@ -15,6 +15,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/orderstate/orderstate/engine"
 
 	"modernc.org/sqlite"
 	sqlite3 "modernc.org/sqlite/lib"
@@ -70,7 +72,7 @@ type DB struct {
 // migrations and starts the writer.
 func Open(ctx context.Context, path string, opts Options) (*DB, error) {
 	if path == "" {
-		return nil, Errorf(EINVALID, "database path is empty")
+		return nil, engine.Errorf(engine.EINVALID, "database path is empty")
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
@@ -118,7 +120,7 @@ func Open(ctx context.Context, path string, opts Options) (*DB, error) {
 	// migrations just committed are flushed here, before anything else.
 	if err := db.logs.open(path); err != nil {
 		db.write.Close()
-		return nil, Wrap(EUNAVAILABLE, err, "cannot open database %s", db.path)
+		return nil, engine.Wrap(engine.EUNAVAILABLE, err, "cannot open database %s", db.path)
 	}
 	if err := db.logs.sync(); err != nil {
 		db.logs.close()
@@ -129,7 +131,7 @@ func Open(ctx context.Context, path string, opts Options) (*DB, error) {
 	wconn, err := db.write.Conn(ctx)
 	if err != nil {
 		db.write.Close()
-		return nil, Wrap(EUNAVAILABLE, err, "cannot open database %s", db.path)
+		return nil, engine.Wrap(engine.EUNAVAILABLE, err, "cannot open database %s", db.path)
 	}
 	closeWriter := func() {
 		db.hot.close()
@@ -216,7 +218,7 @@ func create(ctx context.Context, path string) error {
 	}
 	defer conn.Close()
 	if _, err := conn.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)`); err != nil {
-		return Wrap(EUNAVAILABLE, err, "cannot create database %s", path)
+		return engine.Wrap(engine.EUNAVAILABLE, err, "cannot create database %s", path)
 	}
 	return nil
 }
@@ -224,17 +226,17 @@ func create(ctx context.Context, path string) error {
 func (db *DB) checkWAL(ctx context.Context) error {
 	var mode string
 	if err := db.write.QueryRowContext(ctx, "PRAGMA journal_mode").Scan(&mode); err != nil {
-		return Wrap(EUNAVAILABLE, err, "cannot open database %s", db.path)
+		return engine.Wrap(engine.EUNAVAILABLE, err, "cannot open database %s", db.path)
 	}
 	if !strings.EqualFold(mode, "wal") {
-		return Errorf(EUNAVAILABLE, "database %s is in journal mode %q, want wal", db.path, mode)
+		return engine.Errorf(engine.EUNAVAILABLE, "database %s is in journal mode %q, want wal", db.path, mode)
 	}
 	return nil
 }
 
 func (db *DB) migrate(ctx context.Context) error {
 	if _, err := db.write.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)`); err != nil {
-		return Wrap(EUNAVAILABLE, err, "cannot create migrations table in %s", db.path)
+		return engine.Wrap(engine.EUNAVAILABLE, err, "cannot create migrations table in %s", db.path)
 	}
 	names, err := fs.Glob(migrationFS, "migrations/*.sql")
 	if err != nil {
@@ -306,7 +308,7 @@ func (db *DB) Now() time.Time { return db.now() }
 // Ping checks the store can be read and written: /readyz.
 func (db *DB) Ping(ctx context.Context) error {
 	if err := db.read.PingContext(ctx); err != nil {
-		return Wrap(EUNAVAILABLE, err, "database cannot be read")
+		return engine.Wrap(engine.EUNAVAILABLE, err, "database cannot be read")
 	}
 	return db.update(ctx, func(tx *sql.Tx) error {
 		// Writing the watermark of the probe itself proves a commit works
@@ -342,7 +344,7 @@ func (db *DB) update(ctx context.Context, fn func(*sql.Tx) error, keepsCache boo
 	stopping := db.stopping
 	db.mu.Unlock()
 	if stopping {
-		return Errorf(ESHUTDOWN, "orderstate is shutting down; retry")
+		return engine.Errorf(engine.ESHUTDOWN, "orderstate is shutting down; retry")
 	}
 	if err := db.logs.err(); err != nil {
 		return err
@@ -351,9 +353,9 @@ func (db *DB) update(ctx context.Context, fn func(*sql.Tx) error, keepsCache boo
 	select {
 	case db.ops <- o:
 	case <-ctx.Done():
-		return Wrap(EUNAVAILABLE, ctx.Err(), "request cancelled before it was stored")
+		return engine.Wrap(engine.EUNAVAILABLE, ctx.Err(), "request cancelled before it was stored")
 	case <-db.quit:
-		return Errorf(ESHUTDOWN, "orderstate is shutting down; retry")
+		return engine.Errorf(engine.ESHUTDOWN, "orderstate is shutting down; retry")
 	}
 	// Once queued, the op is always answered: the caller must learn whether
 	// its write is durable, so it waits even past its own cancellation.
@@ -404,7 +406,7 @@ func (db *DB) commit(batch []*op) {
 	live := make([]*op, 0, len(batch))
 	for _, o := range batch {
 		if err := o.ctx.Err(); err != nil {
-			o.done <- Wrap(EUNAVAILABLE, err, "request cancelled before it was stored")
+			o.done <- engine.Wrap(engine.EUNAVAILABLE, err, "request cancelled before it was stored")
 			continue
 		}
 		live = append(live, o)
@@ -472,7 +474,7 @@ func (db *DB) runAll(ops []*op) (int, error) {
 // retried (busy, full, read-only, I/O) is EUNAVAILABLE so the provider
 // retries; an *Error passes through.
 func storeError(err error, msg string) error {
-	var e *Error
+	var e *engine.Error
 	if errors.As(err, &e) {
 		return err
 	}
@@ -481,20 +483,23 @@ func storeError(err error, msg string) error {
 		switch se.Code() & 0xff {
 		case sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED, sqlite3.SQLITE_FULL, sqlite3.SQLITE_READONLY,
 			sqlite3.SQLITE_IOERR, sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_NOMEM, sqlite3.SQLITE_PROTOCOL:
-			return Wrap(EUNAVAILABLE, err, "the store cannot commit right now (%s); retry", msg)
+			return engine.Wrap(engine.EUNAVAILABLE, err, "the store cannot commit right now (%s); retry", msg)
 		}
 	}
-	return Wrap(EUNAVAILABLE, err, "the store failed (%s); retry", msg)
+	return engine.Wrap(engine.EUNAVAILABLE, err, "the store failed (%s); retry", msg)
+}
+
+// IsReadOnly reports whether err is SQLite refusing a write to a file it
+// could open only for reading.
+func IsReadOnly(err error) bool {
+	var se *sqlite.Error
+	return errors.As(err, &se) && se.Code()&0xff == sqlite3.SQLITE_READONLY
 }
 
 // timeLayout is fixed-width so stored times sort as text.
 const timeLayout = "2006-01-02T15:04:05.000000000Z"
 
 func formatTime(t time.Time) string { return t.UTC().Format(timeLayout) }
-
-// FormatTime is how the store writes a time: fixed-width UTC text that sorts
-// in time order. For tools that write the store directly (bulk loads).
-func FormatTime(t time.Time) string { return formatTime(t) }
 
 func nullTime(t time.Time) any {
 	if t.IsZero() {

@@ -1,4 +1,4 @@
-package engine
+package sqlite
 
 import "sync/atomic"
 

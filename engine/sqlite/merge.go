@@ -1,9 +1,11 @@
-package engine
+package sqlite
 
 import (
 	"context"
 	"database/sql"
 	"time"
+
+	"github.com/orderstate/orderstate/engine"
 
 	sm "github.com/orderstate/orderstate/statemachine"
 )
@@ -109,7 +111,7 @@ func (db *DB) refold(ctx context.Context, tx *wtx, ref int64, now time.Time) err
 		progress.Observe(sm.Kind(kind), parseTime(occurred))
 		out, err := sm.Apply(state, &totals, sm.Kind(kind), amount)
 		if err != nil {
-			return Wrap(EINTERNAL, err, "refold order %d", ref)
+			return engine.Wrap(engine.EINTERNAL, err, "refold order %d", ref)
 		}
 		state = out.To
 	}
