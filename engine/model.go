@@ -144,13 +144,14 @@ const (
 	AnomalyAmountMismatch        = "amount_mismatch"
 	AnomalyCurrencyMismatch      = "currency_mismatch"
 	AnomalyModeMismatch          = "mode_mismatch"
+	AnomalyCheckoutMismatch      = "checkout_mismatch"
 )
 
 // AnomalyKinds lists every anomaly kind.
 var AnomalyKinds = []string{
 	AnomalyOutOfOrder, AnomalyDuplicate, AnomalyMissingWebhook, AnomalyRedirectMismatch, AnomalyStuck,
 	AnomalyLateAfterFinal, AnomalyConflict, AnomalyFailedAfterSettlement, AnomalyAmountMismatch,
-	AnomalyCurrencyMismatch, AnomalyModeMismatch,
+	AnomalyCurrencyMismatch, AnomalyModeMismatch, AnomalyCheckoutMismatch,
 }
 
 // Severity tells whether an anomaly needs a person. Out-of-order and

@@ -130,6 +130,9 @@ func changes(res reconcile.SweepResult, action string) []string {
 
 func withCurrency(c string) func(*engine.Event) { return func(e *engine.Event) { e.Currency = c } }
 func withMode(m string) func(*engine.Event)     { return func(e *engine.Event) { e.Mode = m } }
+func withReference(ref string) func(*engine.Event) {
+	return func(e *engine.Event) { e.Reference = ref }
+}
 func withID(id string) func(*engine.Event) {
 	return func(e *engine.Event) { e.EventID, e.DedupeKey = id, id }
 }

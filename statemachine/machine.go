@@ -57,7 +57,9 @@ type Outcome struct {
 	Result Result
 	// LateAfterFinal is set when the event changed the outcome of an order
 	// that had already reached one (paid after expired, failed after paid).
-	// A refund after payment is the normal course and is not late.
+	// A refund after payment is the normal course and is not late, and
+	// neither is one "not paid" outcome after another (failed after
+	// expired).
 	LateAfterFinal bool
 }
 
@@ -109,11 +111,23 @@ func lateAfterFinal(from, to State, k Kind) bool {
 	if from == to || !from.Final() || k == KindFailedAfterSettlement {
 		return false
 	}
-	if from.Captured() && k == KindRefunded {
-		return false
+	// Only a change of outcome is late: a checkout that failed after it
+	// expired was not paid either way, and a refund after payment, or a
+	// paid event restating the capture behind a refund, is the normal
+	// course.
+	return outcomeClass(from) != outcomeClass(to)
+}
+
+// outcomeClass groups the outcomes by what they mean for the shop: paid,
+// not paid, or contradictory.
+func outcomeClass(s State) int {
+	switch {
+	case s.Captured():
+		return 1
+	case s == NeedsReview:
+		return 2
 	}
-	// A paid event that only restates the capture behind a refund is stale.
-	return !(from.Captured() && to.Captured())
+	return 0
 }
 
 // Recount re-resolves a refund state after the totals changed outside an

@@ -76,6 +76,10 @@ const (
 	// FaultMode sends test-mode events for a live order (or live events
 	// for a test order).
 	FaultMode = "mode"
+	// FaultSecondCheckout has a Tazapay or Tweed customer pay through a
+	// checkout the shop never registered, whose events name the order by
+	// the shop's reference alone.
+	FaultSecondCheckout = "second_checkout"
 	// FaultRedirect has the customer come back with an outcome the
 	// provider contradicts.
 	FaultRedirect = "redirect"
@@ -85,7 +89,7 @@ const (
 
 // FaultNames lists every fault, in the order they are applied.
 var FaultNames = []string{FaultPaidAfterExpiry, FaultFailedAfterDone, FaultFailedAfterTx, FaultMissing, FaultAmount,
-	FaultCurrency, FaultMode, FaultRedirect, FaultDrop, FaultRetry, FaultShuffle, FaultForged}
+	FaultCurrency, FaultSecondCheckout, FaultMode, FaultRedirect, FaultDrop, FaultRetry, FaultShuffle, FaultForged}
 
 // Faults maps a fault name to the probability that an order it can apply to
 // gets it. A fault that does not fit an order (paid after expiry for a
@@ -99,7 +103,7 @@ func DefaultFaults() Faults {
 	return Faults{
 		FaultShuffle: 0.15, FaultRetry: 0.12, FaultDrop: 0.04, FaultMissing: 0.04,
 		FaultPaidAfterExpiry: 0.08, FaultFailedAfterDone: 0.06, FaultFailedAfterTx: 0.06,
-		FaultAmount: 0.03, FaultCurrency: 0.02, FaultMode: 0.03, FaultRedirect: 0.03, FaultForged: 0.03,
+		FaultAmount: 0.03, FaultCurrency: 0.02, FaultSecondCheckout: 0.03, FaultMode: 0.03, FaultRedirect: 0.03, FaultForged: 0.03,
 	}
 }
 

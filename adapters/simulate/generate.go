@@ -98,6 +98,11 @@ type story struct {
 	redirect   string
 	redirectAt time.Time
 
+	// checkout is the provider's id of the checkout the events are about:
+	// the one the shop registered, unless the customer paid through
+	// another (FaultSecondCheckout).
+	checkout string
+
 	// Provider details the bodies share.
 	description    string
 	card           yocoCard
@@ -217,6 +222,17 @@ func (s *story) tell() {
 	if captures && s.fault(FaultCurrency) {
 		s.fig.currency = otherCurrency(o.Currency)
 		s.injected(FaultCurrency)
+	}
+	s.checkout = o.CheckoutID
+	if (o.Provider == Tazapay || o.Provider == Tweed) && captures && s.fault(FaultSecondCheckout) {
+		// The customer paid through a checkout the shop never
+		// registered; its events name the order by the shop's reference.
+		if o.Provider == Tazapay {
+			s.checkout, s.payin = "chk_"+token(s.r, 20, lower36), "pay_"+token(s.r, 20, lower36)
+		} else {
+			s.checkout = uuid(s.r)
+		}
+		s.injected(FaultSecondCheckout)
 	}
 	if o.Provider != Tazapay && flow != "abandoned" && s.fault(FaultMode) {
 		s.fig.mode = map[string]string{"live": "test", "test": "live"}[o.Mode]

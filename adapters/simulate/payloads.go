@@ -223,17 +223,17 @@ func (s *story) tazapayBody(e *pev) ([]byte, *Event) {
 	ev := &Event{EventID: e.id, DedupeKey: e.id, Time: e.at.UTC()}
 	switch {
 	case strings.HasPrefix(e.typ, "checkout."):
-		c := tazapayCheckout{ID: s.o.CheckoutID, Object: "checkout", Payin: s.payin, InvoiceCurrency: s.fig.currency,
+		c := tazapayCheckout{ID: s.checkout, Object: "checkout", Payin: s.payin, InvoiceCurrency: s.fig.currency,
 			Amount: s.fig.amount, Status: e.status, PaymentStatus: e.paymentStatus, ReferenceID: s.o.ID,
 			ExpiresAt: s.expiresAt.UTC().Format(nanoLayout), CreatedAt: s.t0.UTC().Format(nanoLayout), Metadata: map[string]string{}}
 		if e.paymentStatus == "paid" {
 			c.AmountPaid = s.fig.amount
 		}
 		if e.typ == "checkout.tax_invoice_generated" {
-			c.URL = "https://invoices.tazapay.example/" + s.o.CheckoutID + ".pdf"
+			c.URL = "https://invoices.tazapay.example/" + s.checkout + ".pdf"
 		}
 		env.Data = c
-		ev.CheckoutID, ev.Refs, ev.Reference = s.o.CheckoutID, []string{s.payin}, s.o.ID
+		ev.CheckoutID, ev.Refs, ev.Reference = s.checkout, []string{s.payin}, s.o.ID
 		ev.Amount, ev.Currency = s.fig.amount, s.fig.currency
 	case strings.HasPrefix(e.typ, "payment_attempt."):
 		a := tazapayAttempt{ID: e.attemptID, Object: "payment_attempt", Payin: s.payin, Amount: s.fig.amount * 135 / 100,
@@ -284,10 +284,10 @@ func (s *story) tweedBody(e *pev) ([]byte, *Event) {
 	var env tweedEnvelope
 	env.Type = "CHECKOUT_STATUS_UPDATED"
 	cd := &env.Data.CheckoutData
-	cd.CheckoutID, cd.Quantity, cd.Price = s.o.CheckoutID, s.quantity, s.o.Amount/int64(s.quantity)/100
+	cd.CheckoutID, cd.Quantity, cd.Price = s.checkout, s.quantity, s.o.Amount/int64(s.quantity)/100
 	cd.CustomParams = map[string]string{"orderRef": s.o.ID}
 	env.Data.Status = e.typ
-	ev := &Event{CheckoutID: s.o.CheckoutID, Reference: s.o.ID}
+	ev := &Event{CheckoutID: s.checkout, Reference: s.o.ID}
 	if e.payment {
 		// paymentData.created is when the payment was created, the same
 		// on every update about it, as a Stripe-like created field is.

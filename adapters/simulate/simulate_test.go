@@ -174,6 +174,7 @@ func TestExpect(t *testing.T) {
 	amount := func(n int64) func(*simulate.Event) { return func(e *simulate.Event) { e.Amount = n } }
 	currency := func(c string) func(*simulate.Event) { return func(e *simulate.Event) { e.Currency = c } }
 	mode := func(m string) func(*simulate.Event) { return func(e *simulate.Event) { e.Mode = m } }
+	secondCheckout := func(e *simulate.Event) { e.CheckoutID, e.Reference = "chk2", "o1" }
 
 	cases := []struct {
 		name    string
@@ -212,8 +213,24 @@ func TestExpect(t *testing.T) {
 			sm.Pending, []string{engine.AnomalyMissingWebhook, engine.AnomalyStuck}, 0},
 		{"CancelButPaid", []simulate.Delivery{reg("x"), redirect("cancel"), hook("x", "b", sm.KindPaid, 1)},
 			sm.Paid, []string{engine.AnomalyRedirectMismatch}, 0},
+		// The mismatch held while the order was expired; the payment
+		// resolved it, as it would never have been raised had the payment
+		// come first.
 		{"SuccessWhileExpiredThenPaid", []simulate.Delivery{reg("x"), hook("x", "a", sm.KindExpired, 60), redirect("success"), hook("x", "b", sm.KindPaid, 61)},
-			sm.Paid, []string{engine.AnomalyLateAfterFinal, engine.AnomalyRedirectMismatch}, 0},
+			sm.Paid, []string{engine.AnomalyLateAfterFinal}, 0},
+		{"FailedAfterExpiredIsNotLate", []simulate.Delivery{reg("x"), hook("x", "a", sm.KindExpired, 60), hook("x", "c", sm.KindFailed, 61)},
+			sm.Failed, nil, 0},
+		{"FailedTwiceIsNoConflict", []simulate.Delivery{reg("x"), hook("x", "c", sm.KindFailed, 2), hook("x", "d", sm.KindFailedAfterSettlement, 3)},
+			sm.NeedsReview, []string{engine.AnomalyFailedAfterSettlement}, 0},
+		{"PaidLastAfterTwoFailures", []simulate.Delivery{reg("x"), hook("x", "c", sm.KindFailed, 2), hook("x", "d", sm.KindFailedAfterSettlement, 3), hook("x", "b", sm.KindPaid, 4)},
+			sm.NeedsReview, []string{engine.AnomalyConflict, engine.AnomalyFailedAfterSettlement, engine.AnomalyOutOfOrder}, 0},
+		{"PaidOnACheckoutNeverRegistered", []simulate.Delivery{reg("x"), hook("x", "b", sm.KindPaid, 1, secondCheckout)},
+			sm.Paid, []string{engine.AnomalyCheckoutMismatch}, 0},
+		{"PaidByReferenceBeforeRegistration", []simulate.Delivery{hook("x", "b", sm.KindPaid, 1, secondCheckout), reg("x")},
+			sm.Paid, []string{engine.AnomalyCheckoutMismatch}, 0},
+		{"SecondCheckoutTiedToTheFirst", []simulate.Delivery{hook("x", "b", sm.KindPaid, 1, secondCheckout), reg("x"),
+			hook("x", "t", sm.KindInformational, 2, func(e *simulate.Event) { e.CheckoutID, e.Refs = "chk", []string{"chk2"} })},
+			sm.Paid, nil, 0},
 		{"AttemptsBeforeCheckoutJoin", []simulate.Delivery{reg("x"), hook("x", "p", sm.KindPaymentProcessing, 1, payin), hook("x", "b", sm.KindPaid, 2, linked)},
 			sm.Paid, nil, 0},
 		{"AttemptsNeverJoined", []simulate.Delivery{reg("x"), hook("x", "p", sm.KindPaymentProcessing, 1, payin), redirect("success")},

@@ -2,6 +2,7 @@ package simulate
 
 import (
 	"encoding/json"
+	"slices"
 	"sort"
 	"time"
 
@@ -20,21 +21,30 @@ import (
 //     with a provider time earlier than one already received.
 //   - duplicate: the same provider event (the same dedupe key) again.
 //   - late_after_final: an event changed the outcome of an order that had
-//     one, other than a refund of a payment or a restatement of it, and
-//     other than failed_after_settlement, which has its own kind.
-//   - conflict: a payment, refund or failure made the outcome contradictory
-//     (needs_review); a failure also when it already was.
+//     one from paid to not paid or the reverse, or into a contradiction;
+//     failed_after_settlement has its own kind.
+//
+// Those three are about arrival. Every other kind is a function of the
+// order's final set of facts, whatever order they came in, and is what
+// must still be open (or acknowledged) at the end:
+//
+//   - conflict: a payment or refund beside a failure.
 //   - failed_after_settlement: Tweed said so.
 //   - amount, currency and mode mismatches: a payment (amount, currency), a
-//     refund (currency) or any event (mode) differs from the registration.
-//   - redirect_mismatch: at some point the redirect and the state
-//     contradicted each other.
+//     refund (currency) or any event that can change something (mode)
+//     differs from the registration; only currency when both do.
+//   - checkout_mismatch: money moved on ids the shop did not register for
+//     the order, nor an event tied to them.
+//   - redirect_mismatch: the redirect and the final state contradict each
+//     other.
 //   - stuck: still pending or processing when the clock passes the
 //     time-to-live; missing_webhook: that, after a successful redirect.
 //
 // Webhooks find their order the way DESIGN says orders are found: by any
 // provider id they carry, else by the shop's reference, else they start an
-// order nobody registered; an event naming two such orders joins them.
+// order nobody registered; an event naming two such orders joins them, and
+// one that names a registered order by reference brings the order its ids
+// made along. A registration adopts the orders webhooks made under its id.
 func Expect(ds []Delivery) Truth {
 	var w world
 	for i := range ds {
@@ -46,6 +56,7 @@ func Expect(ds []Delivery) Truth {
 			continue
 		}
 		e.sweep()
+		e.assess()
 		if e.registered {
 			t.State, t.Anomalies = e.state(), e.kinds()
 			continue
@@ -80,11 +91,15 @@ type entity struct {
 	currency   string
 	mode       string
 	redirect   string
-	facts      []fact
-	events     []*Event
-	maxRank    int
-	maxTime    time.Time
-	anomalies  map[string]bool
+	// reference is the shop's order id the first webhook that named one
+	// named; registeredIDs the ids the shop registered.
+	reference     string
+	registeredIDs []string
+	facts         []fact
+	events        []*Event
+	maxRank       int
+	maxTime       time.Time
+	anomalies     map[string]bool
 }
 
 func (w *world) newEntity(provider, checkoutID string) *entity {
@@ -113,7 +128,6 @@ func (w *world) deliver(d *Delivery) {
 		for _, e := range w.entities {
 			if e.into == nil && e.registered && e.orderID == d.OrderID {
 				e.redirect = d.Outcome
-				e.checkRedirect()
 			}
 		}
 	case d.Action == Webhook:
@@ -131,10 +145,7 @@ func (w *world) register(d *Delivery) {
 	e = e.root()
 	e.registered, e.orderID = true, reg.OrderID
 	e.amount, e.currency, e.mode = reg.Amount, reg.Currency, reg.Mode
-	// Events that came before the registration are compared with it now.
-	for _, ev := range e.events {
-		e.mismatches(ev)
-	}
+	e.registeredIDs = append([]string{reg.CheckoutID}, reg.OtherIDs...)
 	// Other ids name the order too; an order webhooks made under one
 	// joins this one.
 	for _, id := range reg.OtherIDs {
@@ -146,7 +157,12 @@ func (w *world) register(d *Delivery) {
 		}
 		if x = x.root(); x != e && !x.registered {
 			w.join(e, []*entity{x})
-			e.checkRedirect()
+		}
+	}
+	// So do the orders webhooks made naming its id as the shop's.
+	for _, x := range w.entities {
+		if x.into == nil && !x.registered && x.reference == reg.OrderID && x.provider == reg.Provider {
+			w.join(e, []*entity{x})
 		}
 	}
 }
@@ -165,20 +181,9 @@ func (w *world) webhook(provider string, ev *Event) {
 	}
 	e.facts = append(e.facts, fact{ev.Kind, ev.Amount})
 	e.events = append(e.events, ev)
-	next := e.state()
-	if late(prev, next, ev.Kind) {
+	if late(prev, e.state(), ev.Kind) {
 		e.anomalies[engine.AnomalyLateAfterFinal] = true
 	}
-	switch {
-	case ev.Kind == sm.KindFailedAfterSettlement:
-		e.anomalies[engine.AnomalyFailedAfterSettlement] = true
-	case next == sm.NeedsReview && (ev.Kind == sm.KindFailed || prev != sm.NeedsReview && (ev.Kind == sm.KindPaid || ev.Kind == sm.KindRefunded)):
-		e.anomalies[engine.AnomalyConflict] = true
-	}
-	if e.registered {
-		e.mismatches(ev)
-	}
-	e.checkRedirect()
 }
 
 // resolve finds the entity an event is about, joining entities it shows to
@@ -207,15 +212,23 @@ func (w *world) resolve(provider string, ev *Event) *entity {
 	if len(others) > 0 {
 		found = w.join(found, others)
 	}
-	if found == nil && ev.Reference != "" {
+	if ev.Reference != "" && (found == nil || !found.registered) {
 		for _, e := range w.entities {
 			if e.into == nil && e.registered && e.orderID == ev.Reference && e.provider == provider {
-				found = e
+				if found == nil {
+					found = e
+				} else {
+					found = w.join(e, []*entity{found})
+				}
+				break
 			}
 		}
 	}
 	if found == nil {
 		found = w.newEntity(provider, ev.CheckoutID)
+	}
+	if found.reference == "" {
+		found.reference = ev.Reference
 	}
 	for _, id := range missing {
 		w.alias[provider+"/"+id] = found
@@ -261,14 +274,11 @@ func (w *world) join(first *entity, others []*entity) *entity {
 		}
 		target.facts = append(target.facts, e.facts...)
 		target.events = append(target.events, e.events...)
-		// Events of an order nobody registered meet the registration now.
-		if target.registered {
-			for _, ev := range e.events {
-				target.mismatches(ev)
-			}
-		}
 		for k := range e.anomalies {
 			target.anomalies[k] = true
+		}
+		if target.reference == "" {
+			target.reference = e.reference
 		}
 		target.maxRank = max(target.maxRank, e.maxRank)
 		if e.maxTime.After(target.maxTime) {
@@ -358,32 +368,101 @@ func final(s sm.State) bool { return s != sm.Pending && s != sm.Processing }
 func captured(s sm.State) bool { return s == sm.Paid || s == sm.PartiallyRefunded || s == sm.Refunded }
 
 // late reports whether an event of kind that moved an order from prev to
-// next changed an outcome it already had.
+// next changed an outcome it already had: paid to not paid or the reverse,
+// or either into a contradiction. A refund of a payment, or a payment
+// restated behind a refund, keeps the money captured; a failure after an
+// expiry is still not paid.
 func late(prev, next sm.State, k sm.Kind) bool {
 	if prev == next || !final(prev) || k == sm.KindFailedAfterSettlement {
 		return false
 	}
-	// A refund of a payment, or a payment restated behind a refund, keeps
-	// the money captured: the normal course, not a change of outcome.
-	return !(captured(prev) && captured(next))
+	class := func(s sm.State) string {
+		switch {
+		case captured(s):
+			return "paid"
+		case s == sm.NeedsReview:
+			return "contradictory"
+		}
+		return "not paid"
+	}
+	return class(prev) != class(next)
 }
 
-func (e *entity) mismatches(ev *Event) {
-	if ev.Mode != "" && e.mode != "" && ev.Mode != e.mode {
-		e.anomalies[engine.AnomalyModeMismatch] = true
-	}
-	switch ev.Kind {
-	case sm.KindPaid:
-		if ev.Currency != "" && ev.Currency != e.currency {
-			e.anomalies[engine.AnomalyCurrencyMismatch] = true
-		} else if ev.Amount > 0 && ev.Amount != e.amount {
-			e.anomalies[engine.AnomalyAmountMismatch] = true
-		}
-	case sm.KindRefunded:
-		if ev.Currency != "" && ev.Currency != e.currency {
-			e.anomalies[engine.AnomalyCurrencyMismatch] = true
+// assess adds the kinds the order's final facts show, whatever order they
+// came in.
+func (e *entity) assess() {
+	var money, failed bool
+	for _, ev := range e.events {
+		switch ev.Kind {
+		case sm.KindPaid, sm.KindRefunded:
+			money = true
+		case sm.KindFailed:
+			failed = true
+		case sm.KindFailedAfterSettlement:
+			e.anomalies[engine.AnomalyFailedAfterSettlement] = true
 		}
 	}
+	if money && failed {
+		e.anomalies[engine.AnomalyConflict] = true
+	}
+	if contradicts(e.redirect, e.state()) {
+		e.anomalies[engine.AnomalyRedirectMismatch] = true
+	}
+	if !e.registered {
+		return
+	}
+	// The ids the registration names, and every id an event names beside
+	// one of them, over and over until no event adds one.
+	mine := map[string]bool{}
+	for _, id := range e.registeredIDs {
+		mine[id] = true
+	}
+	for grew := true; grew; {
+		grew = false
+		for _, ev := range e.events {
+			ids := eventIDs(ev)
+			if slices.ContainsFunc(ids, func(id string) bool { return mine[id] }) {
+				for _, id := range ids {
+					grew = grew || !mine[id]
+					mine[id] = true
+				}
+			}
+		}
+	}
+	for _, ev := range e.events {
+		if ev.Kind == sm.KindUnknown || ev.Kind == sm.KindInformational {
+			continue
+		}
+		if ev.Mode != "" && e.mode != "" && ev.Mode != e.mode {
+			e.anomalies[engine.AnomalyModeMismatch] = true
+		}
+		switch ev.Kind {
+		case sm.KindPaid:
+			if ev.Currency != "" && ev.Currency != e.currency {
+				e.anomalies[engine.AnomalyCurrencyMismatch] = true
+			} else if ev.Amount > 0 && ev.Amount != e.amount {
+				e.anomalies[engine.AnomalyAmountMismatch] = true
+			}
+		case sm.KindRefunded:
+			if ev.Currency != "" && ev.Currency != e.currency {
+				e.anomalies[engine.AnomalyCurrencyMismatch] = true
+			}
+		}
+		money := ev.Kind == sm.KindPaid || ev.Kind == sm.KindRefunded || ev.Kind == sm.KindFailedAfterSettlement
+		if money && !slices.ContainsFunc(eventIDs(ev), func(id string) bool { return mine[id] }) {
+			e.anomalies[engine.AnomalyCheckoutMismatch] = true
+		}
+	}
+}
+
+func eventIDs(ev *Event) []string {
+	var ids []string
+	for _, id := range append([]string{ev.CheckoutID}, ev.Refs...) {
+		if id != "" {
+			ids = append(ids, id)
+		}
+	}
+	return ids
 }
 
 // contradicts reports whether a redirect outcome and a state disagree.
@@ -395,12 +474,6 @@ func contradicts(outcome string, s sm.State) bool {
 		return s == sm.Failed || s == sm.Expired
 	}
 	return captured(s)
-}
-
-func (e *entity) checkRedirect() {
-	if contradicts(e.redirect, e.state()) {
-		e.anomalies[engine.AnomalyRedirectMismatch] = true
-	}
 }
 
 // sweep adds what the reconciler finds once the clock has passed every

@@ -297,7 +297,7 @@ func playDemo(ctx context.Context, cfg demoConfig, stdout, stderr io.Writer) (*d
 		if h, ok := res.byCheckout[a.Provider+"/"+a.CheckoutID]; !ok || h.OrderID == "" {
 			id = ""
 		}
-		reported = append(reported, simulate.Reported{OrderID: id, Provider: a.Provider, CheckoutID: a.CheckoutID, Kind: a.Kind})
+		reported = append(reported, simulate.Reported{OrderID: id, Provider: a.Provider, CheckoutID: a.CheckoutID, Kind: a.Kind, Status: a.Status})
 	}
 	res.check = simulate.Check(orders, reported, held)
 	closed = true

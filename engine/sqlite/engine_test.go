@@ -174,14 +174,18 @@ func TestIngest_WebhookNamesTheShopOrder(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, "chk_8", o.CheckoutID)
 
-	// Once the shop registers SO-884, the registration is what it names.
+	// Once the shop registers SO-884, the registration is what it names,
+	// and it adopts both orders the webhooks made under its id.
 	register(t, db, "SO-884", "chk_7", 1080)
 	o, err = db.Order(ctx, "SO-884")
 	require.NoError(t, err)
 	require.True(t, o.Registered)
 	require.Equal(t, "chk_7", o.CheckoutID)
 	require.Equal(t, sm.Paid, o.State)
-	require.Len(t, o.Events, 1)
+	require.Len(t, o.Events, 2)
+	byCheckout, err = db.OrderByCheckout(ctx, "tazapay", "chk_8")
+	require.NoError(t, err)
+	require.Equal(t, "SO-884", byCheckout.OrderID)
 
 	_, err = db.Order(ctx, "SO-885")
 	require.Equal(t, engine.ENOTFOUND, engine.ErrorCode(err), "an id nobody registered and no webhook named")

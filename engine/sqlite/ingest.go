@@ -58,6 +58,8 @@ type orderRow struct {
 	// reference is the shop's order id the webhook that created the
 	// order named, if any; orderID is what the shop registered.
 	reference sql.NullString
+	// registeredIDs are the provider ids the shop registered for the order.
+	registeredIDs []string
 }
 
 // shopIDColumn is shopID in SQL, for queries that list orders as o.
@@ -77,8 +79,8 @@ const (
 	qDedupe       = `SELECT id FROM events WHERE order_ref = ? AND dedupe = ? AND original_id IS NULL`
 	qDedupeOrphan = `SELECT id FROM events WHERE order_ref IS NULL AND dedupe = ? AND original_id IS NULL`
 	qInsertEvent  = `INSERT INTO events (order_ref, provider, dedupe, provider_event_id, provider_type, kind,
-		result, from_state, to_state, amount, currency, mode, occurred_at, received_at, out_of_order, unsigned)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+		result, from_state, to_state, amount, currency, mode, occurred_at, received_at, out_of_order, unsigned, ids)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 	qInsertRaw   = `INSERT INTO raw_events (event_id, headers, body) VALUES (?, ?, ?)`
 	qUpdateOrder = `UPDATE orders SET state = ?, captured = ?, refunded = ?, full_refund = ?, max_rank = ?,
 		max_occurred = ?, updated_at = ?, state_since = ?, last_event_at = ? WHERE id = ?`
@@ -106,22 +108,27 @@ const (
 )
 
 // hotQueries are prepared at Open.
-var hotQueries = []string{resolveQueries[0], resolveQueries[1], resolveQueries[2], qDataVersion, qDedupe, qDedupeOrphan, qInsertEvent, qInsertRaw, qUpdateOrder, qUpdateOrderSameState, qInsertDuplicate, qAliasLookup, qOrderByReference, qInsertOrder, qInsertAlias, qRaise, qResolve, qOrderByID}
+var hotQueries = []string{resolveQueries[0], resolveQueries[1], resolveQueries[2], qDataVersion, qDedupe, qDedupeOrphan, qInsertEvent, qInsertRaw, qUpdateOrder, qUpdateOrderSameState, qInsertDuplicate, qAliasLookup, qOrderByReference, qInsertOrder, qInsertAlias, qRaise, qResolve, qOrderByID, qFacts, qOrderAnomalies}
 
 const orderColumns = `id, order_id, provider, checkout_id, amount, currency, mode, registered_at IS NOT NULL,
 	state, captured, refunded, full_refund, max_rank, max_occurred, redirect_outcome, redirect_at, state_since,
-	created_at, last_event_at, reference`
+	created_at, last_event_at, reference, registered_ids`
 
 // scanOrder reads orderColumns, after any leading columns given.
 func scanOrder(row interface{ Scan(...any) error }, lead ...any) (*orderRow, error) {
 	var o orderRow
-	var maxOcc, redirectAt, since, created, lastEvent sql.NullString
+	var maxOcc, redirectAt, since, created, lastEvent, regIDs sql.NullString
 	var state string
 	err := row.Scan(append(lead, &o.ref, &o.orderID, &o.provider, &o.checkoutID, &o.amount, &o.currency, &o.mode, &o.registered,
 		&state, &o.totals.Captured, &o.totals.Refunded, &o.totals.FullRefund, &o.progress.MaxRank, &maxOcc,
-		&o.redirect, &redirectAt, &since, &created, &lastEvent, &o.reference)...)
+		&o.redirect, &redirectAt, &since, &created, &lastEvent, &o.reference, &regIDs)...)
 	if err != nil {
 		return nil, err
+	}
+	if regIDs.Valid {
+		if err := json.Unmarshal([]byte(regIDs.String), &o.registeredIDs); err != nil {
+			return nil, fmt.Errorf("order %d: registered ids: %w", o.ref, err)
+		}
 	}
 	o.state = sm.State(state)
 	o.totals.Registered = o.amount.Int64
@@ -141,10 +148,10 @@ func (db *DB) ingest(ctx context.Context, tx *wtx, ev engine.Event, headers, bod
 	// tied to its order, so it resolves to the same order and is found
 	// among that order's events (see migration 0004).
 	var o *orderRow
-	var created bool
+	var created, merged bool
 	var err error
 	if ev.CheckoutID != "" {
-		if o, created, err = db.resolveOrder(ctx, tx, ev, now); err != nil {
+		if o, created, merged, err = db.resolveOrder(ctx, tx, ev, now); err != nil {
 			return err
 		}
 		if !created && ev.Reference != "" && !o.orderID.Valid && !o.reference.Valid {
@@ -165,7 +172,7 @@ func (db *DB) ingest(ctx context.Context, tx *wtx, ev engine.Event, headers, bod
 		}
 		switch {
 		case err == nil:
-			return db.recordDuplicate(ctx, tx, ev, dedupe, origID, o, now, res)
+			return db.recordDuplicate(ctx, tx, ev, dedupe, origID, o, merged, now, res)
 		case !errors.Is(err, sql.ErrNoRows):
 			return storeError(err, "dedupe lookup")
 		}
@@ -189,7 +196,8 @@ func (db *DB) ingest(ctx context.Context, tx *wtx, ev engine.Event, headers, bod
 	}
 	r, err := tx.ExecContext(ctx, qInsertEvent,
 		orderRef, ev.Provider, dedupe, ev.EventID, ev.Type, string(ev.Kind), string(out.Result), fromState, toState,
-		ev.Amount, nullString(ev.Currency), nullString(ev.Mode), nullTime(ev.OccurredAt), formatTime(now), outOfOrder, ev.Unsigned)
+		ev.Amount, nullString(ev.Currency), nullString(ev.Mode), nullTime(ev.OccurredAt), formatTime(now), outOfOrder, ev.Unsigned,
+		idsJSON(engine.EventIDs(ev)))
 	if err != nil {
 		return storeError(err, "insert event")
 	}
@@ -222,33 +230,16 @@ func (db *DB) ingest(ctx context.Context, tx *wtx, ev engine.Event, headers, bod
 	if err != nil {
 		return storeError(err, "update order")
 	}
-	prev := o.state
 	o.state, o.stateSince, o.lastEventAt = out.To, stateSince, now
 
-	raised := newRaiser(tx, db.now())
-	if outOfOrder {
-		raised.raise(ctx, o, engine.AnomalyOutOfOrder, seq, fmt.Sprintf("%s %s (provider time %s) arrived after events later in the lifecycle; it was recorded as %s.",
-			ev.Provider, ev.Type, timeOrNone(ev.OccurredAt), out.Result))
+	raised := newRaiser(tx, now)
+	for _, f := range engine.ArrivalFindings(ev, seq, out, outOfOrder) {
+		raised.raise(ctx, o, f.Kind, seq, f.Detail)
 	}
-	if out.LateAfterFinal {
-		raised.raise(ctx, o, engine.AnomalyLateAfterFinal, seq, fmt.Sprintf("%s %s arrived after the order was already %s and moved it to %s.",
-			ev.Provider, ev.Type, prev, out.To))
+	for _, r := range engine.SettledResolutions(ev, out, o.redirectView(), now) {
+		raised.resolve(ctx, o.ref, r.Kind, r.Why)
 	}
-	if ev.Kind == sm.KindFailedAfterSettlement {
-		raised.raise(ctx, o, engine.AnomalyFailedAfterSettlement, seq, fmt.Sprintf("%s reported %s: the funds moved but the order failed. Refund the customer or deliver the order.",
-			ev.Provider, ev.Type))
-	} else if out.To == sm.NeedsReview && out.Result == sm.Conflict {
-		raised.raise(ctx, o, engine.AnomalyConflict, seq, fmt.Sprintf("%s sent contradictory outcomes: %s arrived while the order was %s.",
-			ev.Provider, ev.Type, prev))
-	}
-	raised.mismatches(ctx, o, ev, seq)
-	raised.redirectMismatch(ctx, o, seq)
-	if out.Changed() && out.To.Final() {
-		if o.redirect.Valid { // missing_webhook is only ever raised after a redirect
-			raised.resolve(ctx, o.ref, engine.AnomalyMissingWebhook, fmt.Sprintf("%s %s arrived %s after the redirect.", ev.Provider, ev.Type, since(o.redirectAt, now)))
-		}
-		raised.resolve(ctx, o.ref, engine.AnomalyStuck, fmt.Sprintf("the order moved to %s.", out.To))
-	}
+	raised.settle(ctx, o, seq)
 	if raised.err != nil {
 		return raised.err
 	}
@@ -257,7 +248,7 @@ func (db *DB) ingest(ctx context.Context, tx *wtx, ev engine.Event, headers, bod
 	return nil
 }
 
-func (db *DB) recordDuplicate(ctx context.Context, tx *wtx, ev engine.Event, dedupe []byte, origID int64, o *orderRow, now time.Time, res *engine.IngestResult) error {
+func (db *DB) recordDuplicate(ctx context.Context, tx *wtx, ev engine.Event, dedupe []byte, origID int64, o *orderRow, merged bool, now time.Time, res *engine.IngestResult) error {
 	var ref any
 	if o != nil {
 		ref = o.ref
@@ -274,7 +265,11 @@ func (db *DB) recordDuplicate(ctx context.Context, tx *wtx, ev engine.Event, ded
 		return nil
 	}
 	raised := newRaiser(tx, now)
-	raised.raise(ctx, o, engine.AnomalyDuplicate, seq, fmt.Sprintf("%s delivered event %s again; it was counted and not applied.", ev.Provider, ev.EventID))
+	f := engine.DuplicateFinding(ev, seq)
+	raised.raise(ctx, o, f.Kind, seq, f.Detail)
+	if merged {
+		raised.settle(ctx, o, 0)
+	}
 	res.State, res.OrderID, res.Anomalies = o.state, o.shopID(), raised.kinds
 	return raised.err
 }
@@ -283,7 +278,7 @@ func (db *DB) recordDuplicate(ctx context.Context, tx *wtx, ev engine.Event, ded
 // carries or by the shop's reference, and creates an unregistered one when
 // nobody registered it yet (created). It records every id the event
 // carries as an alias.
-func (db *DB) resolveOrder(ctx context.Context, tx *wtx, ev engine.Event, now time.Time) (o *orderRow, created bool, err error) {
+func (db *DB) resolveOrder(ctx context.Context, tx *wtx, ev engine.Event, now time.Time) (o *orderRow, created, merged bool, err error) {
 	ids := make([]string, 0, 1+len(ev.Refs))
 	for _, id := range append([]string{ev.CheckoutID}, ev.Refs...) {
 		if id != "" && !slices.Contains(ids, id) {
@@ -291,9 +286,14 @@ func (db *DB) resolveOrder(ctx context.Context, tx *wtx, ev engine.Event, now ti
 		}
 	}
 	db.counters.lookups.Add(1)
-	if o := db.cache.lookup(ev.Provider, ids); o != nil {
+	// An unregistered order that an event names the shop's order for may
+	// have to join the registered one: that takes the full path, unless
+	// the order already holds that reference, since then registering it
+	// would have adopted the order (see adopt).
+	if o := db.cache.lookup(ev.Provider, ids); o != nil &&
+		(o.registered || ev.Reference == "" || o.reference.Valid && o.reference.String == ev.Reference) {
 		db.counters.hits.Add(1)
-		return o, false, nil
+		return o, false, false, nil
 	}
 	// One statement finds every order any of the ids names, with its row:
 	// when the order exists and knows all the ids it is the only read.
@@ -310,7 +310,7 @@ func (db *DB) resolveOrder(ctx context.Context, tx *wtx, ev engine.Event, now ti
 	}
 	rows, err := tx.query(ctx, q, args...)
 	if err != nil {
-		return nil, false, storeError(err, "alias lookup")
+		return nil, false, false, storeError(err, "alias lookup")
 	}
 	found := map[string]*orderRow{}
 	for rows.Next() {
@@ -318,13 +318,13 @@ func (db *DB) resolveOrder(ctx context.Context, tx *wtx, ev engine.Event, now ti
 		o, err := scanOrder(rows, &id)
 		if err != nil {
 			rows.Close()
-			return nil, false, storeError(err, "alias lookup")
+			return nil, false, false, storeError(err, "alias lookup")
 		}
 		found[id] = o
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
-		return nil, false, storeError(err, "alias lookup")
+		return nil, false, false, storeError(err, "alias lookup")
 	}
 	var missing []string
 	var others []int64
@@ -348,23 +348,47 @@ func (db *DB) resolveOrder(ctx context.Context, tx *wtx, ev engine.Event, now ti
 		// (a payment attempt that knew only the payin id arrived before
 		// anything tied it to the checkout): they are one order.
 		if ref, err = db.merge(ctx, tx, ref, others, now); err != nil {
-			return nil, false, err
+			return nil, false, false, err
 		}
 		o = nil
 	}
-	if ref == 0 && ev.Reference != "" {
-		err := tx.queryRow(ctx, qOrderByReference, ev.Reference, ev.Provider).Scan(&ref)
-		if err != nil && !errors.Is(err, sql.ErrNoRows) {
-			return nil, false, storeError(err, "reference lookup")
+	if ev.Reference != "" && (o == nil || !o.registered) {
+		// The event names the shop's order. An order the shop registered
+		// under that id takes the event, and the order the event's ids made
+		// before the registration (a payment attempt naming only the payin)
+		// joins it: whichever came first, the payment is the registered
+		// order's, flagged by the checkout rule when its checkout is not
+		// the one registered.
+		var byRef int64
+		err := tx.queryRow(ctx, qOrderByReference, ev.Reference, ev.Provider).Scan(&byRef)
+		switch {
+		case errors.Is(err, sql.ErrNoRows):
+		case err != nil:
+			return nil, false, false, storeError(err, "reference lookup")
+		case ref == 0:
+			ref = byRef
+		case byRef != ref:
+			if o == nil {
+				if o, err = scanOrder(tx.queryRow(ctx, qOrderByID, ref)); err != nil {
+					return nil, false, false, storeError(err, "load order")
+				}
+			}
+			if !o.registered {
+				if ref, err = db.merge(ctx, tx, byRef, []int64{ref}, now); err != nil {
+					return nil, false, false, err
+				}
+				others = append(others, byRef)
+			}
+			o = nil
 		}
 	}
 	if ref == 0 {
 		r, err := tx.ExecContext(ctx, qInsertOrder, ev.Provider, ev.CheckoutID, nullString(ev.Reference), formatTime(now), formatTime(now), formatTime(now))
 		if err != nil {
-			return nil, false, storeError(err, "create order")
+			return nil, false, false, storeError(err, "create order")
 		}
 		if ref, err = r.LastInsertId(); err != nil {
-			return nil, false, storeError(err, "create order")
+			return nil, false, false, storeError(err, "create order")
 		}
 		created = true
 		o = &orderRow{ref: ref, provider: ev.Provider, checkoutID: ev.CheckoutID, state: sm.Pending,
@@ -372,12 +396,12 @@ func (db *DB) resolveOrder(ctx context.Context, tx *wtx, ev engine.Event, now ti
 	}
 	for _, id := range missing {
 		if _, err := tx.ExecContext(ctx, qInsertAlias, ev.Provider, id, ref); err != nil {
-			return nil, false, storeError(err, "record alias")
+			return nil, false, false, storeError(err, "record alias")
 		}
 	}
 	if o == nil {
 		if o, err = scanOrder(tx.queryRow(ctx, qOrderByID, ref)); err != nil {
-			return nil, false, storeError(err, "load order")
+			return nil, false, false, storeError(err, "load order")
 		}
 	}
 	if len(others) == 0 {
@@ -385,7 +409,7 @@ func (db *DB) resolveOrder(ctx context.Context, tx *wtx, ev engine.Event, now ti
 		// and stay apart, some ids still name them).
 		db.cache.put(o, ev.Provider, ids)
 	}
-	return o, created, nil
+	return o, created, len(others) > 0, nil
 }
 
 // resolveQueries[n-1] finds the orders n provider ids name, for the counts
@@ -443,61 +467,9 @@ func (r *raiser) resolve(ctx context.Context, ref int64, kind, resolution string
 	}
 }
 
-// mismatches compares what a money event says with what the shop registered.
-func (r *raiser) mismatches(ctx context.Context, o *orderRow, ev engine.Event, seq int64) {
-	if !o.registered {
-		return
-	}
-	if ev.Mode != "" && o.mode.Valid && ev.Mode != o.mode.String {
-		r.raise(ctx, o, engine.AnomalyModeMismatch, seq, fmt.Sprintf("%s sent a %s-mode %s for an order registered as %s.",
-			ev.Provider, ev.Mode, ev.Type, o.mode.String))
-	}
-	if ev.Kind != sm.KindPaid {
-		if ev.Kind == sm.KindRefunded && ev.Currency != "" && o.currency.Valid && ev.Currency != o.currency.String {
-			r.raise(ctx, o, engine.AnomalyCurrencyMismatch, seq, fmt.Sprintf("%s refunded in %s for an order registered in %s.", ev.Provider, ev.Currency, o.currency.String))
-		}
-		return
-	}
-	if ev.Currency != "" && o.currency.Valid && ev.Currency != o.currency.String {
-		r.raise(ctx, o, engine.AnomalyCurrencyMismatch, seq, fmt.Sprintf("%s captured %s %s for an order registered as %s %s.",
-			ev.Provider, formatAmount(ev.Amount), ev.Currency, formatAmount(o.amount.Int64), o.currency.String))
-	} else if ev.Amount > 0 && o.amount.Valid && ev.Amount != o.amount.Int64 {
-		r.raise(ctx, o, engine.AnomalyAmountMismatch, seq, fmt.Sprintf("%s captured %s %s for an order registered as %s %s.",
-			ev.Provider, formatAmount(ev.Amount), ev.Currency, formatAmount(o.amount.Int64), o.currency.String))
-	}
-}
-
-// redirectMismatch flags an order whose final state contradicts what the
-// customer's redirect claimed.
-func (r *raiser) redirectMismatch(ctx context.Context, o *orderRow, seq int64) {
-	if !o.redirect.Valid {
-		return
-	}
-	if msg := engine.RedirectContradiction(o.redirect.String, o.state); msg != "" {
-		r.raise(ctx, o, engine.AnomalyRedirectMismatch, seq, msg)
-	}
-}
-
 func nullString(s string) any {
 	if s == "" {
 		return nil
 	}
 	return s
 }
-
-func timeOrNone(t time.Time) string {
-	if t.IsZero() {
-		return "none"
-	}
-	return t.UTC().Format(time.RFC3339)
-}
-
-func since(from, to time.Time) string {
-	if from.IsZero() {
-		return "some time"
-	}
-	return to.Sub(from).Round(time.Second).String()
-}
-
-// formatAmount shows minor units as stored: currencies differ in decimals.
-func formatAmount(minor int64) string { return fmt.Sprintf("%d", minor) }

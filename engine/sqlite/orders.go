@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"encoding/json"
 	"errors"
+	"slices"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -29,7 +30,16 @@ func (db *DB) RegisterOrder(ctx context.Context, reg engine.Registration) (*engi
 		if err := db.register(ctx, tx, reg); err != nil {
 			return err
 		}
-		return db.attachIDs(ctx, tx, reg)
+		if err := db.attachIDs(ctx, tx, reg); err != nil {
+			return err
+		}
+		o, err := db.adopt(ctx, tx, reg)
+		if err != nil {
+			return err
+		}
+		raised := newRaiser(tx, db.now())
+		raised.settle(ctx, o, 0)
+		return raised.err
 	}, true)
 	if err != nil {
 		return nil, err
@@ -69,9 +79,9 @@ func (db *DB) register(ctx context.Context, tx *wtx, reg engine.Registration) er
 
 	if byCheckout == nil {
 		r, err := tx.ExecContext(ctx, `INSERT INTO orders (order_id, provider, checkout_id, amount, currency, mode, registered_at,
-			state, created_at, updated_at, state_since) VALUES (?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?)`,
+			state, created_at, updated_at, state_since, registered_ids) VALUES (?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?, ?)`,
 			reg.OrderID, reg.Provider, reg.CheckoutID, reg.Amount, reg.Currency, reg.Mode,
-			formatTime(now), formatTime(now), formatTime(now), formatTime(now))
+			formatTime(now), formatTime(now), formatTime(now), formatTime(now), idsJSON([]string{reg.CheckoutID}))
 		if err != nil {
 			return storeError(err, "register order")
 		}
@@ -88,7 +98,7 @@ func (db *DB) register(ctx context.Context, tx *wtx, reg engine.Registration) er
 			checkoutID: reg.CheckoutID, amount: sql.NullInt64{Int64: reg.Amount, Valid: true},
 			currency: sql.NullString{String: reg.Currency, Valid: true}, mode: sql.NullString{String: reg.Mode, Valid: true},
 			state: sm.Pending, totals: sm.Totals{Registered: reg.Amount}, progress: sm.NewProgress(), registered: true,
-			stateSince: now, createdAt: now}, reg.Provider, []string{reg.CheckoutID})
+			stateSince: now, createdAt: now, registeredIDs: []string{reg.CheckoutID}}, reg.Provider, []string{reg.CheckoutID})
 		return nil
 	}
 
@@ -103,8 +113,9 @@ func (db *DB) register(ctx context.Context, tx *wtx, reg engine.Registration) er
 		stateSince = now
 	}
 	_, err = tx.ExecContext(ctx, `UPDATE orders SET order_id = ?, amount = ?, currency = ?, mode = ?, registered_at = ?,
-		state = ?, state_since = ?, updated_at = ? WHERE id = ?`,
-		reg.OrderID, reg.Amount, reg.Currency, reg.Mode, formatTime(now), string(state), formatTime(stateSince), formatTime(now), o.ref)
+		state = ?, state_since = ?, updated_at = ?, registered_ids = ? WHERE id = ?`,
+		reg.OrderID, reg.Amount, reg.Currency, reg.Mode, formatTime(now), string(state), formatTime(stateSince), formatTime(now),
+		idsJSON([]string{reg.CheckoutID}), o.ref)
 	if err != nil {
 		return storeError(err, "register order")
 	}
@@ -115,42 +126,7 @@ func (db *DB) register(ctx context.Context, tx *wtx, reg engine.Registration) er
 	o.mode = sql.NullString{String: reg.Mode, Valid: true}
 	o.registered, o.state = true, state
 
-	evs, err := storedEvents(ctx, tx, o.ref)
-	if err != nil {
-		return err
-	}
-	raised := newRaiser(tx, now)
-	for _, s := range evs {
-		raised.mismatches(ctx, o, s.ev, s.seq)
-	}
-	return raised.err
-}
-
-// storedEvent is an original event as the mismatch checks need it.
-type storedEvent struct {
-	seq int64
-	ev  engine.Event
-}
-
-// storedEvents lists an order's original events in arrival order.
-func storedEvents(ctx context.Context, tx *wtx, ref int64) ([]storedEvent, error) {
-	rows, err := tx.QueryContext(ctx, `SELECT id, provider, provider_event_id, provider_type, kind, amount, COALESCE(currency, ''), COALESCE(mode, '')
-		FROM events WHERE order_ref = ? AND original_id IS NULL ORDER BY id`, ref)
-	if err != nil {
-		return nil, storeError(err, "load events")
-	}
-	defer rows.Close()
-	var evs []storedEvent
-	for rows.Next() {
-		var s storedEvent
-		var kind string
-		if err := rows.Scan(&s.seq, &s.ev.Provider, &s.ev.EventID, &s.ev.Type, &kind, &s.ev.Amount, &s.ev.Currency, &s.ev.Mode); err != nil {
-			return nil, storeError(err, "load events")
-		}
-		s.ev.Kind = sm.Kind(kind)
-		evs = append(evs, s)
-	}
-	return evs, storeError2(rows.Err(), "load events")
+	return nil
 }
 
 // attachIDs records a registration's other provider ids as names of its
@@ -186,20 +162,62 @@ func (db *DB) attachIDs(ctx context.Context, tx *wtx, reg engine.Registration) e
 			if _, err := db.merge(ctx, tx, ref, []int64{other}, now); err != nil {
 				return err
 			}
-			// The merged events may have moved the order past what the
-			// customer's redirect said.
-			o, err = loadOrder(ctx, tx, `id = ?`, ref)
-			if err != nil {
-				return err
-			}
-			raised := newRaiser(tx, now)
-			raised.redirectMismatch(ctx, o, 0)
-			if raised.err != nil {
-				return raised.err
-			}
 		}
 	}
-	return nil
+	o, err := loadOrder(ctx, tx, `id = ?`, ref)
+	if err != nil {
+		return err
+	}
+	ids := o.registeredIDs
+	for _, id := range reg.OtherIDs {
+		if !slices.Contains(ids, id) {
+			ids = append(ids, id)
+		}
+	}
+	if len(ids) == len(o.registeredIDs) {
+		return nil
+	}
+	db.cache.forget(ref)
+	_, err = tx.ExecContext(ctx, `UPDATE orders SET registered_ids = ? WHERE id = ?`, idsJSON(ids), ref)
+	return storeError2(err, "register order")
+}
+
+// adopt merges into the registered order the orders webhooks made before
+// the registration that named it only by the shop's reference (a Tazapay
+// payment attempt names the payin and the reference_id, not the checkout),
+// and returns the registered order as it then stands.
+func (db *DB) adopt(ctx context.Context, tx *wtx, reg engine.Registration) (*orderRow, error) {
+	o, err := loadOrder(ctx, tx, `order_id = ?`, reg.OrderID)
+	if err != nil {
+		return nil, err
+	}
+	refs, err := orderRefs(ctx, tx, `SELECT id FROM orders INDEXED BY orders_reference
+		WHERE order_id IS NULL AND reference = ? AND provider = ? ORDER BY id`, reg.OrderID, reg.Provider)
+	if err != nil || len(refs) == 0 {
+		return o, err
+	}
+	if _, err := db.merge(ctx, tx, o.ref, refs, db.now()); err != nil {
+		return nil, err
+	}
+	return loadOrder(ctx, tx, `id = ?`, o.ref)
+}
+
+// orderRefs runs a query listing order refs.
+func orderRefs(ctx context.Context, tx *wtx, query string, args ...any) ([]int64, error) {
+	rows, err := tx.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, storeError(err, "find orders")
+	}
+	defer rows.Close()
+	var refs []int64
+	for rows.Next() {
+		var ref int64
+		if err := rows.Scan(&ref); err != nil {
+			return nil, storeError(err, "find orders")
+		}
+		refs = append(refs, ref)
+	}
+	return refs, storeError2(rows.Err(), "find orders")
 }
 
 // storeError2 is storeError that passes nil through.
@@ -248,7 +266,7 @@ func (db *DB) ReportRedirect(ctx context.Context, orderID, outcome string) (*eng
 		o.redirect = sql.NullString{String: outcome, Valid: true}
 		o.redirectAt = now
 		raised := newRaiser(tx, now)
-		raised.redirectMismatch(ctx, o, 0)
+		raised.settle(ctx, o, 0)
 		return raised.err
 	}, true)
 	if err != nil {
@@ -321,9 +339,7 @@ func (o *orderRow) view() *engine.Order {
 	if v.UpdatedAt.Before(o.stateSince) {
 		v.UpdatedAt = o.stateSince
 	}
-	if o.redirect.Valid {
-		v.Redirect = &engine.Redirect{Outcome: o.redirect.String, At: o.redirectAt}
-	}
+	v.Redirect = o.redirectView()
 	return v
 }
 

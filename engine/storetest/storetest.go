@@ -1,0 +1,73 @@
+package storetest
+
+import (
+	"context"
+	"net/http"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/orderstate/orderstate/engine"
+	sm "github.com/orderstate/orderstate/statemachine"
+)
+
+// Opener opens a fresh, empty store whose clock is now, closed when t ends.
+type Opener func(t *testing.T, now func() time.Time) engine.Store
+
+// Run runs the whole suite against the stores open makes.
+func Run(t *testing.T, open Opener) {
+	t.Run("ArrivalOrderNeverChangesTheFacts", func(t *testing.T) { testArrivalOrder(t, open) })
+	t.Run("ReviewCases", func(t *testing.T) { testReviewCases(t, open) })
+}
+
+// Clock is a settable test clock, safe for concurrent use.
+type Clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+// NewClock starts a clock at a fixed time.
+func NewClock() *Clock { return &Clock{t: time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC)} }
+
+// Now is the clock's time.
+func (c *Clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+
+// Add moves the clock on.
+func (c *Clock) Add(d time.Duration) { c.mu.Lock(); c.t = c.t.Add(d); c.mu.Unlock() }
+
+func request() *engine.Request {
+	return &engine.Request{Header: http.Header{"Content-Type": {"application/json"}}, Body: []byte(`{}`)}
+}
+
+// heldAnomalies is the set of an order's anomaly kinds that still hold:
+// open or acknowledged, not resolved.
+func heldAnomalies(o *engine.Order, only func(string) bool) []string {
+	var out []string
+	for _, a := range o.Anomalies {
+		if a.Status != engine.StatusResolved && only(a.Kind) {
+			out = append(out, a.Kind)
+		}
+	}
+	return sortedUnique(out)
+}
+
+func ingest(t *testing.T, s engine.Store, ev engine.Event) engine.IngestResult {
+	t.Helper()
+	res, err := s.Ingest(context.Background(), ev, request())
+	require.NoError(t, err, "ingest %s %s", ev.Type, ev.EventID)
+	return res
+}
+
+func order(t *testing.T, s engine.Store, id string) *engine.Order {
+	t.Helper()
+	o, err := s.Order(context.Background(), id)
+	require.NoError(t, err, "order %s", id)
+	return o
+}
+
+func ev(provider, id string, kind sm.Kind, checkout string, refs ...string) engine.Event {
+	return engine.Event{Provider: provider, EventID: id, DedupeKey: id, Type: string(kind), Kind: kind, CheckoutID: checkout,
+		Refs: refs, Currency: "USD", Mode: engine.ModeLive}
+}
