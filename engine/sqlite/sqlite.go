@@ -64,8 +64,13 @@ type DB struct {
 	wg     sync.WaitGroup
 	closed sync.Once
 
+	// mu guards stopping; senders counts the callers between the
+	// stopping check and their op's hand-over to the writer, so Close
+	// waits for them before it stops the writer: otherwise one could
+	// queue an op after the writer drained and exited, and wait forever.
 	mu       sync.Mutex
 	stopping bool
+	senders  sync.WaitGroup
 }
 
 // Open opens (creating if needed) the SQLite file at path, applies pending
@@ -284,6 +289,7 @@ func (db *DB) Close() error {
 		db.mu.Lock()
 		db.stopping = true
 		db.mu.Unlock()
+		db.senders.Wait()
 		close(db.quit)
 		db.wg.Wait()
 		db.hot.close()
@@ -341,25 +347,35 @@ func (db *DB) Update(ctx context.Context, fn func(*sql.Tx) error) error {
 
 func (db *DB) update(ctx context.Context, fn func(*sql.Tx) error, keepsCache bool) error {
 	db.mu.Lock()
-	stopping := db.stopping
-	db.mu.Unlock()
-	if stopping {
+	if db.stopping {
+		db.mu.Unlock()
 		return engine.Errorf(engine.ESHUTDOWN, "orderstate is shutting down; retry")
 	}
-	if err := db.logs.err(); err != nil {
+	db.senders.Add(1)
+	db.mu.Unlock()
+	queued, err := db.send(ctx, fn, keepsCache)
+	db.senders.Done()
+	if err != nil {
 		return err
+	}
+	// Once queued, the op is always answered: the caller must learn whether
+	// its write is durable, so it waits even past its own cancellation.
+	return <-queued.done
+}
+
+// send hands an op to the writer, which runs until Close has seen every
+// sender out.
+func (db *DB) send(ctx context.Context, fn func(*sql.Tx) error, keepsCache bool) (*op, error) {
+	if err := db.logs.err(); err != nil {
+		return nil, err
 	}
 	o := &op{ctx: ctx, fn: fn, done: make(chan error, 1), keepsCache: keepsCache}
 	select {
 	case db.ops <- o:
+		return o, nil
 	case <-ctx.Done():
-		return engine.Wrap(engine.EUNAVAILABLE, ctx.Err(), "request cancelled before it was stored")
-	case <-db.quit:
-		return engine.Errorf(engine.ESHUTDOWN, "orderstate is shutting down; retry")
+		return nil, engine.Wrap(engine.EUNAVAILABLE, ctx.Err(), "request cancelled before it was stored")
 	}
-	// Once queued, the op is always answered: the caller must learn whether
-	// its write is durable, so it waits even past its own cancellation.
-	return <-o.done
 }
 
 func (db *DB) writer() {
@@ -470,23 +486,29 @@ func (db *DB) runAll(ops []*op) (int, error) {
 	return -1, nil
 }
 
-// storeError classifies a database error: anything that may pass when
-// retried (busy, full, read-only, I/O) is EUNAVAILABLE so the provider
-// retries; an *Error passes through.
+// storeError classifies a database error. Only what may pass when retried
+// (busy, locked, full, read-only, I/O, out of memory, a cancelled request)
+// is EUNAVAILABLE, so the provider retries; anything else, a constraint
+// violated or a statement that does not fit the schema, is a bug no retry
+// mends, and is EINTERNAL. An *engine.Error passes through.
 func storeError(err error, msg string) error {
 	var e *engine.Error
 	if errors.As(err, &e) {
 		return err
 	}
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, sql.ErrConnDone) {
+		return engine.Wrap(engine.EUNAVAILABLE, err, "the store cannot commit right now (%s); retry", msg)
+	}
 	var se *sqlite.Error
 	if errors.As(err, &se) {
 		switch se.Code() & 0xff {
 		case sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED, sqlite3.SQLITE_FULL, sqlite3.SQLITE_READONLY,
-			sqlite3.SQLITE_IOERR, sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_NOMEM, sqlite3.SQLITE_PROTOCOL:
+			sqlite3.SQLITE_IOERR, sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_NOMEM, sqlite3.SQLITE_PROTOCOL,
+			sqlite3.SQLITE_INTERRUPT:
 			return engine.Wrap(engine.EUNAVAILABLE, err, "the store cannot commit right now (%s); retry", msg)
 		}
 	}
-	return engine.Wrap(engine.EUNAVAILABLE, err, "the store failed (%s); retry", msg)
+	return engine.Wrap(engine.EINTERNAL, err, "the store failed (%s)", msg)
 }
 
 // IsReadOnly reports whether err is SQLite refusing a write to a file it
