@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"github.com/orderstate/orderstate/engine/enginetest"
 	"io"
+	"log/slog"
 	"net/http"
 	"path/filepath"
 	"strings"
@@ -49,11 +50,17 @@ func testFlags(dbPath string) serveFlags {
 
 func startTestSidecar(t testing.TB, dbPath string, mutate ...func(*serveFlags)) *testSidecar {
 	t.Helper()
+	return startLoggedSidecar(t, dbPath, discardLogger(), mutate...)
+}
+
+// startLoggedSidecar is startTestSidecar logging to log.
+func startLoggedSidecar(t testing.TB, dbPath string, log *slog.Logger, mutate ...func(*serveFlags)) *testSidecar {
+	t.Helper()
 	f := testFlags(dbPath)
 	for _, m := range mutate {
 		m(&f)
 	}
-	s, err := startSidecar(context.Background(), &f, discardLogger(), time.Now)
+	s, err := startSidecar(context.Background(), &f, log, time.Now)
 	require.NoError(t, err)
 	ts := &testSidecar{sidecar: s, t: t, dbPth: dbPath, flags: f}
 	t.Cleanup(func() { _ = ts.stop() })
