@@ -188,8 +188,65 @@ func (s *Server) Handler() http.Handler {
 		}
 		fallback(w, r)
 	})
-	return mux
+	return withSecurityHeaders(mux)
 }
+
+// The content security policies. Nothing orderstate serves runs a script,
+// loads anything or may be framed; the HTML report's one need is its inline
+// <style> element. base-uri and form-action do not fall back to
+// default-src, so the page's policy names them.
+const (
+	policyPage  = "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
+	policyOther = "default-src 'none'; frame-ancestors 'none'"
+)
+
+// withSecurityHeaders marks every answer nosniff, so a browser never takes
+// JSON or Markdown built from webhook text for a page, and gives it a
+// content security policy: the page's for HTML, the strictest for the rest.
+// The policy is chosen when the answer's header is written, from the
+// Content-Type its handler set; one that set none gets the strictest.
+// Answers net/http writes before any handler runs (431, a malformed
+// request line) carry neither.
+func withSecurityHeaders(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-Content-Type-Options", "nosniff")
+		w.Header().Set("Content-Security-Policy", policyOther)
+		next.ServeHTTP(&policyWriter{ResponseWriter: w}, r)
+	})
+}
+
+// policyWriter sets the page policy on an HTML answer as its header goes
+// out.
+type policyWriter struct {
+	http.ResponseWriter
+	written bool
+}
+
+func (w *policyWriter) choose() {
+	if w.written {
+		return
+	}
+	w.written = true
+	if mt, _, _ := mime.ParseMediaType(w.Header().Get("Content-Type")); mt == "text/html" {
+		w.Header().Set("Content-Security-Policy", policyPage)
+	}
+}
+
+func (w *policyWriter) WriteHeader(code int) {
+	if code >= 200 {
+		w.choose()
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *policyWriter) Write(b []byte) (int, error) {
+	w.choose()
+	return w.ResponseWriter.Write(b)
+}
+
+// Unwrap lets http.ResponseController reach the connection, for the
+// webhook body's read deadline.
+func (w *policyWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // Open binds the listener (so a bad address fails here, not later) and
 // serves in the background.
