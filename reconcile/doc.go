@@ -26,7 +26,10 @@
 // webhook lag, duplicates, rejected requests, unknown event types, unsigned
 // events and events for orders nobody registered. It renders as JSON,
 // Markdown and a self-contained HTML page, deterministically for a given
-// store and clock.
+// store and clock. Text from webhooks and people is escaped for each
+// format (mdCell in Markdown, html/template in HTML), and each rendering
+// ends with a pass that leaves no control character in it, so nothing in
+// that text acts on the terminal or viewer of whoever reads the report.
 //
 // The Scheduler runs both on robfig/cron in UTC. Its chain skips a run while
 // the previous one is still going and recovers a panic inside that skip, so

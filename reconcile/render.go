@@ -28,12 +28,16 @@ var Formats = []string{FormatJSON, FormatMarkdown, FormatHTML}
 func (rep *Report) Render(format string) ([]byte, error) {
 	var b bytes.Buffer
 	var err error
+	// Reports are read in terminals too (orderstate report, cat): each
+	// format ends with a pass that leaves no control character in it.
+	clean := printableDocument
 	switch format {
 	case FormatJSON:
 		enc := json.NewEncoder(&b)
 		enc.SetIndent("", "  ")
 		enc.SetEscapeHTML(false)
 		err = enc.Encode(rep)
+		clean = PrintableJSON
 	case FormatMarkdown, "markdown":
 		err = markdownTemplate.Execute(&b, rep)
 	case FormatHTML:
@@ -44,7 +48,7 @@ func (rep *Report) Render(format string) ([]byte, error) {
 	if err != nil {
 		return nil, engine.Wrap(engine.EINTERNAL, err, "cannot render the report as %s", format)
 	}
-	return b.Bytes(), nil
+	return clean(b.Bytes()), nil
 }
 
 // funcs are shared by both templates; html/template escapes their output.
@@ -62,6 +66,7 @@ var funcs = map[string]any{
 	"ms":      lagText,
 	"title":   func(kind string) string { return describe(kind).title },
 	"cell":    mdCell,
+	"text":    func(v any) string { return fmt.Sprint(v) },
 	"order": func(id string) string {
 		if id == "" {
 			return "(not registered)"
@@ -176,12 +181,6 @@ func lagText(ms int64) string {
 	return human(d)
 }
 
-// mdCell keeps text from breaking a Markdown table row or starting markup.
-func mdCell(s string) string {
-	r := strings.NewReplacer("\\", "\\\\", "|", "\\|", "\r", " ", "\n", " ", "<", "&lt;", ">", "&gt;", "`", "\\`", "*", "\\*")
-	return r.Replace(s)
-}
-
 var (
 	markdownTemplate = template.Must(template.New("md").Funcs(funcs).Parse(markdownSource))
 	htmlTemplate     = htmltemplate.Must(htmltemplate.New("html").Funcs(funcs).Parse(htmlSource))
@@ -200,7 +199,7 @@ Nothing is open.
 {{else}}
 | what | kind | open | new | by provider |
 |---|---|---:|---:|---|
-{{range .NeedsAction}}| {{.Title}} | {{cell .Kind}} | {{.Count}} | {{.NewInPeriod}} | {{pairs .ByProvider}} |
+{{range .NeedsAction}}| {{.Title}} | {{cell .Kind}} | {{.Count}} | {{.NewInPeriod}} | {{cell (pairs .ByProvider)}} |
 {{end}}{{with .ActionOrders}}{{with index (index . 0).Anomalies 0}}
 **To close an anomaly** once it is handled, acknowledge it by its id: ` + "`POST /v1/anomalies/{{.AnomalyID}}/ack`" + ` for #{{.AnomalyID}}, with an optional body ` + "`" + `{"note": "what was done"}` + "`" + ` (and ` + "`Authorization: Bearer <token>`" + ` when the sidecar has a ` + "`--token`" + `). It then leaves this list and shows as acknowledged under Resolved; it is not raised again for that order and kind. One whose cause clears (the late webhook comes) closes by itself.
 {{end}}{{end}}
@@ -210,7 +209,7 @@ One row per order, the most urgent first: by its most urgent anomaly, in the ord
 
 | order | provider | checkout | amount | state | anomalies | flagged | what to do first |
 |---|---|---|---:|---|---|---|---|
-{{range .ActionOrders}}| {{cell (orderOf .)}} | {{.Provider}} | {{cell .CheckoutID}} | {{orderAmount .}} | {{.State}} | {{anomalyIDs .}} | {{when .FlaggedAt}}{{if .NewInPeriod}} (new){{end}} | {{.Action}} |
+{{range .ActionOrders}}| {{cell (orderOf .)}} | {{cell .Provider}} | {{cell .CheckoutID}} | {{cell (orderAmount .)}} | {{cell (text .State)}} | {{anomalyIDs .}} | {{when .FlaggedAt}}{{if .NewInPeriod}} (new){{end}} | {{.Action}} |
 {{end}}{{with unlisted $}}
 Not listed: {{n . "more order" "more orders"}}, each older or less urgent than the last row. ` + "`GET /v1/anomalies?severity=action&status=open`" + ` lists every open anomaly, newest first.
 {{end}}
@@ -218,17 +217,17 @@ Not listed: {{n . "more order" "more orders"}}, each older or less urgent than t
 
 {{if undetailed $}}The first {{n (len (detailed $)) "order" "orders"}} of the table{{else}}Each order of the table{{end}}, with what each of its anomalies means and what to do, and its webhooks in arrival order; ⚑ marks the ones an anomaly is about.
 {{range detailed $}}
-#### Order {{cell (orderOf .)}}: {{.Provider}} {{cell .CheckoutID}}, {{.State}}
+#### Order {{cell (orderOf .)}}: {{cell .Provider}} {{cell .CheckoutID}}, {{cell (text .State)}}
 
 - {{cell (amounts .)}}
 {{- if .Redirect}}
-- Customer redirect: {{.Redirect.Outcome}} at {{when .Redirect.At}}{{end}}
+- Customer redirect: {{cell .Redirect.Outcome}} at {{when .Redirect.At}}{{end}}
 {{- $o := .}}{{range .Anomalies}}
 - **{{title .Kind}}** ({{cell .Kind}}, anomaly #{{.AnomalyID}}, flagged {{when .OpenedAt}}{{if .NewInPeriod}} (new){{end}}, seen {{times .Occurrences}}): {{cell (explain $o .)}} **What to do:** {{action .Kind}}{{end}}
 
 {{if .Timeline}}| # | | provider event | type | kind | result | provider time | arrived |
 |---:|---|---|---|---|---|---|---|
-{{range .Timeline}}| {{.Seq}} | {{flag .}} | {{cell .EventID}} | {{cell .Type}} | {{.Kind}} | {{step .}} | {{whenp .OccurredAt}} | {{when .ReceivedAt}} |
+{{range .Timeline}}| {{.Seq}} | {{flag .}} | {{cell .EventID}} | {{cell .Type}} | {{cell (text .Kind)}} | {{step .}} | {{whenp .OccurredAt}} | {{when .ReceivedAt}} |
 {{end}}{{else}}No webhook has arrived for this order.
 {{end}}{{end}}{{with undetailed $}}
 Not detailed here: {{n . "more order" "more orders"}}. For any order, ` + "`orderstate order ORDER_ID`" + ` (or ` + "`--checkout PROVIDER/CHECKOUT_ID`" + ` for one the shop never registered) or ` + "`GET /v1/orders/ORDER_ID`" + ` gives its anomalies and timeline.
@@ -239,7 +238,7 @@ Nothing was resolved.
 {{else}}
 | kind | order | provider | opened | closed | open for | how |
 |---|---|---|---|---|---|---|
-{{range resolved $}}| {{cell .Kind}} | {{cell (order .OrderID)}} | {{.Provider}} {{cell .CheckoutID}} | {{when .OpenedAt}} | {{when .ClosedAt}} | {{.OpenFor}} | {{cell .How}} |
+{{range resolved $}}| {{cell .Kind}} | {{cell (order .OrderID)}} | {{cell .Provider}} {{cell .CheckoutID}} | {{when .OpenedAt}} | {{when .ClosedAt}} | {{.OpenFor}} | {{cell .How}} |
 {{end}}{{if gt .Summary.Resolved (len (resolved $))}}
 {{.Summary.Resolved}} were resolved in all; the first {{len (resolved $)}} are listed here and the first {{len .Resolved}} in the JSON report.
 {{end}}{{end}}
@@ -251,7 +250,7 @@ None.
 {{else}}
 | what | kind | orders | by provider |
 |---|---|---:|---|
-{{range .Absorbed}}| {{.Title}} | {{cell .Kind}} | {{.Count}} | {{pairs .ByProvider}} |
+{{range .Absorbed}}| {{.Title}} | {{cell .Kind}} | {{.Count}} | {{cell (pairs .ByProvider)}} |
 {{end}}{{end}}
 ## Orders
 
@@ -261,7 +260,7 @@ No orders.
 {{else}}
 | provider |{{range states}} {{.}} |{{end}} in flight: pending | in flight: processing |
 |---|{{range states}}---:|{{end}}---:|---:|
-{{range $o := .Orders}}| {{$o.Provider}} |{{range states}} {{count $o.Reached .}} |{{end}}{{range inflight}} {{count $o.InFlight .}} |{{end}}
+{{range $o := .Orders}}| {{cell $o.Provider}} |{{range states}} {{count $o.Reached .}} |{{end}}{{range inflight}} {{count $o.InFlight .}} |{{end}}
 {{end}}{{end}}
 ## Webhooks per provider
 
@@ -271,10 +270,10 @@ No webhooks in the period.
 {{else}}
 | provider | webhooks | lag p50 | lag p95 | lag max | duplicates | out of order | rejected | unknown types | unsigned | events for unregistered orders |
 |---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|
-{{range .Providers}}| {{.Provider}} | {{.Webhooks}} | {{ms .Lag.P50Ms}} | {{ms .Lag.P95Ms}} | {{ms .Lag.MaxMs}} | {{.Duplicates}} | {{.OutOfOrder}} | {{.Rejected}} | {{.Unknown}} | {{.Unsigned}} | {{.Unregistered}} |
+{{range .Providers}}| {{cell .Provider}} | {{.Webhooks}} | {{ms .Lag.P50Ms}} | {{ms .Lag.P95Ms}} | {{ms .Lag.MaxMs}} | {{.Duplicates}} | {{.OutOfOrder}} | {{.Rejected}} | {{.Unknown}} | {{.Unsigned}} | {{.Unregistered}} |
 {{end}}{{range .Providers}}{{if .Rejected}}
-- {{.Provider}} rejected requests by reason: {{cell (pairs .RejectedBy)}}{{end}}{{if .Unknown}}
-- {{.Provider}} event types nobody documented: {{cell (pairs .UnknownTypes)}}{{end}}{{end}}
+- {{cell .Provider}} rejected requests by reason: {{cell (pairs .RejectedBy)}}{{end}}{{if .Unknown}}
+- {{cell .Provider}} event types nobody documented: {{cell (pairs .UnknownTypes)}}{{end}}{{end}}
 {{end}}`
 
 const htmlSource = `<!DOCTYPE html>

@@ -2,6 +2,7 @@ package reconcile_test
 
 import (
 	"context"
+	"encoding/json"
 	"flag"
 	"fmt"
 	"os"
@@ -447,4 +448,92 @@ func TestReport_NamesUnregisteredOrdersByTheirReference(t *testing.T) {
 	html, err := rep.Render(reconcile.FormatHTML)
 	require.NoError(t, err)
 	require.Contains(t, string(html), "<td>SO-9 (not registered)</td>")
+}
+
+// TestReport_HostileTextIsInert: text from webhooks (event ids, types,
+// checkout ids, the shop reference) and from people (acknowledgement
+// notes) reaches terminals and Markdown viewers through the report. No
+// control character may reach either in any format, and no link may be
+// made of it in the Markdown.
+func TestReport_HostileTextIsInert(t *testing.T) {
+	t.Parallel()
+	const (
+		esc  = "\x1b[2J\x1b]8;;http://evil.example\x07click\x1b]8;;\x07\u009b31m\x7f\u202e"
+		link = " [pay](javascript:alert(1)) <javascript:alert(2)> https://evil.example www.evil.example ![i](http://t/p.png)"
+	)
+	e := setup(t, reconcile.Config{})
+	from := e.clock.Now()
+	hostile := func(ev *engine.Event) {
+		ev.EventID = "evt" + esc + link + ev.EventID
+		ev.Type = "type" + esc + link
+		ev.Reference = "SO" + esc + link
+	}
+	checkout := "chk" + esc + link
+	e.ingest(e.ev("tweed", checkout, sm.KindPaid, 1080, hostile))
+	e.ingest(e.ev("tweed", checkout, sm.KindFailedAfterSettlement, 1080, hostile))
+	e.ingest(e.ev("tazapay", "", sm.KindUnknown, 0, hostile))
+	e.register("ord_note", "tazapay", "chk_note", 100, "USD")
+	e.ingest(e.ev("tazapay", "chk_note", sm.KindPaid, 90))
+	mismatch := e.anomalies("ord_note")[engine.AnomalyAmountMismatch]
+	_, err := e.db.AckAnomaly(e.ctx, mismatch.ID, "note"+esc+link)
+	require.NoError(t, err)
+	e.clock.Add(time.Minute)
+	rep, err := e.rec.BuildReport(e.ctx, from, e.clock.Now())
+	require.NoError(t, err)
+	require.Len(t, rep.ActionOrders, 1, "the hostile order is listed, and detailed with its timeline")
+	require.Len(t, rep.Resolved, 1, "the note is shown")
+
+	for _, format := range reconcile.Formats {
+		out, err := rep.Render(format)
+		require.NoError(t, err)
+		s := string(out)
+		for _, c := range []string{"\x1b", "\x07", "\x7f", "\u202e"} {
+			require.NotContains(t, s, c, "%s report", format)
+		}
+		for r := rune(0x80); r <= 0x9f; r++ {
+			require.NotContains(t, s, string(r), "%s report", format)
+		}
+		require.Contains(t, s, "click", "%s report: the text is shown, not dropped", format)
+	}
+
+	md, err := rep.Render(reconcile.FormatMarkdown)
+	require.NoError(t, err)
+	s := string(md)
+	for i := range len(s) {
+		if s[i] == '[' || s[i] == ']' {
+			slashes := 0
+			for j := i - 1; j >= 0 && s[j] == '\\'; j-- {
+				slashes++
+			}
+			require.Equal(t, 1, slashes%2, "a bracket that can open a link: %q", s[max(0, i-30):min(len(s), i+30)])
+		}
+	}
+	require.NotRegexp(t, `<(?i:javascript|https?):`, s, "an autolink or raw HTML")
+	require.NotRegexp(t, `[^\\]://`, s, "a bare URL GitHub would link")
+	require.NotRegexp(t, `(?i)www\.`, s, "a bare www. address GitHub would link")
+	require.Contains(t, s, `\[pay\](javascript:alert(1))`, "shown as written")
+	require.Contains(t, s, `type\\x1b\[2J\\x1b\]8;;http\://evil.example\\x07click`, "the escape shown for what it was")
+
+	html, err := rep.Render(reconcile.FormatHTML)
+	require.NoError(t, err)
+	require.NotContains(t, string(html), "<a ")
+	require.NotContains(t, string(html), "href")
+	require.Contains(t, string(html), "&lt;javascript:alert(2)&gt;")
+
+	// The JSON loses nothing: the same text comes back from it.
+	js, err := rep.Render(reconcile.FormatJSON)
+	require.NoError(t, err)
+	var back struct {
+		Open []struct {
+			CheckoutID string `json:"checkout_id"`
+			Timeline   []struct {
+				Type string `json:"type"`
+			} `json:"timeline"`
+		} `json:"open"`
+	}
+	require.NoError(t, json.Unmarshal(js, &back))
+	require.Len(t, back.Open, 1)
+	require.Equal(t, checkout, back.Open[0].CheckoutID)
+	require.NotEmpty(t, back.Open[0].Timeline)
+	require.Equal(t, "type"+esc+link, back.Open[0].Timeline[0].Type)
 }

@@ -300,12 +300,13 @@ func (s *story) tweedBody(e *pev) ([]byte, *Event) {
 		ev.Amount, ev.Currency, ev.Mode = s.fig.amount, s.fig.currency, s.fig.mode
 	}
 	body := mustJSON(env)
+	// The body is all Tweed signs, so it is what dedupes; the delivery
+	// header only names the event.
+	sum := sha256.Sum256(body)
+	h := hex.EncodeToString(sum[:])
+	ev.EventID, ev.DedupeKey = e.typ+":"+h[:12], h
 	if e.msgID != "" {
-		ev.EventID, ev.DedupeKey = e.msgID, e.msgID
-	} else {
-		sum := sha256.Sum256(body)
-		h := hex.EncodeToString(sum[:])
-		ev.EventID, ev.DedupeKey = e.typ+":"+h[:12], h
+		ev.EventID = e.msgID
 	}
 	return body, ev
 }

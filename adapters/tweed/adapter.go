@@ -19,7 +19,8 @@ const (
 	Name = "tweed"
 	// SignatureHeader carries "sha256=" and the hex HMAC-SHA256 of the body.
 	SignatureHeader = "X-Hub-Signature-256"
-	// DeliveryHeader identifies one delivery; redeliveries repeat it.
+	// DeliveryHeader names one delivery. The signature does not cover it,
+	// so it is shown in timelines and never decides what is a duplicate.
 	DeliveryHeader = "X-Tweed-Delivery"
 	// TypeCheckoutStatusUpdated is the one event type Tweed documents.
 	TypeCheckoutStatusUpdated = "CHECKOUT_STATUS_UPDATED"
@@ -251,16 +252,44 @@ func kindOf(status string) sm.Kind {
 	return sm.KindUnknown
 }
 
-// ids returns the event id and dedupe key: the delivery header when Tweed
-// sent one, else the body's hash, so that only a byte-identical redelivery
-// is taken for a duplicate.
+// ids returns the event id and dedupe key. The key is the body's hash
+// whatever the headers say: the signature covers the body alone, so a key
+// read from X-Tweed-Delivery would let anyone holding one signed webhook
+// send it again under a new header value and have it applied and stored
+// again. The header, cleaned, is the event id shown in timelines; without a
+// usable one the id is "<status>:" and the hash's first 12 hex digits.
 func ids(req *engine.Request, label string) (eventID, dedupe string) {
-	if v := strings.TrimSpace(req.Header.Get(DeliveryHeader)); v != "" {
-		return v, v
+	dedupe = DedupeKey(req.Body)
+	if v := deliveryID(req.Header.Get(DeliveryHeader)); v != "" {
+		return v, dedupe
 	}
-	sum := sha256.Sum256(req.Body)
-	h := hex.EncodeToString(sum[:])
-	return label + ":" + h[:12], h
+	return label + ":" + dedupe[:12], dedupe
+}
+
+// DedupeKey is what a Tweed webhook is deduplicated on: the hex SHA-256 of
+// its raw body, so only a byte-identical redelivery is a duplicate.
+func DedupeKey(body []byte) string {
+	sum := sha256.Sum256(body)
+	return hex.EncodeToString(sum[:])
+}
+
+// maxDeliveryID bounds the delivery id kept: Tweed's are UUIDs, and the
+// header is anyone's to fill.
+const maxDeliveryID = 100
+
+// deliveryID keeps, from an X-Tweed-Delivery value, the letters, digits and
+// "-_.:" and at most maxDeliveryID of them. The value is unsigned text that
+// reaches timelines, terminals and reports, where control characters and
+// markup in it would act on whoever reads them.
+func deliveryID(v string) string {
+	var b strings.Builder
+	for i := 0; i < len(v) && b.Len() < maxDeliveryID; i++ {
+		c := v[i]
+		if 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || strings.IndexByte("-_.:", c) >= 0 {
+			b.WriteByte(c)
+		}
+	}
+	return b.String()
 }
 
 // reference returns the first customParams value under referenceKeys that

@@ -109,12 +109,11 @@ func TestParse_Fixtures(t *testing.T) {
 			req := signed(body)
 			want := tc.want
 			want.Provider = tweed.Name
+			h := bodyHash(body)
+			want.EventID, want.DedupeKey = want.Type+":"+h[:12], h
 			if tc.delivery != "" {
 				req.Header.Set(tweed.DeliveryHeader, tc.delivery)
-				want.EventID, want.DedupeKey = tc.delivery, tc.delivery
-			} else {
-				h := bodyHash(body)
-				want.EventID, want.DedupeKey = want.Type+":"+h[:12], h
+				want.EventID = tc.delivery
 			}
 			require.NoError(t, a.Verify(req, time.Now()))
 			got, err := a.Parse(req)
@@ -151,7 +150,26 @@ func TestParse_Dedupe(t *testing.T) {
 		require.NoError(t, err)
 		require.NotEqual(t, first.DedupeKey, other.DedupeKey)
 	})
-	t.Run("DeliveryHeaderWinsOverTheBody", func(t *testing.T) {
+	// The signature covers the body alone: a delivery header that made a
+	// new event would let anyone holding one signed webhook replay it as
+	// often as they like, each time applied and stored again.
+	t.Run("DeliveryHeaderDoesNotMakeANewEvent", func(t *testing.T) {
+		t.Parallel()
+		r1, r2 := signed(body), signed(bytes.Clone(body))
+		r1.Header.Set(tweed.DeliveryHeader, "d-1")
+		r2.Header.Set(tweed.DeliveryHeader, "d-2")
+		e1, err := a.Parse(r1)
+		require.NoError(t, err)
+		e2, err := a.Parse(r2)
+		require.NoError(t, err)
+		require.Equal(t, bodyHash(body), e1.DedupeKey)
+		require.Equal(t, e1.DedupeKey, e2.DedupeKey)
+		require.Equal(t, first.DedupeKey, e1.DedupeKey, "with a header or without, one body is one event")
+		require.Equal(t, tweed.DedupeKey(body), e1.DedupeKey)
+		require.Equal(t, "d-1", e1.EventID, "the header is still shown")
+		require.Equal(t, "d-2", e2.EventID)
+	})
+	t.Run("OneDeliveryHeaderOnTwoBodiesIsTwoEvents", func(t *testing.T) {
 		t.Parallel()
 		r1, r2 := signed(body), signed(bytes.TrimSpace(body))
 		r1.Header.Set(tweed.DeliveryHeader, "d-1")
@@ -160,9 +178,37 @@ func TestParse_Dedupe(t *testing.T) {
 		require.NoError(t, err)
 		e2, err := a.Parse(r2)
 		require.NoError(t, err)
-		require.Equal(t, "d-1", e1.DedupeKey)
-		require.Equal(t, e1.DedupeKey, e2.DedupeKey)
+		require.NotEqual(t, e1.DedupeKey, e2.DedupeKey)
 	})
+}
+
+// The delivery header is unsigned text that reaches timelines, terminals
+// and reports: only a bounded run of plain characters is kept from it.
+func TestParse_DeliveryHeaderIsCleaned(t *testing.T) {
+	t.Parallel()
+	a := tweed.New(secret)
+	body := fixture(t, "done.json")
+	h := bodyHash(body)
+	for _, tc := range []struct{ name, header, want string }{
+		{"UUID", "8d1c4f0e-2b7a-11f0-9c3e-0242ac120002", "8d1c4f0e-2b7a-11f0-9c3e-0242ac120002"},
+		{"Spaces", "  dlv_1  ", "dlv_1"},
+		{"TerminalEscapes", "dlv\x1b[2J\x1b]8;;http://x\x07y\x1b]8;;\x07", "dlv2J8http:xy8"},
+		{"Markdown", "[click](javascript:alert(1))|`x`<b>", "clickjavascript:alert1xb"},
+		{"C1AndDEL", "a\u009b31m\x7fb\u202ec", "a31mbc"},
+		{"Long", strings.Repeat("a1", 300), strings.Repeat("a1", 50)},
+		{"NothingUsable", "\x1b\x07 <>", "DONE:" + h[:12]},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			req := signed(body)
+			req.Header.Set(tweed.DeliveryHeader, tc.header)
+			ev, err := a.Parse(req)
+			require.NoError(t, err)
+			require.Equal(t, tc.want, ev.EventID)
+			require.LessOrEqual(t, len(ev.EventID), 100)
+			require.Equal(t, h, ev.DedupeKey)
+		})
+	}
 }
 
 func TestParse_Reference(t *testing.T) {

@@ -48,10 +48,17 @@
 //
 // # Dedupe
 //
-// The body has no event id. X-Tweed-Delivery, when present, is the dedupe
-// key and the event id. Otherwise the key is the hex SHA-256 of the raw body,
-// so a byte-identical redelivery is a duplicate, and the event id shown in
-// timelines is "<status>:<first 12 hex digits of that hash>".
+// The body has no event id. The dedupe key is the hex SHA-256 of the raw
+// body, so a byte-identical redelivery is a duplicate whatever its headers
+// say. X-Tweed-Delivery is not used for dedupe: the signature does not
+// cover it, and a key taken from it would let anyone holding one signed
+// webhook replay it as a new event by changing the header. Identical bodies
+// are one fact: the body carries no id or time to tell two apart.
+//
+// X-Tweed-Delivery, when present, is the event id shown in timelines,
+// cleaned to its letters, digits and "-_.:" and cut at 100 of them. Without
+// it (or when nothing is left of it) the event id is
+// "<status>:<first 12 hex digits of the body's hash>".
 //
 // The legacy v1 webhook (nftId, status success|failure, no type) is not
 // supported: it carries no checkout id to find the order by, and Tweed

@@ -6,8 +6,8 @@ import (
 )
 
 // Sign returns the headers Tweed would send with body when the merchant has
-// set secret. It sets no X-Tweed-Delivery; callers testing dedupe set their
-// own. For tests, the demo and the benchmarks.
+// set secret. It sets no X-Tweed-Delivery, which only names a delivery in
+// timelines. For tests, the demo and the benchmarks.
 func Sign(secret string, body []byte) http.Header {
 	h := make(http.Header, 2)
 	h.Set("Content-Type", "application/json")

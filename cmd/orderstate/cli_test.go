@@ -321,6 +321,8 @@ func TestServe_RefusesUnusableSettingsNamingThem(t *testing.T) {
 		{args: []string{"--sweep-schedule", "CRON_TZ=UTC @every 500ms"}, want: "an interval of 500ms; the shortest is 1s"},
 		{args: []string{"--shutdown-timeout", "-1s"}, want: "--shutdown-timeout (ORDERSTATE_SHUTDOWN_TIMEOUT) -1s: want a duration above zero"},
 		{args: []string{"--busy-timeout", "0s"}, want: "--busy-timeout (ORDERSTATE_BUSY_TIMEOUT) 0s: want a duration above zero"},
+		{args: []string{"--body-timeout", "0s"}, want: "--body-timeout (ORDERSTATE_BODY_TIMEOUT) 0s: want a duration above zero"},
+		{env: map[string]string{"ORDERSTATE_BODY_TIMEOUT": "20s"}, want: "--body-timeout (ORDERSTATE_BODY_TIMEOUT) 20s: want at most 15s, the limit on a whole request"},
 	} {
 		db := filepath.Join(dir, "never.db")
 		args := append([]string{"serve", "--addr", "127.0.0.1:0", "--db", db, "--reports-dir", filepath.Join(dir, "reports")}, tc.args...)

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"path/filepath"
 	"strings"
@@ -15,6 +16,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/orderstate/orderstate/adapters/tazapay"
+	"github.com/orderstate/orderstate/adapters/tweed"
 	"github.com/orderstate/orderstate/engine"
 	"github.com/orderstate/orderstate/engine/sqlite"
 	sm "github.com/orderstate/orderstate/statemachine"
@@ -49,11 +51,17 @@ func testFlags(dbPath string) serveFlags {
 
 func startTestSidecar(t testing.TB, dbPath string, mutate ...func(*serveFlags)) *testSidecar {
 	t.Helper()
+	return startLoggedSidecar(t, dbPath, discardLogger(), mutate...)
+}
+
+// startLoggedSidecar is startTestSidecar logging to log.
+func startLoggedSidecar(t testing.TB, dbPath string, log *slog.Logger, mutate ...func(*serveFlags)) *testSidecar {
+	t.Helper()
 	f := testFlags(dbPath)
 	for _, m := range mutate {
 		m(&f)
 	}
-	s, err := startSidecar(context.Background(), &f, discardLogger(), time.Now)
+	s, err := startSidecar(context.Background(), &f, log, time.Now)
 	require.NoError(t, err)
 	ts := &testSidecar{sidecar: s, t: t, dbPth: dbPath, flags: f}
 	t.Cleanup(func() { _ = ts.stop() })
@@ -198,6 +206,67 @@ func TestEndToEnd_SameWebhookThreeTimes(t *testing.T) {
 	require.Equal(t, 2, o.Anomalies[0].Count, "the duplicate anomaly counts both redeliveries")
 	_, metrics := s.do("GET", "/metrics", nil, nil)
 	require.Contains(t, string(metrics), `orderstate_webhooks_total{provider="tazapay",result="duplicate"} 2`)
+}
+
+// TestEndToEnd_TweedReplayUnderAnotherDeliveryHeader: Tweed signs the body
+// alone, so a signed webhook sent again with a new X-Tweed-Delivery is the
+// same fact, answered as a duplicate, never applied or flagged again.
+func TestEndToEnd_TweedReplayUnderAnotherDeliveryHeader(t *testing.T) {
+	t.Parallel()
+	s := startTestSidecar(t, filepath.Join(t.TempDir(), "o.db"))
+	const checkout = "3f0c9a52-6c1e-4d7b-9a51-0b6f2e7d4c11"
+	st, body := s.do("PUT", "/v1/orders/SO-884", []byte(`{"provider":"tweed","checkout_id":"`+checkout+`","amount":1080,"currency":"USD","mode":"live"}`), nil)
+	require.Equal(t, http.StatusOK, st, string(body))
+	tweedBody := func(status, payment string) []byte {
+		return []byte(`{"type":"CHECKOUT_STATUS_UPDATED","data":{"checkoutData":{"checkoutId":"` + checkout +
+			`","customParams":{"orderRef":"SO-884"}},"status":"` + status + `"` + payment + `}}`)
+	}
+	created := tweedBody("CREATED", "")
+	done := tweedBody("DONE", `,"paymentData":{"status":"succeeded","amount":1080,"created":1738706000,"currency":"usd","livemode":true}`)
+	for _, d := range []struct {
+		body     []byte
+		delivery string
+		want     string
+	}{
+		{created, "dlv-1", "applied"},
+		{done, "dlv-2", "applied"},
+		{done, "dlv-2-again", "duplicate"},
+		// Before the fix, the old creation under a new header was applied
+		// again after the payment, and flagged out_of_order.
+		{created, "dlv-3", "duplicate"},
+		{created, "", "duplicate"},
+		{created, "dlv-4 [x](javascript:y) \u009b" + strings.Repeat("z", 200), "duplicate"},
+	} {
+		h := tweed.Sign(testTweedSecret, d.body)
+		if d.delivery != "" {
+			h.Set(tweed.DeliveryHeader, d.delivery)
+		}
+		st, body := s.do("POST", "/webhooks/tweed", d.body, h)
+		require.Equal(t, http.StatusOK, st, string(body))
+		var res engine.IngestResult
+		require.NoError(t, json.Unmarshal(body, &res))
+		require.Equal(t, d.want, string(res.Result), "%s under %q", body, d.delivery)
+	}
+
+	st, o := s.order("SO-884")
+	require.Equal(t, http.StatusOK, st)
+	require.Equal(t, sm.Paid, o.State)
+	require.Len(t, o.Events, 6, "every delivery is on the timeline")
+	applied := map[sm.Kind]int{}
+	var ids []string
+	for _, e := range o.Events {
+		if e.Result == sm.Applied {
+			applied[e.Kind]++
+		}
+		require.False(t, e.OutOfOrder, "%+v", e)
+		ids = append(ids, e.ProviderEventID)
+	}
+	require.Equal(t, map[sm.Kind]int{sm.KindCheckoutCreated: 1, sm.KindPaid: 1}, applied, "one applied event per signed body")
+	require.Equal(t, "dlv-4xjavascript:y"+strings.Repeat("z", 82), ids[5], "the header is shown cleaned and cut at 100 characters")
+	require.Regexp(t, `^CREATED:[0-9a-f]{12}$`, ids[4], "without a header the body's hash names the event")
+	for _, a := range o.Anomalies {
+		require.NotEqual(t, engine.AnomalyOutOfOrder, a.Kind, "a replay is not an event out of order: %+v", a)
+	}
 }
 
 func TestEndToEnd_RejectedRequestsChangeNothing(t *testing.T) {

@@ -46,6 +46,7 @@ func TestOperations_MetricsHealthAndReadiness(t *testing.T) {
 		`orderstate_ingest_seconds_bucket{provider="tazapay",le="0.005"}`,
 		`orderstate_ingest_seconds_count{provider="tazapay"} 3`,
 		`orderstate_webhooks_in_flight 0`,
+		`orderstate_webhooks_receiving 0`,
 		`orderstate_anomalies_open{kind="duplicate"} 1`,
 		`orderstate_anomalies_open{kind="out_of_order"} 1`,
 		`orderstate_anomalies_open{kind="conflict"} 0`,

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/orderstate/orderstate/engine"
+	"github.com/orderstate/orderstate/reconcile"
 )
 
 func runOrder(ctx context.Context, args []string, env func(string) string, stdout, stderr io.Writer) error {
@@ -45,33 +46,47 @@ func runOrder(ctx context.Context, args []string, env func(string) string, stdou
 		return errors.New(engine.ErrorMessage(err))
 	}
 	if *asJSON {
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		return enc.Encode(o)
+		return printJSON(stdout, o)
 	}
 	return printOrder(stdout, o)
 }
 
+// printJSON prints v as indented JSON for a terminal: encoding/json already
+// escapes the C0 controls, and PrintableJSON the rest, without changing
+// what the JSON says.
+func printJSON(w io.Writer, v any) error {
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return err
+	}
+	_, err = w.Write(append(reconcile.PrintableJSON(b), '\n'))
+	return err
+}
+
+// term is how text from webhooks and the store reaches a terminal: with
+// its control characters made visible and inert.
+var term = reconcile.Printable
+
 func printOrder(w io.Writer, o *engine.Order) error {
-	id := o.OrderID
+	id := term(o.OrderID)
 	if id == "" {
 		id = "(not registered by the shop)"
 	}
 	fmt.Fprintf(w, "Order     %s\n", id)
-	fmt.Fprintf(w, "Checkout  %s %s\n", o.Provider, o.CheckoutID)
-	fmt.Fprintf(w, "State     %s (since %s)\n", o.State, o.StateSince.Format(time.RFC3339))
+	fmt.Fprintf(w, "Checkout  %s %s\n", term(o.Provider), term(o.CheckoutID))
+	fmt.Fprintf(w, "State     %s (since %s)\n", term(string(o.State)), o.StateSince.Format(time.RFC3339))
 	if o.Registered {
-		fmt.Fprintf(w, "Amount    %d %s (minor units), %s mode\n", o.Amount, o.Currency, o.Mode)
+		fmt.Fprintf(w, "Amount    %d %s (minor units), %s mode\n", o.Amount, term(o.Currency), term(o.Mode))
 	}
 	if o.Captured > 0 || o.Refunded > 0 {
 		fmt.Fprintf(w, "Money     captured %d, refunded %d\n", o.Captured, o.Refunded)
 	}
 	if o.Redirect != nil {
-		fmt.Fprintf(w, "Redirect  %s at %s\n", o.Redirect.Outcome, o.Redirect.At.Format(time.RFC3339))
+		fmt.Fprintf(w, "Redirect  %s at %s\n", term(o.Redirect.Outcome), o.Redirect.At.Format(time.RFC3339))
 	}
 	fmt.Fprintf(w, "\nAnomalies (%d)\n", len(o.Anomalies))
 	for _, a := range o.Anomalies {
-		fmt.Fprintf(w, "  #%d %-24s %-12s %s\n", a.ID, a.Kind, a.Status, a.Detail)
+		fmt.Fprintf(w, "  #%d %-24s %-12s %s\n", a.ID, term(a.Kind), term(a.Status), term(a.Detail))
 	}
 	fmt.Fprintf(w, "\nTimeline (%d deliveries, in arrival order)\n", len(o.Events))
 	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
@@ -90,7 +105,7 @@ func printOrder(w io.Writer, o *engine.Order) error {
 			result += " (out of order)"
 		}
 		fmt.Fprintf(tw, "  %d\t%s\t%s\t%s\t%s\t%s\t%s\n", e.Seq, e.ReceivedAt.Format(time.RFC3339), occurred,
-			e.ProviderType, e.Kind, result, state)
+			term(e.ProviderType), term(string(e.Kind)), term(result), term(state))
 	}
 	return tw.Flush()
 }

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -57,9 +56,7 @@ func runReconcile(ctx context.Context, args []string, env func(string) string, s
 		return err
 	}
 	if *asJSON {
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		return enc.Encode(res)
+		return printJSON(stdout, res)
 	}
 	fmt.Fprintf(stdout, "swept at %s: %d raised, %d resolved, %d orders checked", res.At.Format(time.RFC3339),
 		res.Count(reconcile.Raised), res.Count(reconcile.Resolved), res.Checked)
@@ -72,7 +69,7 @@ func runReconcile(ctx context.Context, args []string, env func(string) string, s
 		if id == "" {
 			id = "(not registered)"
 		}
-		fmt.Fprintf(stdout, "%-8s %-17s %s (%s %s): %s\n", c.Action, c.Kind, id, c.Provider, c.CheckoutID, c.Text)
+		fmt.Fprintf(stdout, "%-8s %-17s %s (%s %s): %s\n", c.Action, c.Kind, term(id), term(c.Provider), term(c.CheckoutID), term(c.Text))
 	}
 	return nil
 }

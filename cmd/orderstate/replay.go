@@ -35,7 +35,7 @@ func runReplay(ctx context.Context, args []string, env func(string) string, stdo
 		if id == "" {
 			id = "-"
 		}
-		fmt.Fprintf(stdout, "order %s (%s %s): stored %s, events say %s (%d events)\n", id, d.Provider, d.CheckoutID, d.Stored, d.Replayed, d.Events)
+		fmt.Fprintf(stdout, "order %s (%s %s): stored %s, events say %s (%d events)\n", term(id), term(d.Provider), term(d.CheckoutID), d.Stored, d.Replayed, d.Events)
 	})
 	if err != nil {
 		return err

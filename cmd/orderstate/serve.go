@@ -29,6 +29,7 @@ type serveFlags struct {
 	token           string
 	maxBody         int64
 	maxInFlight     int
+	bodyTimeout     time.Duration
 	shutdownTimeout time.Duration
 	pprofAddr       string
 }
@@ -42,6 +43,7 @@ func (f *serveFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.token, "token", "", "bearer token required on /v1/* (empty: no token)")
 	fs.Int64Var(&f.maxBody, "max-body", api.DefaultMaxBody, "largest request body accepted, in bytes")
 	fs.IntVar(&f.maxInFlight, "max-inflight", api.DefaultMaxInFlight, "webhooks handled at once; more get 503 and are retried by the provider")
+	fs.DurationVar(&f.bodyTimeout, "body-timeout", api.DefaultBodyTimeout, "how long a webhook's body may take to arrive after its headers; a slower one gets 408")
 	fs.DurationVar(&f.shutdownTimeout, "shutdown-timeout", 20*time.Second, "how long SIGTERM waits for in-flight requests to finish")
 	fs.StringVar(&f.pprofAddr, "pprof-addr", "", "serve Go's profiler on this address (e.g. 127.0.0.1:6060); empty: off")
 }
@@ -97,6 +99,15 @@ func (f *serveFlags) validate() error {
 	}
 	if err := positive("shutdown-timeout", f.shutdownTimeout, "20s"); err != nil {
 		return err
+	}
+	if err := positive("body-timeout", f.bodyTimeout, "5s"); err != nil {
+		return err
+	}
+	// The body is part of the request: a body allowed longer than the whole
+	// request would break that request's limit, and the answer's write
+	// deadline, counted from the request's start, could pass first.
+	if f.bodyTimeout > api.DefaultReadTimeout {
+		return fmt.Errorf("--body-timeout (%s) %s: want at most %s, the limit on a whole request", envName("body-timeout"), f.bodyTimeout, api.DefaultReadTimeout)
 	}
 	if err := f.recon.check(true); err != nil {
 		return err
@@ -157,7 +168,8 @@ func startSidecar(ctx context.Context, f *serveFlags, log *slog.Logger, now func
 		db.Close()
 		return nil, err
 	}
-	server := api.New(api.Config{Addr: f.addr, Listener: ln, Token: f.token, MaxBody: f.maxBody, MaxInFlight: f.maxInFlight, Providers: knownProviders},
+	server := api.New(api.Config{Addr: f.addr, Listener: ln, Token: f.token, MaxBody: f.maxBody, MaxInFlight: f.maxInFlight,
+		BodyTimeout: f.bodyTimeout, Providers: knownProviders},
 		db, db, pipeline, metrics, log)
 	if err := server.Open(); err != nil {
 		db.Close()

@@ -8,6 +8,11 @@ import (
 	"github.com/orderstate/orderstate/engine"
 )
 
+// ETIMEOUT is a request body that did not arrive in time. Only the HTTP
+// layer reads bodies off the wire, so the code is defined here rather
+// than with the engine's.
+const ETIMEOUT = "timeout"
+
 // statusByCode is the one place engine error codes become HTTP statuses.
 // A provider retries on 5xx (and Tazapay on some 4xx), so only an error that
 // may pass on a retry is a 5xx.
@@ -19,6 +24,7 @@ var statusByCode = map[string]int{
 	engine.ETOOLARGE:     http.StatusRequestEntityTooLarge,
 	engine.EUNSUPPORTED:  http.StatusUnsupportedMediaType,
 	engine.EMETHOD:       http.StatusMethodNotAllowed,
+	ETIMEOUT:             http.StatusRequestTimeout,
 	engine.EUNAVAILABLE:  http.StatusServiceUnavailable,
 	engine.EOVERLOADED:   http.StatusServiceUnavailable,
 	engine.ESHUTDOWN:     http.StatusServiceUnavailable,

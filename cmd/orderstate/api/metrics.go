@@ -19,6 +19,9 @@ type Metrics struct {
 	Webhooks *prometheus.CounterVec
 	Ingest   *prometheus.HistogramVec
 	InFlight prometheus.Gauge
+	// Receiving counts webhooks whose bodies are still arriving; they
+	// hold no in-flight slot.
+	Receiving prometheus.Gauge
 	// ReconcilerRuns counts scheduled sweep and report runs by result;
 	// ReconcilerSeconds is how long they took.
 	ReconcilerRuns    *prometheus.CounterVec
@@ -41,7 +44,11 @@ func NewMetrics() *Metrics {
 		}, []string{"provider"}),
 		InFlight: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "orderstate_webhooks_in_flight",
-			Help: "Webhooks being handled right now.",
+			Help: "Webhooks being handled right now, each holding one of the --max-inflight slots.",
+		}),
+		Receiving: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "orderstate_webhooks_receiving",
+			Help: "Webhooks whose bodies are still arriving; they hold no in-flight slot.",
 		}),
 		ReconcilerRuns: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "orderstate_reconciler_runs_total",
@@ -53,7 +60,7 @@ func NewMetrics() *Metrics {
 			Buckets: []float64{.001, .01, .1, .5, 1, 5, 30, 120},
 		}, []string{"job"}),
 	}
-	m.Registry.MustRegister(m.Webhooks, m.Ingest, m.InFlight, m.ReconcilerRuns, m.ReconcilerSeconds,
+	m.Registry.MustRegister(m.Webhooks, m.Ingest, m.InFlight, m.Receiving, m.ReconcilerRuns, m.ReconcilerSeconds,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	// The run counters exist from the start at zero: an alert on failed
 	// runs, or on runs not growing, needs a series before the first run

@@ -14,6 +14,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"os"
 	"reflect"
 	"slices"
 	"strconv"
@@ -40,6 +41,11 @@ type Config struct {
 	// MaxInFlight bounds webhooks handled at once; past it a webhook gets
 	// 503 with Retry-After instead of queueing without bound.
 	MaxInFlight int
+	// BodyTimeout bounds how long a webhook's body may take to arrive once
+	// its headers have; a slower one gets 408. The body is read before the
+	// webhook takes one of the MaxInFlight slots, so a sender that stalls
+	// holds its own connection and nothing other webhooks need.
+	BodyTimeout time.Duration
 	// Providers are the names PUT /v1/orders accepts.
 	Providers         []string
 	ReadHeaderTimeout time.Duration
@@ -54,6 +60,9 @@ const (
 	DefaultAddr        = "127.0.0.1:8080"
 	DefaultMaxBody     = 256 << 10
 	DefaultMaxInFlight = 512
+	DefaultBodyTimeout = 5 * time.Second
+	// DefaultReadTimeout bounds a whole request, headers and body.
+	DefaultReadTimeout = 15 * time.Second
 )
 
 // ReportSource serves stored reports; the engine's DB is one.
@@ -87,11 +96,14 @@ func New(cfg Config, store engine.Store, reports ReportSource, pipeline *engine.
 	if cfg.MaxInFlight <= 0 {
 		cfg.MaxInFlight = DefaultMaxInFlight
 	}
+	if cfg.BodyTimeout <= 0 {
+		cfg.BodyTimeout = DefaultBodyTimeout
+	}
 	if cfg.ReadHeaderTimeout <= 0 {
 		cfg.ReadHeaderTimeout = 5 * time.Second
 	}
 	if cfg.ReadTimeout <= 0 {
-		cfg.ReadTimeout = 15 * time.Second
+		cfg.ReadTimeout = DefaultReadTimeout
 	}
 	if cfg.WriteTimeout <= 0 {
 		cfg.WriteTimeout = 30 * time.Second
@@ -176,8 +188,65 @@ func (s *Server) Handler() http.Handler {
 		}
 		fallback(w, r)
 	})
-	return mux
+	return withSecurityHeaders(mux)
 }
+
+// The content security policies. Nothing orderstate serves runs a script,
+// loads anything or may be framed; the HTML report's one need is its inline
+// <style> element. base-uri and form-action do not fall back to
+// default-src, so the page's policy names them.
+const (
+	policyPage  = "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
+	policyOther = "default-src 'none'; frame-ancestors 'none'"
+)
+
+// withSecurityHeaders marks every answer nosniff, so a browser never takes
+// JSON or Markdown built from webhook text for a page, and gives it a
+// content security policy: the page's for HTML, the strictest for the rest.
+// The policy is chosen when the answer's header is written, from the
+// Content-Type its handler set; one that set none gets the strictest.
+// Answers net/http writes before any handler runs (431, a malformed
+// request line) carry neither.
+func withSecurityHeaders(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-Content-Type-Options", "nosniff")
+		w.Header().Set("Content-Security-Policy", policyOther)
+		next.ServeHTTP(&policyWriter{ResponseWriter: w}, r)
+	})
+}
+
+// policyWriter sets the page policy on an HTML answer as its header goes
+// out.
+type policyWriter struct {
+	http.ResponseWriter
+	written bool
+}
+
+func (w *policyWriter) choose() {
+	if w.written {
+		return
+	}
+	w.written = true
+	if mt, _, _ := mime.ParseMediaType(w.Header().Get("Content-Type")); mt == "text/html" {
+		w.Header().Set("Content-Security-Policy", policyPage)
+	}
+}
+
+func (w *policyWriter) WriteHeader(code int) {
+	if code >= 200 {
+		w.choose()
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *policyWriter) Write(b []byte) (int, error) {
+	w.choose()
+	return w.ResponseWriter.Write(b)
+}
+
+// Unwrap lets http.ResponseController reach the connection, for the
+// webhook body's read deadline.
+func (w *policyWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // Open binds the listener (so a bad address fails here, not later) and
 // serves in the background.
@@ -271,6 +340,25 @@ func (s *Server) handleWebhook(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	body, err := s.readBody(w, r)
+	if err != nil {
+		switch engine.ErrorCode(err) {
+		case engine.ETOOLARGE:
+			s.pipeline.Reject(provider, "too_large")
+		case ETIMEOUT:
+			s.pipeline.Reject(provider, "body_timeout")
+			// Not an error of the server's: a sender on a bad link, or one
+			// holding connections open on purpose. Either way an operator
+			// should be able to see it and who it was.
+			s.log.WarnContext(r.Context(), "webhook body too slow", slog.String("provider", provider),
+				slog.String("remote", r.RemoteAddr), slog.Int("bytes", len(body)), slog.Duration("took", time.Since(start)))
+			// What is left of the body will never be read; the connection
+			// cannot carry another request.
+			w.Header().Set("Connection", "close")
+		}
+		fail(err)
+		return
+	}
 	select {
 	case s.slots <- struct{}{}:
 		defer func() { <-s.slots }()
@@ -280,17 +368,6 @@ func (s *Server) handleWebhook(w http.ResponseWriter, r *http.Request) {
 	}
 	s.metrics.InFlight.Inc()
 	defer s.metrics.InFlight.Dec()
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.cfg.MaxBody))
-	if err != nil {
-		var tooLarge *http.MaxBytesError
-		if errors.As(err, &tooLarge) {
-			s.pipeline.Reject(provider, "too_large")
-			fail(engine.Errorf(engine.ETOOLARGE, "body is larger than %d bytes", s.cfg.MaxBody))
-			return
-		}
-		fail(engine.Wrap(engine.EINVALID, err, "cannot read the request body"))
-		return
-	}
 	res, err := s.pipeline.Handle(r.Context(), provider, &engine.Request{Header: r.Header, Body: body})
 	if err != nil {
 		fail(err)
@@ -302,6 +379,35 @@ func (s *Server) handleWebhook(w http.ResponseWriter, r *http.Request) {
 		slog.Int64("seq", res.Seq), slog.String("order_id", res.OrderID), slog.String("state", string(res.State)),
 		slog.Duration("took", time.Since(start)))
 	writeJSON(w, http.StatusOK, res)
+}
+
+// readBody reads a webhook's body whole, within MaxBody bytes and
+// BodyTimeout. It runs before the webhook takes a slot: a slot is for
+// handling a webhook, and one taken to wait on a stalled sender would be
+// held until the whole-request timeout, so a few hundred senders of a
+// single byte could keep every other webhook out. On a timeout it returns
+// what arrived with the error.
+func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
+	s.metrics.Receiving.Inc()
+	defer s.metrics.Receiving.Dec()
+	// Where the deadline cannot be set (a ResponseWriter that is not a
+	// connection's), the server's ReadTimeout still bounds the read.
+	_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(s.cfg.BodyTimeout))
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.cfg.MaxBody))
+	switch {
+	case err == nil:
+		return body, nil
+	case isTooLarge(err):
+		return nil, engine.Errorf(engine.ETOOLARGE, "body is larger than %d bytes", s.cfg.MaxBody)
+	case isTimeout(err):
+		return body, engine.Wrap(ETIMEOUT, err, "the body did not arrive within %s of the headers", s.cfg.BodyTimeout)
+	}
+	return nil, engine.Wrap(engine.EINVALID, err, "cannot read the request body")
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.Is(err, os.ErrDeadlineExceeded) || errors.As(err, &ne) && ne.Timeout()
 }
 
 // providerLabel keeps metric cardinality bounded against made-up names.

@@ -35,7 +35,8 @@ type hook struct {
 
 // header signs the hook at now. Tokenz and Yoco sign the delivery time, so
 // a provider's retry carries a fresh signature; Yoco keeps its webhook-id
-// and Tweed its delivery id across retries, which is what dedupes them.
+// across retries, which is what dedupes them. Tweed's retry is the same
+// body, which is what dedupes it; its delivery id is only shown.
 func (h *hook) header(now time.Time) http.Header {
 	var hd http.Header
 	switch h.provider {
@@ -174,9 +175,9 @@ func newOrder(prefix, provider string, n, variant int) *order {
 				}
 				payment = fmt.Sprintf(`,"paymentData":{"status":"succeeded","amount":%d,"created":%d,"currency":"usd","livemode":true}`, amount, at(step).Unix())
 			}
-			delivery := id("dlv", step)
-			add(delivery, kind, amt, delivery, fmt.Sprintf(`{"type":"CHECKOUT_STATUS_UPDATED","data":{"checkoutData":{"checkoutId":%q,"customParams":{"orderRef":%q}},"status":%q%s}}`,
-				o.checkout, id("so", 0), status, payment))
+			body := fmt.Sprintf(`{"type":"CHECKOUT_STATUS_UPDATED","data":{"checkoutData":{"checkoutId":%q,"customParams":{"orderRef":%q}},"status":%q%s}}`,
+				o.checkout, id("so", 0), status, payment)
+			add(tweed.DedupeKey([]byte(body)), kind, amt, id("dlv", step), body)
 		}
 		switch variant % 4 {
 		case 0:

@@ -17,16 +17,16 @@ import (
 	"time"
 )
 
-// inFlight reads the orderstate_webhooks_in_flight gauge.
-func (p *proc) inFlight(t *testing.T) int {
+// gauge reads one of the server's gauges, orderstate_webhooks_<name>.
+func (p *proc) gauge(t *testing.T, name string) int {
 	t.Helper()
 	st, body, err := p.get("/metrics")
 	if err != nil || st != http.StatusOK {
 		t.Fatalf("/metrics: %d %v", st, err)
 	}
-	m := regexp.MustCompile(`(?m)^orderstate_webhooks_in_flight (\d+)`).FindSubmatch(body)
+	m := regexp.MustCompile(`(?m)^orderstate_webhooks_` + name + ` (\d+)`).FindSubmatch(body)
 	if m == nil {
-		t.Fatalf("/metrics has no orderstate_webhooks_in_flight:\n%s", body)
+		t.Fatalf("/metrics has no orderstate_webhooks_%s:\n%s", name, body)
 	}
 	n, _ := strconv.Atoi(string(m[1]))
 	return n
@@ -80,9 +80,10 @@ func TestSIGTERMDrainsInFlight(t *testing.T) {
 	}
 	finish := p.slowPost(t, slow)
 	deadline := time.Now().Add(10 * time.Second)
-	for p.inFlight(t) < 1 {
+	// A body still arriving holds no in-flight slot yet: it is receiving.
+	for p.gauge(t, "receiving") < 1 {
 		if time.Now().After(deadline) {
-			t.Fatal("the slow webhook never got in flight")
+			t.Fatal("the slow webhook never reached the server")
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
