@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/orderstate/orderstate/engine"
+	"github.com/orderstate/orderstate/engine/sqlite"
 	sm "github.com/orderstate/orderstate/statemachine"
 )
 
@@ -37,7 +38,7 @@ func TestCommands_PrintStoredTextInert(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "orderstate.db")
-	db, err := engine.Open(ctx, path, engine.Options{Logger: discardLogger()})
+	db, err := sqlite.Open(ctx, path, sqlite.Options{Logger: discardLogger()})
 	require.NoError(t, err)
 	const esc = "\x1b[2J\x1b]8;;http://evil.example\x07click\x1b]8;;\x07\u009b31m\x7f\u202e\n\tnext"
 	paidThenFailed := "chk" + esc
