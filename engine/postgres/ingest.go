@@ -1,0 +1,593 @@
+package postgres
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/orderstate/orderstate/engine"
+	sm "github.com/orderstate/orderstate/statemachine"
+)
+
+// orderRow is the stored fold of an order: everything Apply needs.
+type orderRow struct {
+	ref           int64
+	orderID       *string
+	provider      string
+	checkoutID    string
+	amount        *int64
+	currency      *string
+	mode          *string
+	registered    bool
+	registeredIDs []string
+	state         sm.State
+	totals        sm.Totals
+	progress      sm.Progress
+	redirect      *string
+	redirectAt    time.Time
+	stateSince    time.Time
+	createdAt     time.Time
+	lastEventAt   time.Time
+	reference     *string
+}
+
+const orderColumns = `o.id, o.order_id, o.provider, o.checkout_id, o.amount, o.currency, o.mode, o.registered_at IS NOT NULL,
+	o.registered_ids, o.state, o.captured, o.refunded, o.full_refund, o.max_rank, o.max_occurred, o.redirect_outcome,
+	o.redirect_at, o.state_since, o.created_at, o.last_event_at, o.reference`
+
+// shopIDColumn is the shop's id for the order in SQL: the one it
+// registered, else the one the webhooks named.
+const shopIDColumn = `COALESCE(o.order_id, o.reference, '')`
+
+func scanOrder(row pgx.Row, lead ...any) (*orderRow, error) {
+	var o orderRow
+	var regIDs []byte
+	var state string
+	var maxOcc, redirectAt, since, created, lastEvent *time.Time
+	err := row.Scan(append(lead, &o.ref, &o.orderID, &o.provider, &o.checkoutID, &o.amount, &o.currency, &o.mode, &o.registered,
+		&regIDs, &state, &o.totals.Captured, &o.totals.Refunded, &o.totals.FullRefund, &o.progress.MaxRank, &maxOcc,
+		&o.redirect, &redirectAt, &since, &created, &lastEvent, &o.reference)...)
+	if err != nil {
+		return nil, err
+	}
+	if regIDs != nil {
+		if err := json.Unmarshal(regIDs, &o.registeredIDs); err != nil {
+			return nil, fmt.Errorf("order %d: registered ids: %w", o.ref, err)
+		}
+	}
+	o.state = sm.State(state)
+	if o.amount != nil {
+		o.totals.Registered = *o.amount
+	}
+	o.progress.MaxOccurred = timeOf(maxOcc)
+	o.redirectAt, o.stateSince, o.createdAt, o.lastEventAt = timeOf(redirectAt), timeOf(since), timeOf(created), timeOf(lastEvent)
+	return &o, nil
+}
+
+func (o *orderRow) shopID() string {
+	if o.orderID != nil {
+		return *o.orderID
+	}
+	if o.reference != nil {
+		return *o.reference
+	}
+	return ""
+}
+
+func (o *orderRow) redirectView() *engine.Redirect {
+	if o.redirect == nil {
+		return nil
+	}
+	return &engine.Redirect{Outcome: *o.redirect, At: o.redirectAt}
+}
+
+func str(p *string) string {
+	if p == nil {
+		return ""
+	}
+	return *p
+}
+
+// loadOrder reads the order matching where, locked for this transaction
+// when lock is set; nil when there is none.
+func loadOrder(ctx context.Context, tx pgx.Tx, lock bool, where string, args ...any) (*orderRow, error) {
+	q := `SELECT ` + orderColumns + ` FROM orders o WHERE ` + where
+	if lock {
+		q += ` FOR UPDATE`
+	}
+	o, err := scanOrder(tx.QueryRow(ctx, q, args...))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, nil
+	}
+	return o, err
+}
+
+// Ingest stores one verified, parsed webhook: dedupe, apply, record the raw
+// bytes, the event, the transition and any anomaly, in one transaction,
+// serialised with every other write about the ids the event names.
+func (db *DB) Ingest(ctx context.Context, ev engine.Event, req *engine.Request) (engine.IngestResult, error) {
+	if err := engine.ValidateEvent(ev); err != nil {
+		return engine.IngestResult{}, err
+	}
+	headers, err := json.Marshal(engine.RedactHeaders(req.Header))
+	if err != nil {
+		return engine.IngestResult{}, engine.Wrap(engine.EINTERNAL, err, "cannot encode headers")
+	}
+	dedupe := engine.DedupeHash(ev.Provider, ev.DedupeKey)
+	keys := []string{"dedupe\x00" + string(dedupe)}
+	for _, id := range engine.EventIDs(ev) {
+		keys = append(keys, idKey(ev.Provider, id))
+	}
+	if ev.Reference != "" {
+		keys = append(keys, referenceKey(ev.Provider, ev.Reference))
+	}
+	var res engine.IngestResult
+	err = db.write(ctx, keys, func(tx pgx.Tx) error {
+		res = engine.IngestResult{}
+		return db.ingest(ctx, tx, ev, dedupe, headers, req.Body, &res)
+	})
+	if err != nil {
+		return engine.IngestResult{}, err
+	}
+	return res, nil
+}
+
+func (db *DB) ingest(ctx context.Context, tx pgx.Tx, ev engine.Event, dedupe, headers, body []byte, res *engine.IngestResult) error {
+	now := db.now()
+	var o *orderRow
+	var merged bool
+	var err error
+	if ev.CheckoutID != "" {
+		if o, merged, err = db.resolveOrder(ctx, tx, ev, now); err != nil {
+			return err
+		}
+	}
+	var origID int64
+	err = tx.QueryRow(ctx, `SELECT id FROM events WHERE dedupe = $1 AND original_id IS NULL`, dedupe).Scan(&origID)
+	switch {
+	case err == nil:
+		return db.recordDuplicate(ctx, tx, ev, dedupe, origID, o, merged, now, res)
+	case !errors.Is(err, pgx.ErrNoRows):
+		return err
+	}
+
+	out := sm.Outcome{Result: sm.Ignored}
+	var outOfOrder bool
+	if o != nil {
+		outOfOrder = o.progress.Observe(ev.Kind, ev.OccurredAt)
+		if out, err = sm.Apply(o.state, &o.totals, ev.Kind, ev.Amount); err != nil {
+			return engine.Wrap(engine.EINTERNAL, err, "order %d cannot apply %s", o.ref, ev.Kind)
+		}
+	}
+	var orderRef, fromState, toState any
+	if o != nil {
+		orderRef, fromState, toState = o.ref, string(out.From), string(out.To)
+	}
+	ids, _ := json.Marshal(engine.EventIDs(ev))
+	var seq int64
+	err = tx.QueryRow(ctx, `INSERT INTO events (order_ref, provider, dedupe, provider_event_id, provider_type, kind, result,
+		from_state, to_state, amount, currency, mode, occurred_at, received_at, out_of_order, unsigned, ids)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17) RETURNING id`,
+		orderRef, ev.Provider, dedupe, ev.EventID, ev.Type, string(ev.Kind), string(out.Result), fromState, toState,
+		ev.Amount, nullString(ev.Currency), nullString(ev.Mode), nullTime(ev.OccurredAt), now, outOfOrder, ev.Unsigned, ids).Scan(&seq)
+	if err != nil {
+		return err
+	}
+	if _, err := tx.Exec(ctx, `INSERT INTO raw_events (event_id, headers, body) VALUES ($1, $2, $3)`, seq, headers, body); err != nil {
+		return err
+	}
+	res.Seq, res.Result = seq, out.Result
+	if o == nil {
+		return nil
+	}
+	stateSince := o.stateSince
+	if out.Changed() {
+		stateSince = now
+	}
+	if _, err := tx.Exec(ctx, `UPDATE orders SET state = $1, captured = $2, refunded = $3, full_refund = $4, max_rank = $5,
+		max_occurred = $6, updated_at = $7, state_since = $8, last_event_at = $7 WHERE id = $9`,
+		string(out.To), o.totals.Captured, o.totals.Refunded, o.totals.FullRefund, o.progress.MaxRank,
+		nullTime(o.progress.MaxOccurred), now, stateSince, o.ref); err != nil {
+		return err
+	}
+	o.state, o.stateSince, o.lastEventAt = out.To, stateSince, now
+
+	r := &raiser{tx: tx, now: now}
+	for _, f := range engine.ArrivalFindings(ev, seq, out, outOfOrder) {
+		r.raise(ctx, o, f.Kind, seq, f.Detail)
+	}
+	for _, s := range engine.SettledResolutions(ev, out, o.redirectView(), now) {
+		r.resolve(ctx, o.ref, s.Kind, s.Why)
+	}
+	r.settle(ctx, o, seq)
+	if r.err != nil {
+		return r.err
+	}
+	res.State, res.Anomalies, res.OrderID = out.To, r.kinds, o.shopID()
+	return nil
+}
+
+func (db *DB) recordDuplicate(ctx context.Context, tx pgx.Tx, ev engine.Event, dedupe []byte, origID int64, o *orderRow, merged bool, now time.Time, res *engine.IngestResult) error {
+	var ref any
+	if o != nil {
+		ref = o.ref
+	}
+	var seq int64
+	err := tx.QueryRow(ctx, `INSERT INTO events (order_ref, provider, dedupe, provider_event_id, provider_type, kind, result,
+		amount, currency, mode, occurred_at, received_at, unsigned, original_id)
+		VALUES ($1, $2, $3, $4, $5, $6, 'duplicate', $7, $8, $9, $10, $11, $12, $13) RETURNING id`,
+		ref, ev.Provider, dedupe, ev.EventID, ev.Type, string(ev.Kind), ev.Amount, nullString(ev.Currency),
+		nullString(ev.Mode), nullTime(ev.OccurredAt), now, ev.Unsigned, origID).Scan(&seq)
+	if err != nil {
+		return err
+	}
+	res.Seq, res.Result = seq, sm.Duplicate
+	if o == nil {
+		return nil
+	}
+	r := &raiser{tx: tx, now: now}
+	f := engine.DuplicateFinding(ev, seq)
+	r.raise(ctx, o, f.Kind, seq, f.Detail)
+	if merged {
+		r.settle(ctx, o, 0)
+	}
+	res.State, res.OrderID, res.Anomalies = o.state, o.shopID(), r.kinds
+	return r.err
+}
+
+// resolveOrder finds the order an event is about, by any provider id it
+// carries or by the shop's reference, merging orders it shows to be one and
+// creating an unregistered one when nobody registered it yet. It records
+// every id the event carries as an alias, and returns the order locked.
+func (db *DB) resolveOrder(ctx context.Context, tx pgx.Tx, ev engine.Event, now time.Time) (*orderRow, bool, error) {
+	ids := engine.EventIDs(ev)
+	rows, err := tx.Query(ctx, `SELECT a.external_id, `+orderColumns+` FROM order_aliases a JOIN orders o ON o.id = a.order_ref
+		WHERE a.provider = $1 AND a.external_id = ANY($2) ORDER BY o.id FOR UPDATE OF o`, ev.Provider, ids)
+	if err != nil {
+		return nil, false, err
+	}
+	found := map[string]*orderRow{}
+	for rows.Next() {
+		var id string
+		o, err := scanOrder(rows, &id)
+		if err != nil {
+			rows.Close()
+			return nil, false, err
+		}
+		found[id] = o
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, false, err
+	}
+	var o *orderRow
+	var missing []string
+	var others []int64
+	for _, id := range ids {
+		f, ok := found[id]
+		switch {
+		case !ok:
+			missing = append(missing, id)
+		case o == nil:
+			o = f
+		case f.ref != o.ref && !slices.Contains(others, f.ref):
+			others = append(others, f.ref)
+		}
+	}
+	var ref int64
+	if o != nil {
+		ref = o.ref
+	}
+	merged := false
+	if len(others) > 0 {
+		if ref, err = db.merge(ctx, tx, ref, others, now); err != nil {
+			return nil, false, err
+		}
+		o, merged = nil, true
+	}
+	if ev.Reference != "" && (o == nil || !o.registered) {
+		// The shop's order named by the event takes it, and brings along
+		// the order its ids made before the registration (see the SQLite
+		// store's resolveOrder, which this follows).
+		var byRef int64
+		err := tx.QueryRow(ctx, `SELECT id FROM orders WHERE order_id = $1 AND provider = $2 FOR UPDATE`, ev.Reference, ev.Provider).Scan(&byRef)
+		switch {
+		case errors.Is(err, pgx.ErrNoRows):
+		case err != nil:
+			return nil, false, err
+		case ref == 0:
+			ref = byRef
+		case byRef != ref:
+			if o == nil {
+				if o, err = loadOrder(ctx, tx, true, `o.id = $1`, ref); err != nil {
+					return nil, false, err
+				}
+			}
+			if !o.registered {
+				if ref, err = db.merge(ctx, tx, byRef, []int64{ref}, now); err != nil {
+					return nil, false, err
+				}
+				merged = true
+			}
+			o = nil
+		}
+	}
+	if ref == 0 {
+		err := tx.QueryRow(ctx, `INSERT INTO orders (provider, checkout_id, reference, state, created_at, updated_at, state_since)
+			VALUES ($1, $2, $3, 'pending', $4, $4, $4) RETURNING id`, ev.Provider, ev.CheckoutID, nullString(ev.Reference), now).Scan(&ref)
+		if err != nil {
+			return nil, false, err
+		}
+	}
+	for _, id := range missing {
+		if _, err := tx.Exec(ctx, `INSERT INTO order_aliases (provider, external_id, order_ref) VALUES ($1, $2, $3)`, ev.Provider, id, ref); err != nil {
+			return nil, false, err
+		}
+	}
+	if o == nil {
+		if o, err = loadOrder(ctx, tx, true, `o.id = $1`, ref); err != nil {
+			return nil, false, err
+		}
+	}
+	if ev.Reference != "" && o.orderID == nil && o.reference == nil {
+		// The webhook that made the order did not name the shop's order
+		// (a Tazapay payment attempt does not); this one does.
+		if _, err := tx.Exec(ctx, `UPDATE orders SET reference = $1 WHERE id = $2`, ev.Reference, o.ref); err != nil {
+			return nil, false, err
+		}
+		o.reference = &ev.Reference
+	}
+	return o, merged, nil
+}
+
+// merge folds orders that turned out to be the same checkout into one and
+// returns the order kept: the one the shop registered, else the oldest. Two
+// orders the shop registered separately are never merged. The caller
+// settles the merged order's anomalies once whatever made it merge is
+// stored.
+func (db *DB) merge(ctx context.Context, tx pgx.Tx, first int64, others []int64, now time.Time) (int64, error) {
+	ids := append([]int64{first}, others...)
+	slices.Sort(ids)
+	rows, err := tx.Query(ctx, `SELECT id, order_id IS NOT NULL FROM orders WHERE id = ANY($1) ORDER BY id FOR UPDATE`, ids)
+	if err != nil {
+		return 0, err
+	}
+	target, registered := int64(0), 0
+	for rows.Next() {
+		var id int64
+		var isReg bool
+		if err := rows.Scan(&id, &isReg); err != nil {
+			rows.Close()
+			return 0, err
+		}
+		if isReg {
+			registered++
+			target = id
+		}
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return 0, err
+	}
+	if registered > 1 {
+		return first, nil
+	}
+	if target == 0 {
+		target = ids[0]
+	}
+	for _, id := range ids {
+		if id == target {
+			continue
+		}
+		steps := []struct {
+			q    string
+			args []any
+		}{
+			{`UPDATE events SET order_ref = $1 WHERE order_ref = $2`, []any{target, id}},
+			{`UPDATE order_aliases SET order_ref = $1 WHERE order_ref = $2`, []any{target, id}},
+			// One anomaly of a kind per order: the kept order's wins.
+			{`UPDATE anomalies SET order_ref = $1 WHERE order_ref = $2
+				AND kind NOT IN (SELECT kind FROM anomalies WHERE order_ref = $1)`, []any{target, id}},
+			{`DELETE FROM anomalies WHERE order_ref = $1`, []any{id}},
+			{`UPDATE orders SET reference = (SELECT reference FROM orders WHERE id = $1) WHERE id = $2 AND reference IS NULL`, []any{id, target}},
+			{`DELETE FROM orders WHERE id = $1`, []any{id}},
+		}
+		for _, st := range steps {
+			if _, err := tx.Exec(ctx, st.q, st.args...); err != nil {
+				return 0, err
+			}
+		}
+	}
+	return target, db.refold(ctx, tx, target, now)
+}
+
+// refold recomputes an order's state, totals and progress from its stored
+// events and rewrites what each event did in arrival order, so the merged
+// timeline shows each step.
+func (db *DB) refold(ctx context.Context, tx pgx.Tx, ref int64, now time.Time) error {
+	o, err := loadOrder(ctx, tx, true, `o.id = $1`, ref)
+	if err != nil {
+		return err
+	}
+	rows, err := tx.Query(ctx, `SELECT id, kind, amount, occurred_at, result, COALESCE(from_state, ''), COALESCE(to_state, '')
+		FROM events WHERE order_ref = $1 AND original_id IS NULL ORDER BY id`, ref)
+	if err != nil {
+		return err
+	}
+	type step struct {
+		seq int64
+		out sm.Outcome
+	}
+	var changed []step
+	state, totals, progress := sm.Pending, sm.Totals{Registered: o.totals.Registered}, sm.NewProgress()
+	for rows.Next() {
+		var seq, amount int64
+		var kind, result, from, to string
+		var occurred *time.Time
+		if err := rows.Scan(&seq, &kind, &amount, &occurred, &result, &from, &to); err != nil {
+			rows.Close()
+			return err
+		}
+		progress.Observe(sm.Kind(kind), timeOf(occurred))
+		out, err := sm.Apply(state, &totals, sm.Kind(kind), amount)
+		if err != nil {
+			rows.Close()
+			return engine.Wrap(engine.EINTERNAL, err, "refold order %d", ref)
+		}
+		state = out.To
+		if string(out.Result) != result || string(out.From) != from || string(out.To) != to {
+			changed = append(changed, step{seq, out})
+		}
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	for _, s := range changed {
+		if _, err := tx.Exec(ctx, `UPDATE events SET result = $1, from_state = $2, to_state = $3 WHERE id = $4`,
+			string(s.out.Result), string(s.out.From), string(s.out.To), s.seq); err != nil {
+			return err
+		}
+	}
+	since := o.stateSince
+	if state != o.state {
+		since = now
+	}
+	_, err = tx.Exec(ctx, `UPDATE orders SET state = $1, captured = $2, refunded = $3, full_refund = $4, max_rank = $5,
+		max_occurred = $6, updated_at = $7, state_since = $8, last_event_at = $7 WHERE id = $9`,
+		string(state), totals.Captured, totals.Refunded, totals.FullRefund, progress.MaxRank, nullTime(progress.MaxOccurred),
+		now, since, ref)
+	return err
+}
+
+// raiser records anomalies within a transaction, keeping the first error.
+type raiser struct {
+	tx    pgx.Tx
+	now   time.Time
+	kinds []string
+	err   error
+}
+
+// raise opens an anomaly of kind on the order, or adds the event to the one
+// already there. A resolved or acknowledged anomaly stays closed.
+func (r *raiser) raise(ctx context.Context, o *orderRow, kind string, seq int64, detail string) {
+	r.raiseSeqs(ctx, o, kind, detail, []int64{seq}, seq)
+}
+
+// raiseSeqs opens an anomaly with seqs as its evidence or, when one of its
+// kind exists, counts seq as one more occurrence (none when seq is 0).
+func (r *raiser) raiseSeqs(ctx context.Context, o *orderRow, kind, detail string, seqs []int64, seq int64) {
+	if r.err != nil {
+		return
+	}
+	if seqs == nil || seqs[0] == 0 {
+		seqs = []int64{}
+	}
+	evidence, _ := json.Marshal(seqs)
+	_, err := r.tx.Exec(ctx, `INSERT INTO anomalies (order_ref, kind, status, detail, event_seqs, opened_at, updated_at)
+		VALUES ($1, $2, 'open', $3, $4, $5, $5)
+		ON CONFLICT (order_ref, kind) DO UPDATE SET
+			count = anomalies.count + CASE WHEN $6::bigint > 0 THEN 1 ELSE 0 END,
+			event_seqs = CASE WHEN $6::bigint > 0 THEN anomalies.event_seqs || to_jsonb($6::bigint) ELSE anomalies.event_seqs END,
+			updated_at = CASE WHEN $6::bigint > 0 THEN excluded.updated_at ELSE anomalies.updated_at END`,
+		o.ref, kind, detail, evidence, r.now, seq)
+	if err != nil {
+		r.err = err
+		return
+	}
+	r.kinds = append(r.kinds, kind)
+}
+
+// resolve closes an open anomaly whose condition cleared.
+func (r *raiser) resolve(ctx context.Context, ref int64, kind, resolution string) {
+	if r.err != nil {
+		return
+	}
+	_, r.err = r.tx.Exec(ctx, `UPDATE anomalies SET status = 'resolved', resolved_at = $1, updated_at = $1, resolution = $2
+		WHERE order_ref = $3 AND kind = $4 AND status = 'open'`, r.now, resolution, ref, kind)
+}
+
+// facts loads what engine.Assess looks at for the order o.
+func (r *raiser) facts(ctx context.Context, o *orderRow) (engine.Facts, error) {
+	f := engine.Facts{State: o.state, Redirect: o.redirectView()}
+	if o.registered {
+		f.Registration = &engine.Registration{OrderID: str(o.orderID), Provider: o.provider, CheckoutID: o.checkoutID,
+			Amount: o.totals.Registered, Currency: str(o.currency), Mode: str(o.mode), OtherIDs: o.registeredIDs}
+	}
+	rows, err := r.tx.Query(ctx, `SELECT id, provider, provider_type, kind, amount, COALESCE(currency, ''), COALESCE(mode, ''), ids
+		FROM events WHERE order_ref = $1 AND original_id IS NULL ORDER BY id`, o.ref)
+	if err != nil {
+		return f, err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var e engine.Fact
+		var kind string
+		var ids []byte
+		if err := rows.Scan(&e.Seq, &e.Provider, &e.Type, &kind, &e.Amount, &e.Currency, &e.Mode, &ids); err != nil {
+			return f, err
+		}
+		e.Kind = sm.Kind(kind)
+		if ids != nil {
+			if err := json.Unmarshal(ids, &e.IDs); err != nil {
+				return f, engine.Wrap(engine.EINTERNAL, err, "event %d: stored ids", e.Seq)
+			}
+		}
+		f.Events = append(f.Events, e)
+	}
+	return f, rows.Err()
+}
+
+// settle brings the order's order-free anomalies in line with what
+// engine.Assess finds in its facts now, as the SQLite store's settle does.
+func (r *raiser) settle(ctx context.Context, o *orderRow, seq int64) {
+	if r.err != nil {
+		return
+	}
+	facts, err := r.facts(ctx, o)
+	if err != nil {
+		r.err = err
+		return
+	}
+	status := map[string]string{}
+	rows, err := r.tx.Query(ctx, `SELECT kind, status FROM anomalies WHERE order_ref = $1`, o.ref)
+	if err != nil {
+		r.err = err
+		return
+	}
+	for rows.Next() {
+		var kind, st string
+		if err := rows.Scan(&kind, &st); err != nil {
+			rows.Close()
+			r.err = err
+			return
+		}
+		status[kind] = st
+	}
+	rows.Close()
+	if r.err = rows.Err(); r.err != nil {
+		return
+	}
+	found := engine.Assess(facts)
+	for _, f := range found {
+		st, had := status[f.Kind]
+		switch {
+		case !had:
+			r.raiseSeqs(ctx, o, f.Kind, f.Detail, f.Seqs, 0)
+		case seq > 0 && st == engine.StatusOpen && slices.Contains(f.Seqs, seq):
+			r.raise(ctx, o, f.Kind, seq, f.Detail)
+		}
+	}
+	for kind, st := range status {
+		if st != engine.StatusOpen || !engine.IsOrderFree(kind) ||
+			slices.ContainsFunc(found, func(f engine.Finding) bool { return f.Kind == kind }) {
+			continue
+		}
+		r.resolve(ctx, o.ref, kind, engine.Resolution(kind, facts))
+	}
+}

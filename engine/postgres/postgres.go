@@ -1,0 +1,277 @@
+package postgres
+
+import (
+	"context"
+	"embed"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"io"
+	"io/fs"
+	"log/slog"
+	"net"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/orderstate/orderstate/engine"
+)
+
+//go:embed migrations/*.sql
+var migrationFS embed.FS
+
+// Options tune a DB; the zero value is a sane default.
+type Options struct {
+	// Now is the clock; time.Now when nil. Every replica must run on a
+	// synchronised clock: the sweep compares times different replicas
+	// stamped.
+	Now func() time.Time
+	// Logger receives internal errors; slog.Default when nil.
+	Logger *slog.Logger
+}
+
+// DB is the PostgreSQL store. Every write is its own transaction that
+// serialises on the order it touches in the database, not in memory, so
+// any number of processes may share one database.
+type DB struct {
+	url  string
+	pool *pgxpool.Pool
+	now  func() time.Time
+	log  *slog.Logger
+}
+
+// IsURL reports whether a --db value names a PostgreSQL database rather
+// than a SQLite file.
+func IsURL(s string) bool {
+	return strings.HasPrefix(s, "postgres://") || strings.HasPrefix(s, "postgresql://")
+}
+
+// migrationLock is the advisory lock key that serialises migrations among
+// replicas starting together.
+const migrationLock = 0x6f72646572737461 // "ordersta"
+
+// Open connects to the database at url (a postgres:// URL, with pool size,
+// statement timeout and TLS as pgx takes them: pool_max_conns,
+// statement_timeout, sslmode), applies pending migrations under an
+// advisory lock, and returns the store.
+func Open(ctx context.Context, url string, opts Options) (*DB, error) {
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	cfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		return nil, engine.Wrap(engine.EINVALID, err, "database URL %s cannot be parsed", redact(url))
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, engine.Wrap(engine.EUNAVAILABLE, err, "cannot connect to %s", redact(url))
+	}
+	db := &DB{url: url, pool: pool, log: opts.Logger,
+		// PostgreSQL keeps microseconds: times are cut to them before they
+		// are stored, so what is read back compares equal to what was
+		// written.
+		now: func() time.Time { return opts.Now().UTC().Truncate(time.Microsecond) }}
+	if err := db.migrate(ctx); err != nil {
+		pool.Close()
+		return nil, err
+	}
+	return db, nil
+}
+
+// redact hides a URL's password from messages.
+func redact(url string) string {
+	cfg, err := pgconn.ParseConfig(url)
+	if err != nil || cfg.Password == "" {
+		return url
+	}
+	return strings.Replace(url, ":"+cfg.Password+"@", ":xxxxx@", 1)
+}
+
+func (db *DB) migrate(ctx context.Context) error {
+	conn, err := db.pool.Acquire(ctx)
+	if err != nil {
+		return engine.Wrap(engine.EUNAVAILABLE, err, "cannot connect to %s", redact(db.url))
+	}
+	defer conn.Release()
+	if _, err := conn.Exec(ctx, `SELECT pg_advisory_lock($1)`, int64(migrationLock)); err != nil {
+		return engine.Wrap(engine.EUNAVAILABLE, err, "cannot take the migration lock")
+	}
+	defer conn.Exec(context.WithoutCancel(ctx), `SELECT pg_advisory_unlock($1)`, int64(migrationLock))
+	if _, err := conn.Exec(ctx, `CREATE TABLE IF NOT EXISTS migrations (name TEXT PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL)`); err != nil {
+		return engine.Wrap(engine.EUNAVAILABLE, err, "cannot create the migrations table")
+	}
+	names, err := fs.Glob(migrationFS, "migrations/*.sql")
+	if err != nil {
+		return err
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		err := pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
+			var n int
+			if err := tx.QueryRow(ctx, `SELECT COUNT(*) FROM migrations WHERE name = $1`, name).Scan(&n); err != nil || n > 0 {
+				return err
+			}
+			body, err := fs.ReadFile(migrationFS, name)
+			if err != nil {
+				return err
+			}
+			if _, err := tx.Exec(ctx, string(body)); err != nil {
+				return err
+			}
+			_, err = tx.Exec(ctx, `INSERT INTO migrations (name, applied_at) VALUES ($1, $2)`, name, db.now())
+			return err
+		})
+		if err != nil {
+			return fmt.Errorf("migration %s: %w", name, err)
+		}
+	}
+	return nil
+}
+
+// Close closes the pool.
+func (db *DB) Close() error {
+	db.pool.Close()
+	return nil
+}
+
+// Now is the store's clock, in UTC.
+func (db *DB) Now() time.Time { return db.now() }
+
+// Ping checks the store can be written: /readyz.
+func (db *DB) Ping(ctx context.Context) error {
+	return db.write(ctx, nil, func(tx pgx.Tx) error {
+		_, err := tx.Exec(ctx, `INSERT INTO watermarks (name, at) VALUES ('readyz', $1)
+			ON CONFLICT (name) DO UPDATE SET at = excluded.at`, db.now())
+		return err
+	})
+}
+
+// attempts bounds how often a write that lost a race (a deadlock, or an id
+// another replica inserted first) is run again.
+const attempts = 8
+
+// write runs fn in a write transaction, first taking the advisory locks of
+// keys in a fixed order: every write that may touch an order names the
+// provider ids and shop references it is about, so two replicas handling
+// events of one order take turns. fn may run more than once.
+func (db *DB) write(ctx context.Context, keys []string, fn func(pgx.Tx) error) error {
+	locks := lockIDs(keys)
+	var err error
+	for range attempts {
+		err = pgx.BeginFunc(ctx, db.pool, func(tx pgx.Tx) error {
+			for _, id := range locks {
+				if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, id); err != nil {
+					return err
+				}
+			}
+			return fn(tx)
+		})
+		if !retryable(err) {
+			break
+		}
+	}
+	return storeError(err, "write")
+}
+
+// lockIDs hashes keys to advisory lock ids, each once, ascending: taken in
+// one order, they cannot deadlock.
+func lockIDs(keys []string) []int64 {
+	ids := make([]int64, 0, len(keys))
+	for _, k := range keys {
+		h := fnv.New64a()
+		h.Write([]byte(k))
+		ids = append(ids, int64(h.Sum64()))
+	}
+	slices.Sort(ids)
+	return slices.Compact(ids)
+}
+
+func idKey(provider, id string) string         { return "id\x00" + provider + "\x00" + id }
+func referenceKey(provider, ref string) string { return "ref\x00" + provider + "\x00" + ref }
+
+// retryable reports whether a transaction failed only for losing a race
+// with another, so running it again will pass.
+func retryable(err error) bool {
+	var pe *pgconn.PgError
+	if !errors.As(err, &pe) {
+		return false
+	}
+	switch pe.Code {
+	case "40001", "40P01": // serialization_failure, deadlock_detected
+		return true
+	case "23505": // unique_violation: another replica inserted the same id first
+		return true
+	}
+	return false
+}
+
+// storeError classifies a database error. What may pass when retried (the
+// server gone or starting, a connection lost, resources exhausted, a
+// statement timeout, a lock not granted) is EUNAVAILABLE, so the provider
+// retries; anything else is a bug no retry mends, EINTERNAL. An
+// *engine.Error passes through, and nil stays nil.
+func storeError(err error, msg string) error {
+	if err == nil {
+		return nil
+	}
+	var e *engine.Error
+	if errors.As(err, &e) {
+		return err
+	}
+	if unavailable(err) {
+		return engine.Wrap(engine.EUNAVAILABLE, err, "the store cannot commit right now (%s); retry", msg)
+	}
+	return engine.Wrap(engine.EINTERNAL, err, "the store failed (%s)", msg)
+}
+
+func unavailable(err error) bool {
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		switch {
+		case strings.HasPrefix(pe.Code, "08"), // connection exception
+			strings.HasPrefix(pe.Code, "53"),                    // insufficient resources: disk full, too many connections
+			strings.HasPrefix(pe.Code, "57P"),                   // admin shutdown, crash shutdown, cannot connect now
+			pe.Code == "57014",                                  // query_canceled: a statement timeout
+			pe.Code == "55P03",                                  // lock_not_available
+			pe.Code == "40001", pe.Code == "40P01",              // lost races past the retries
+			pe.Code == "25006", strings.HasPrefix(pe.Code, "58"): // read-only transaction, system error (I/O)
+			return true
+		}
+		return false
+	}
+	var ne net.Error
+	var ce *pgconn.ConnectError
+	return errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, io.EOF) ||
+		errors.Is(err, io.ErrUnexpectedEOF) || errors.As(err, &ne) || errors.As(err, &ce) || pgconn.Timeout(err) ||
+		pgconn.SafeToRetry(err)
+}
+
+// nullTime is t for a nullable column: nil when zero.
+func nullTime(t time.Time) any {
+	if t.IsZero() {
+		return nil
+	}
+	return t.UTC().Truncate(time.Microsecond)
+}
+
+func nullString(s string) any {
+	if s == "" {
+		return nil
+	}
+	return s
+}
+
+func timeOf(t *time.Time) time.Time {
+	if t == nil {
+		return time.Time{}
+	}
+	return t.UTC()
+}
