@@ -28,10 +28,19 @@ type Scheduler struct {
 	stopErr error
 }
 
+// Leader is a store several processes share. It lets one of them at a
+// time run a scheduled job, and another take over when that one dies.
+type Leader interface {
+	// Lead takes the named job's lease, held until release is called or
+	// the process holding it dies; ok is false while another holds it.
+	Lead(ctx context.Context, job string) (release func(), ok bool, err error)
+}
+
 // job is one scheduled job and its watermark.
 type job struct {
 	name      string
 	spec      string
+	sched     cron.Schedule
 	watermark string
 	run       func(ctx context.Context) error
 	// runFirst says whether a job that has never completed runs at start.
@@ -72,6 +81,7 @@ func (r *Reconciler) Start(ctx context.Context) (*Scheduler, error) {
 			cancel()
 			return nil, fmt.Errorf("%s schedule %q: %w", j.name, j.spec, err)
 		}
+		j.sched = sched
 		id := s.cron.Schedule(sched, cron.FuncJob(s.wrap(j)))
 		late, err := r.missed(ctx, j, sched)
 		if err != nil {
@@ -131,6 +141,18 @@ func (s *Scheduler) wrap(j job) func() {
 				}
 			}()
 		}
+		if l, ok := s.r.store.(Leader); ok {
+			release, run, err := s.lead(l, j)
+			if err != nil {
+				s.r.log.Warn("cannot tell whether another replica runs this job; it runs again at its next scheduled time",
+					slog.String("job", j.name), slog.Any("err", err))
+				return
+			}
+			if !run {
+				return
+			}
+			defer release()
+		}
 		err := j.run(s.ctx)
 		if err != nil {
 			s.r.log.Error("reconciler job failed; it runs again at its next scheduled time", slog.String("job", j.name), slog.Any("err", err))
@@ -140,6 +162,36 @@ func (s *Scheduler) wrap(j job) func() {
 		}
 	}
 }
+
+// lead decides, on a store several replicas share, whether this replica
+// runs j now: it must hold j's lease, and j must be due, since another
+// replica may have run this tick's j a moment before and released it. Cron
+// fires at or after a tick, and every replica's ticks fall on the same
+// instants (whole seconds for @every, the spec's times otherwise), so j is
+// due once the tick after its last run has come; leadSlack only absorbs
+// the clocks' grain.
+func (s *Scheduler) lead(l Leader, j job) (release func(), run bool, err error) {
+	release, ok, err := l.Lead(s.ctx, j.name)
+	if err != nil || !ok {
+		if err == nil {
+			s.r.log.Debug("another replica runs this job", slog.String("job", j.name))
+		}
+		return nil, false, err
+	}
+	last, err := s.r.store.Watermark(s.ctx, j.watermark)
+	if err != nil {
+		release()
+		return nil, false, err
+	}
+	if !last.IsZero() && j.sched.Next(last).After(s.r.now().Add(leadSlack)) {
+		release()
+		s.r.log.Debug("another replica already ran this job for this tick", slog.String("job", j.name), slog.Time("last", last))
+		return nil, false, nil
+	}
+	return release, true, nil
+}
+
+const leadSlack = 10 * time.Millisecond
 
 // Stop stops scheduling and waits for running jobs until ctx is done. Jobs
 // still running then are cancelled; that is safe because every job is

@@ -12,8 +12,11 @@ import (
 	"strings"
 	"time"
 
+	"github.com/orderstate/orderstate/cmd/orderstate/api"
 	"github.com/orderstate/orderstate/engine"
+	"github.com/orderstate/orderstate/engine/postgres"
 	"github.com/orderstate/orderstate/engine/sqlite"
+	"github.com/orderstate/orderstate/reconcile"
 )
 
 // newFlagSet is a flag set whose usage lists each flag's variable.
@@ -162,8 +165,22 @@ type storeFlags struct {
 	busyTimeout time.Duration
 }
 
+// store is what the commands need from a store; the SQLite and the
+// PostgreSQL store are both one.
+type store interface {
+	engine.Store
+	reconcile.Store
+	api.ReportSource
+	api.AnomalyCounter
+}
+
+var (
+	_ store = (*sqlite.DB)(nil)
+	_ store = (*postgres.DB)(nil)
+)
+
 func (s *storeFlags) register(fs *flag.FlagSet) {
-	fs.StringVar(&s.db, "db", "orderstate.db", "SQLite database file (created if missing)")
+	fs.StringVar(&s.db, "db", "orderstate.db", "SQLite database file (created if missing), or a postgres:// URL shared by several replicas")
 	fs.DurationVar(&s.busyTimeout, "busy-timeout", 5*time.Second, "how long a write waits on a lock held by another process before giving up")
 }
 
@@ -171,21 +188,34 @@ func (s *storeFlags) register(fs *flag.FlagSet) {
 // serve made; see openExisting.
 func (s *storeFlags) registerExisting(fs *flag.FlagSet) {
 	s.register(fs)
-	fs.Lookup("db").Usage = "SQLite database file written by serve (must exist)"
+	fs.Lookup("db").Usage = "SQLite database file written by serve (must exist), or the postgres:// URL serve uses"
 }
 
-func (s *storeFlags) open(ctx context.Context, log *slog.Logger, now func() time.Time) (*sqlite.DB, error) {
+// open opens the store --db names: a postgres:// (or postgresql://) URL is
+// the PostgreSQL store, anything else a SQLite file.
+func (s *storeFlags) open(ctx context.Context, log *slog.Logger, now func() time.Time) (store, error) {
+	if postgres.IsURL(s.db) {
+		db, err := postgres.Open(ctx, s.db, postgres.Options{Logger: log, Now: now})
+		if err != nil {
+			return nil, err
+		}
+		return db, nil
+	}
 	if err := positive("busy-timeout", s.busyTimeout, "5s"); err != nil {
 		return nil, err
 	}
-	return sqlite.Open(ctx, s.db, sqlite.Options{BusyTimeout: s.busyTimeout, Logger: log, Now: now})
+	db, err := sqlite.Open(ctx, s.db, sqlite.Options{BusyTimeout: s.busyTimeout, Logger: log, Now: now})
+	if err != nil {
+		return nil, err
+	}
+	return db, nil
 }
 
 // openExisting opens a store that must already exist. Opening creates a
 // missing file, so a mistyped --db would otherwise become an empty store
 // in which every order, anomaly and difference looks absent.
-func (s *storeFlags) openExisting(ctx context.Context, log *slog.Logger, now func() time.Time) (*sqlite.DB, error) {
-	if _, err := os.Stat(s.db); errors.Is(err, os.ErrNotExist) {
+func (s *storeFlags) openExisting(ctx context.Context, log *slog.Logger, now func() time.Time) (store, error) {
+	if _, err := os.Stat(s.db); !postgres.IsURL(s.db) && errors.Is(err, os.ErrNotExist) {
 		return nil, fmt.Errorf("database %s does not exist; orderstate serve creates it (check --db or ORDERSTATE_DB)", s.db)
 	}
 	return s.open(ctx, log, now)

@@ -13,7 +13,6 @@ import (
 
 	"github.com/orderstate/orderstate/cmd/orderstate/api"
 	"github.com/orderstate/orderstate/engine"
-	"github.com/orderstate/orderstate/engine/sqlite"
 	"github.com/orderstate/orderstate/reconcile"
 )
 
@@ -117,7 +116,7 @@ func (f *serveFlags) validate() error {
 
 // sidecar is a running server with its store, pipeline and reconciler.
 type sidecar struct {
-	db       *sqlite.DB
+	db       store
 	pipeline *engine.Pipeline
 	server   *api.Server
 	log      *slog.Logger

@@ -10,6 +10,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/orderstate/orderstate/engine/postgres"
 	"github.com/orderstate/orderstate/engine/sqlite"
 )
 
@@ -21,7 +22,10 @@ import (
 // fails even once the database itself is fixed. Checking before SQLite
 // touches anything, and refusing to start, says what is wrong at once; a
 // supervisor's restart then picks up the fix.
-func openWritable(ctx context.Context, sf *storeFlags, log *slog.Logger, now func() time.Time) (*sqlite.DB, error) {
+func openWritable(ctx context.Context, sf *storeFlags, log *slog.Logger, now func() time.Time) (store, error) {
+	if postgres.IsURL(sf.db) {
+		return sf.open(ctx, log, now)
+	}
 	for _, p := range []string{sf.db, sf.db + "-wal", sf.db + "-shm"} {
 		f, err := os.OpenFile(p, os.O_RDWR, 0)
 		switch {

@@ -237,11 +237,11 @@ func unavailable(err error) bool {
 	if errors.As(err, &pe) {
 		switch {
 		case strings.HasPrefix(pe.Code, "08"), // connection exception
-			strings.HasPrefix(pe.Code, "53"),                    // insufficient resources: disk full, too many connections
-			strings.HasPrefix(pe.Code, "57P"),                   // admin shutdown, crash shutdown, cannot connect now
-			pe.Code == "57014",                                  // query_canceled: a statement timeout
-			pe.Code == "55P03",                                  // lock_not_available
-			pe.Code == "40001", pe.Code == "40P01",              // lost races past the retries
+			strings.HasPrefix(pe.Code, "53"),       // insufficient resources: disk full, too many connections
+			strings.HasPrefix(pe.Code, "57P"),      // admin shutdown, crash shutdown, cannot connect now
+			pe.Code == "57014",                     // query_canceled: a statement timeout
+			pe.Code == "55P03",                     // lock_not_available
+			pe.Code == "40001", pe.Code == "40P01", // lost races past the retries
 			pe.Code == "25006", strings.HasPrefix(pe.Code, "58"): // read-only transaction, system error (I/O)
 			return true
 		}

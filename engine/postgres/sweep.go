@@ -153,3 +153,26 @@ func (s *sweepTx) SetCursor(name string, at time.Time) error {
 		name, at.UTC())
 	return storeError(err, "set sweep cursor")
 }
+
+// Lead takes the named job's lease: a session advisory lock on a
+// connection of its own, so the lease ends with the process that holds it
+// and another replica takes the job over at its next tick.
+func (db *DB) Lead(ctx context.Context, job string) (func(), bool, error) {
+	conn, err := db.pool.Acquire(ctx)
+	if err != nil {
+		return nil, false, storeError(err, "take the job's lease")
+	}
+	key := lockIDs([]string{"job\x00" + job})[0]
+	var ok bool
+	if err := conn.QueryRow(ctx, `SELECT pg_try_advisory_lock($1)`, key).Scan(&ok); err != nil || !ok {
+		conn.Release()
+		return nil, false, storeError(err, "take the job's lease")
+	}
+	return func() {
+		if _, err := conn.Exec(context.Background(), `SELECT pg_advisory_unlock($1)`, key); err != nil {
+			// The lock goes with the connection, which is not reused.
+			conn.Conn().Close(context.Background())
+		}
+		conn.Release()
+	}, true, nil
+}

@@ -49,7 +49,11 @@ func Shared(tb testing.TB) *Cluster {
 // cluster could not be closed. Call it as the whole of TestMain:
 //
 //	func TestMain(m *testing.M) { pgtest.Main(m) }
-func Main(m *testing.M) {
+func Main(m *testing.M) { os.Exit(Run(m)) }
+
+// Run is Main for a TestMain with cleanup of its own to do after the
+// tests: it returns the status to exit with instead of exiting.
+func Run(m *testing.M) int {
 	mainCalled.Store(true)
 	code := m.Run()
 	if err := closeShared(); err != nil {
@@ -58,7 +62,7 @@ func Main(m *testing.M) {
 			code = 1
 		}
 	}
-	os.Exit(code)
+	return code
 }
 
 // closeShared also uses up the Once, so a goroutine a test leaked cannot

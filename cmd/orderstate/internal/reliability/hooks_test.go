@@ -31,6 +31,7 @@ type hook struct {
 	attempts int  // deliveries tried
 	acked    bool // a delivery got a 2xx
 	result   string
+	seq      int64 // the seq the acknowledging answer gave
 }
 
 // header signs the hook at now. Tokenz and Yoco sign the delivery time, so

@@ -21,6 +21,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/orderstate/orderstate/engine/postgres/pgtest"
 	_ "modernc.org/sqlite"
 )
 
@@ -42,7 +43,7 @@ var (
 
 func TestMain(m *testing.M) {
 	flag.Parse()
-	code := m.Run()
+	code := pgtest.Run(m)
 	if buildDir != "" {
 		os.RemoveAll(buildDir)
 	}
@@ -116,6 +117,9 @@ type procOpts struct {
 	noWait bool
 	// sysProc is set on the command (to run as another user).
 	sysProc *syscall.SysProcAttr
+	// dir is the working directory, which holds the reports; the SQLite
+	// file's directory when empty.
+	dir string
 }
 
 // baseEnv is the test's environment without any ORDERSTATE_* variable a
@@ -135,11 +139,15 @@ func baseEnv() []string {
 	)
 }
 
-// startProc runs `orderstate serve` on the SQLite file db, on a port the
+// startProc runs `orderstate serve` on the store db (a SQLite file or a
+// postgres:// URL), on a port the
 // kernel picks, and waits until it answers /readyz (unless opts.noWait).
 func startProc(t testing.TB, db string, opts procOpts) *proc {
 	t.Helper()
-	dir := filepath.Dir(db)
+	dir := opts.dir
+	if dir == "" {
+		dir = filepath.Dir(db)
+	}
 	args := append([]string{"serve", "--addr", "127.0.0.1:0", "--db", db, "--log-format", "json",
 		"--reports-dir", filepath.Join(dir, "reports"), "--sweep-schedule", "@every 1h", "--report-schedule", "@every 24h"},
 		opts.args...)
