@@ -6,7 +6,7 @@ FUZZTIME ?= 10s
 CRASH_CYCLES ?= 20
 PKGS    := ./...
 
-.PHONY: help build test test-short fuzz bench demo crash lint fmt clean
+.PHONY: help build test test-short fuzz bench demo crash replicas lint fmt clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -29,6 +29,9 @@ bench: build ## measure ingest, reads, sweep and report against the real server 
 
 crash: ## SIGKILL a loaded serve CRASH_CYCLES times (default 20), restart it, check nothing acknowledged is lost or half-applied
 	$(GO) test -count=1 -timeout 30m -run '^TestCrashDurability$$' -v ./cmd/orderstate/internal/reliability -crash.cycles=$(CRASH_CYCLES)
+
+replicas: ## three serve replicas on one throwaway PostgreSQL: duplicates, order, one sweep per tick, a killed replica, PostgreSQL restarted
+	$(GO) test -count=1 -timeout 10m -run '^TestReplicas_SharePostgres$$' -v ./cmd/orderstate/internal/reliability
 
 demo: build ## play a day of shop traffic through a fresh sidecar and check its findings
 	./$(BIN) demo

@@ -19,6 +19,7 @@ import (
 // delivered many times over, each time to fresh ids in another arrival
 // order.
 type factSet struct {
+	provider string
 	amount   int64
 	payinReg bool // the shop registers the payin as an other id
 	redirect string
@@ -26,7 +27,9 @@ type factSet struct {
 }
 
 // template is an event with its ids named by role: "C" the registered
-// checkout, "P" its payin, "X" a checkout the shop never registered.
+// checkout, "P" another id of it (a Tazapay payin, a Yoco payment), "X" a
+// checkout the shop never registered. Every provider's events come to the
+// store in these shapes; which kinds and ids each sends is its adapter's.
 type template struct {
 	kind     sm.Kind
 	ids      []string
@@ -40,7 +43,7 @@ var kindsToDraw = []sm.Kind{sm.KindCheckoutCreated, sm.KindPaymentProcessing, sm
 	sm.KindFailed, sm.KindExpired, sm.KindRefunded, sm.KindFailedAfterSettlement, sm.KindInformational, sm.KindUnknown}
 
 func drawFactSet(r *rand.Rand) factSet {
-	fs := factSet{amount: 1000 * (1 + r.Int64N(9)), payinReg: r.IntN(2) == 0,
+	fs := factSet{provider: []string{"tazapay", "tokenz", "tweed", "yoco"}[r.IntN(4)], amount: 1000 * (1 + r.Int64N(9)), payinReg: r.IntN(2) == 0,
 		redirect: []string{"", "", engine.RedirectSuccess, engine.RedirectCancel, engine.RedirectFailure}[r.IntN(5)]}
 	for range 2 + r.IntN(6) {
 		t := template{kind: kindsToDraw[r.IntN(len(kindsToDraw))], currency: "USD", mode: engine.ModeLive}
@@ -119,7 +122,7 @@ func deliver(ctx context.Context, s engine.Store, fs factSet, run string, steps 
 		var err error
 		switch st {
 		case stepRegister:
-			reg := engine.Registration{OrderID: orderID, Provider: "tazapay", CheckoutID: id("C"), Amount: fs.amount,
+			reg := engine.Registration{OrderID: orderID, Provider: fs.provider, CheckoutID: id("C"), Amount: fs.amount,
 				Currency: "USD", Mode: engine.ModeLive}
 			if fs.payinReg {
 				reg.OtherIDs = []string{id("P")}
@@ -130,7 +133,7 @@ func deliver(ctx context.Context, s engine.Store, fs factSet, run string, steps 
 		default:
 			t := fs.events[st]
 			key := fmt.Sprintf("evt_%s_%d", run, st)
-			e := engine.Event{Provider: "tazapay", EventID: key, DedupeKey: key, Type: "tazapay." + string(t.kind), Kind: t.kind,
+			e := engine.Event{Provider: fs.provider, EventID: key, DedupeKey: key, Type: fs.provider + "." + string(t.kind), Kind: t.kind,
 				CheckoutID: id(t.ids[0]), Amount: t.amount, Currency: t.currency, Mode: t.mode,
 				OccurredAt: base.Add(time.Duration(st) * time.Minute)}
 			for _, role := range t.ids[1:] {
