@@ -114,9 +114,11 @@ func movesMoney(k sm.Kind) bool {
 // raise nothing.
 func Assess(f Facts) []Finding {
 	var out []Finding
-	add := func(kind, detail string, seqs []int64) {
-		if len(seqs) > 0 || kind == AnomalyRedirectMismatch {
-			out = append(out, Finding{Kind: kind, Detail: detail, Seqs: seqs})
+	// The words are only written for what is found: Assess runs on every
+	// webhook, and finds nothing on most.
+	add := func(kind string, facts []Fact, detail func() string) {
+		if len(facts) > 0 {
+			out = append(out, Finding{Kind: kind, Detail: detail(), Seqs: seqsOf(facts)})
 		}
 	}
 	var settled, paid, failed []Fact
@@ -132,15 +134,19 @@ func Assess(f Facts) []Finding {
 	}
 	if len(paid) > 0 && len(failed) > 0 {
 		both := append(append([]Fact{}, paid...), failed...)
-		add(AnomalyConflict, fmt.Sprintf("%s sent contradictory outcomes: %s says the money was taken, %s says the checkout failed.",
-			providers(both), types(paid), types(failed)),
-			seqsOf(both))
+		add(AnomalyConflict, both, func() string {
+			return fmt.Sprintf("%s sent contradictory outcomes: %s says the money was taken, %s says the checkout failed.",
+				providers(both), types(paid), types(failed))
+		})
 	}
-	add(AnomalyFailedAfterSettlement, fmt.Sprintf("%s reported %s: the funds moved but the order failed. Refund the customer or deliver the order.",
-		providers(settled), types(settled)), seqsOf(settled))
+	add(AnomalyFailedAfterSettlement, settled, func() string {
+		return fmt.Sprintf("%s reported %s: the funds moved but the order failed. Refund the customer or deliver the order.",
+			providers(settled), types(settled))
+	})
 	if reg := f.Registration; reg != nil {
 		var amount, currency, mode, foreign []Fact
-		linked := linkedToRegistration(reg, f.Events)
+		regIDs := registeredIDs(reg)
+		var linked func([]string) bool
 		for _, e := range f.Events {
 			if changesNothing(e.Kind) {
 				continue
@@ -155,23 +161,36 @@ func Assess(f Facts) []Finding {
 			case e.Kind == sm.KindPaid && e.Amount > 0 && e.Amount != reg.Amount:
 				amount = append(amount, e)
 			}
-			if movesMoney(e.Kind) && e.IDs != nil && !linked(e.IDs) {
+			if !movesMoney(e.Kind) || e.IDs == nil || slices.ContainsFunc(e.IDs, func(id string) bool { return slices.Contains(regIDs, id) }) {
+				continue
+			}
+			// Only an event that names no registered id needs the ties
+			// the other events make.
+			if linked == nil {
+				linked = linkedToRegistration(reg, f.Events)
+			}
+			if !linked(e.IDs) {
 				foreign = append(foreign, e)
 			}
 		}
-		add(AnomalyAmountMismatch, fmt.Sprintf("%s captured %s for an order registered as %d %s.",
-			providers(amount), amounts(amount), reg.Amount, reg.Currency), seqsOf(amount))
-		add(AnomalyCurrencyMismatch, fmt.Sprintf("%s reported %s for an order registered as %d %s.",
-			providers(currency), amounts(currency), reg.Amount, reg.Currency), seqsOf(currency))
-		add(AnomalyModeMismatch, fmt.Sprintf("%s sent %s-mode events (%s) for an order registered as %s.",
-			providers(mode), otherMode(reg.Mode), types(mode), reg.Mode), seqsOf(mode))
-		add(AnomalyCheckoutMismatch, fmt.Sprintf("%s reported %s on %s, which the shop did not register for this order (registered: %s); "+
-			"the event named the order only by the shop's reference. Check that this payment belongs to this order.",
-			providers(foreign), types(foreign), idsOf(foreign), strings.Join(registeredIDs(reg), ", ")), seqsOf(foreign))
+		add(AnomalyAmountMismatch, amount, func() string {
+			return fmt.Sprintf("%s captured %s for an order registered as %d %s.", providers(amount), amounts(amount), reg.Amount, reg.Currency)
+		})
+		add(AnomalyCurrencyMismatch, currency, func() string {
+			return fmt.Sprintf("%s reported %s for an order registered as %d %s.", providers(currency), amounts(currency), reg.Amount, reg.Currency)
+		})
+		add(AnomalyModeMismatch, mode, func() string {
+			return fmt.Sprintf("%s sent %s-mode events (%s) for an order registered as %s.", providers(mode), otherMode(reg.Mode), types(mode), reg.Mode)
+		})
+		add(AnomalyCheckoutMismatch, foreign, func() string {
+			return fmt.Sprintf("%s reported %s on %s, which the shop did not register for this order (registered: %s); "+
+				"the event named the order only by the shop's reference. Check that this payment belongs to this order.",
+				providers(foreign), types(foreign), idsOf(foreign), strings.Join(regIDs, ", "))
+		})
 	}
 	if f.Redirect != nil {
 		if why := RedirectContradiction(f.Redirect.Outcome, f.State); why != "" {
-			add(AnomalyRedirectMismatch, why, nil)
+			out = append(out, Finding{Kind: AnomalyRedirectMismatch, Detail: why})
 		}
 	}
 	return out

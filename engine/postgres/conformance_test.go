@@ -15,7 +15,7 @@ import (
 
 func TestMain(m *testing.M) { pgtest.Main(m) }
 
-func open(t *testing.T, now func() time.Time) *postgres.DB {
+func open(t testing.TB, now func() time.Time) *postgres.DB {
 	t.Helper()
 	url := pgtest.Shared(t).NewDatabase(t)
 	db, err := postgres.Open(context.Background(), url, postgres.Options{Now: now})

@@ -127,9 +127,10 @@ func (db *DB) Ingest(ctx context.Context, ev engine.Event, req *engine.Request) 
 		keys = append(keys, referenceKey(ev.Provider, ev.Reference))
 	}
 	var res engine.IngestResult
-	err = db.write(ctx, keys, func(tx pgx.Tx) error {
+	locks := lockIDs(keys)
+	err = db.write(ctx, nil, func(tx pgx.Tx) error {
 		res = engine.IngestResult{}
-		return db.ingest(ctx, tx, ev, dedupe, headers, req.Body, &res)
+		return db.ingest(ctx, tx, locks, ev, dedupe, headers, req.Body, &res)
 	})
 	if err != nil {
 		return engine.IngestResult{}, err
@@ -137,23 +138,45 @@ func (db *DB) Ingest(ctx context.Context, ev engine.Event, req *engine.Request) 
 	return res, nil
 }
 
-func (db *DB) ingest(ctx context.Context, tx pgx.Tx, ev engine.Event, dedupe, headers, body []byte, res *engine.IngestResult) error {
+func (db *DB) ingest(ctx context.Context, tx pgx.Tx, locks []int64, ev engine.Event, dedupe, headers, body []byte, res *engine.IngestResult) error {
 	now := db.now()
+	// One round trip takes the locks, finds the orders the event's ids
+	// name, and looks for an earlier delivery.
+	ids := engine.EventIDs(ev)
+	var b pgx.Batch
+	b.Queue(qLock, locks)
+	b.Queue(`SELECT id FROM events WHERE dedupe = $1 AND original_id IS NULL`, dedupe)
+	if len(ids) > 0 {
+		b.Queue(qAliases, ev.Provider, ids)
+	}
+	br := tx.SendBatch(ctx, &b)
+	_, err := br.Exec()
+	var origID int64
+	if err == nil {
+		err = br.QueryRow().Scan(&origID)
+		if errors.Is(err, pgx.ErrNoRows) {
+			err = nil
+		}
+	}
+	var found map[string]*orderRow
+	if err == nil && len(ids) > 0 {
+		found, err = scanAliases(br)
+	}
+	if cerr := br.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return err
+	}
 	var o *orderRow
 	var merged bool
-	var err error
 	if ev.CheckoutID != "" {
-		if o, merged, err = db.resolveOrder(ctx, tx, ev, now); err != nil {
+		if o, merged, err = db.resolveOrder(ctx, tx, ev, ids, found, now); err != nil {
 			return err
 		}
 	}
-	var origID int64
-	err = tx.QueryRow(ctx, `SELECT id FROM events WHERE dedupe = $1 AND original_id IS NULL`, dedupe).Scan(&origID)
-	switch {
-	case err == nil:
+	if origID != 0 {
 		return db.recordDuplicate(ctx, tx, ev, dedupe, origID, o, merged, now, res)
-	case !errors.Is(err, pgx.ErrNoRows):
-		return err
 	}
 
 	out := sm.Outcome{Result: sm.Ignored}
@@ -168,32 +191,36 @@ func (db *DB) ingest(ctx context.Context, tx pgx.Tx, ev engine.Event, dedupe, he
 	if o != nil {
 		orderRef, fromState, toState = o.ref, string(out.From), string(out.To)
 	}
-	ids, _ := json.Marshal(engine.EventIDs(ev))
+	idsJSON, _ := json.Marshal(ids)
 	var seq int64
 	err = tx.QueryRow(ctx, `INSERT INTO events (order_ref, provider, dedupe, provider_event_id, provider_type, kind, result,
 		from_state, to_state, amount, currency, mode, occurred_at, received_at, out_of_order, unsigned, ids)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17) RETURNING id`,
 		orderRef, ev.Provider, dedupe, ev.EventID, ev.Type, string(ev.Kind), string(out.Result), fromState, toState,
-		ev.Amount, nullString(ev.Currency), nullString(ev.Mode), nullTime(ev.OccurredAt), now, outOfOrder, ev.Unsigned, ids).Scan(&seq)
+		ev.Amount, nullString(ev.Currency), nullString(ev.Mode), nullTime(ev.OccurredAt), now, outOfOrder, ev.Unsigned, idsJSON).Scan(&seq)
 	if err != nil {
 		return err
 	}
-	if _, err := tx.Exec(ctx, `INSERT INTO raw_events (event_id, headers, body) VALUES ($1, $2, $3)`, seq, headers, body); err != nil {
+	res.Seq, res.Result = seq, out.Result
+	// The body and the order's new fold go together, in one round trip.
+	b = pgx.Batch{}
+	b.Queue(`INSERT INTO raw_events (event_id, headers, body) VALUES ($1, $2, $3)`, seq, headers, body)
+	stateSince := time.Time{}
+	if o != nil {
+		stateSince = o.stateSince
+		if out.Changed() {
+			stateSince = now
+		}
+		b.Queue(`UPDATE orders SET state = $1, captured = $2, refunded = $3, full_refund = $4, max_rank = $5,
+			max_occurred = $6, updated_at = $7, state_since = $8, last_event_at = $7 WHERE id = $9`,
+			string(out.To), o.totals.Captured, o.totals.Refunded, o.totals.FullRefund, o.progress.MaxRank,
+			nullTime(o.progress.MaxOccurred), now, stateSince, o.ref)
+	}
+	if err := tx.SendBatch(ctx, &b).Close(); err != nil {
 		return err
 	}
-	res.Seq, res.Result = seq, out.Result
 	if o == nil {
 		return nil
-	}
-	stateSince := o.stateSince
-	if out.Changed() {
-		stateSince = now
-	}
-	if _, err := tx.Exec(ctx, `UPDATE orders SET state = $1, captured = $2, refunded = $3, full_refund = $4, max_rank = $5,
-		max_occurred = $6, updated_at = $7, state_since = $8, last_event_at = $7 WHERE id = $9`,
-		string(out.To), o.totals.Captured, o.totals.Refunded, o.totals.FullRefund, o.progress.MaxRank,
-		nullTime(o.progress.MaxOccurred), now, stateSince, o.ref); err != nil {
-		return err
 	}
 	o.state, o.stateSince, o.lastEventAt = out.To, stateSince, now
 
@@ -240,31 +267,36 @@ func (db *DB) recordDuplicate(ctx context.Context, tx pgx.Tx, ev engine.Event, d
 	return r.err
 }
 
-// resolveOrder finds the order an event is about, by any provider id it
-// carries or by the shop's reference, merging orders it shows to be one and
-// creating an unregistered one when nobody registered it yet. It records
-// every id the event carries as an alias, and returns the order locked.
-func (db *DB) resolveOrder(ctx context.Context, tx pgx.Tx, ev engine.Event, now time.Time) (*orderRow, bool, error) {
-	ids := engine.EventIDs(ev)
-	rows, err := tx.Query(ctx, `SELECT a.external_id, `+orderColumns+` FROM order_aliases a JOIN orders o ON o.id = a.order_ref
-		WHERE a.provider = $1 AND a.external_id = ANY($2) ORDER BY o.id FOR UPDATE OF o`, ev.Provider, ids)
+// qAliases finds, locked, the orders a provider's ids name, each row led by
+// the id that matched.
+const qAliases = `SELECT a.external_id, ` + orderColumns + ` FROM order_aliases a JOIN orders o ON o.id = a.order_ref
+	WHERE a.provider = $1 AND a.external_id = ANY($2) ORDER BY o.id FOR UPDATE OF o`
+
+// scanAliases reads qAliases' answer from a batch.
+func scanAliases(br pgx.BatchResults) (map[string]*orderRow, error) {
+	rows, err := br.Query()
 	if err != nil {
-		return nil, false, err
+		return nil, err
 	}
+	defer rows.Close()
 	found := map[string]*orderRow{}
 	for rows.Next() {
 		var id string
 		o, err := scanOrder(rows, &id)
 		if err != nil {
-			rows.Close()
-			return nil, false, err
+			return nil, err
 		}
 		found[id] = o
 	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return nil, false, err
-	}
+	return found, rows.Err()
+}
+
+// resolveOrder finds the order an event is about, by any provider id it
+// carries or by the shop's reference, merging orders it shows to be one and
+// creating an unregistered one when nobody registered it yet. It records
+// every id the event carries as an alias, and returns the order locked.
+func (db *DB) resolveOrder(ctx context.Context, tx pgx.Tx, ev engine.Event, ids []string, found map[string]*orderRow, now time.Time) (*orderRow, bool, error) {
+	var err error
 	var o *orderRow
 	var missing []string
 	var others []int64
@@ -512,35 +544,47 @@ func (r *raiser) resolve(ctx context.Context, ref int64, kind, resolution string
 		WHERE order_ref = $3 AND kind = $4 AND status = 'open'`, r.now, resolution, ref, kind)
 }
 
-// facts loads what engine.Assess looks at for the order o.
-func (r *raiser) facts(ctx context.Context, o *orderRow) (engine.Facts, error) {
+// facts loads what engine.Assess looks at for the order o and the status
+// of each kind of anomaly the order ever had, in one round trip (lead
+// column 0 an event, 1 an anomaly's kind and status).
+func (r *raiser) facts(ctx context.Context, o *orderRow) (engine.Facts, map[string]string, error) {
 	f := engine.Facts{State: o.state, Redirect: o.redirectView()}
 	if o.registered {
 		f.Registration = &engine.Registration{OrderID: str(o.orderID), Provider: o.provider, CheckoutID: o.checkoutID,
 			Amount: o.totals.Registered, Currency: str(o.currency), Mode: str(o.mode), OtherIDs: o.registeredIDs}
 	}
-	rows, err := r.tx.Query(ctx, `SELECT id, provider, provider_type, kind, amount, COALESCE(currency, ''), COALESCE(mode, ''), ids
-		FROM events WHERE order_ref = $1 AND original_id IS NULL ORDER BY id`, o.ref)
+	// Without a registration the rules read the events only for the
+	// contradictions, and those mean needs_review.
+	withEvents := f.Registration != nil || f.State == sm.NeedsReview
+	rows, err := r.tx.Query(ctx, `SELECT 0, id, provider, provider_type, kind, amount, COALESCE(currency, ''), COALESCE(mode, ''), ids
+		FROM events WHERE $2 AND order_ref = $1 AND original_id IS NULL
+		UNION ALL SELECT 1, 0, '', '', kind, 0, status, '', NULL FROM anomalies WHERE order_ref = $1`, o.ref, withEvents)
 	if err != nil {
-		return f, err
+		return f, nil, err
 	}
 	defer rows.Close()
+	status := map[string]string{}
 	for rows.Next() {
 		var e engine.Fact
+		var what int
 		var kind string
 		var ids []byte
-		if err := rows.Scan(&e.Seq, &e.Provider, &e.Type, &kind, &e.Amount, &e.Currency, &e.Mode, &ids); err != nil {
-			return f, err
+		if err := rows.Scan(&what, &e.Seq, &e.Provider, &e.Type, &kind, &e.Amount, &e.Currency, &e.Mode, &ids); err != nil {
+			return f, nil, err
+		}
+		if what == 1 {
+			status[kind] = e.Currency
+			continue
 		}
 		e.Kind = sm.Kind(kind)
-		if ids != nil {
+		if ids != nil && f.Registration != nil {
 			if err := json.Unmarshal(ids, &e.IDs); err != nil {
-				return f, engine.Wrap(engine.EINTERNAL, err, "event %d: stored ids", e.Seq)
+				return f, nil, engine.Wrap(engine.EINTERNAL, err, "event %d: stored ids", e.Seq)
 			}
 		}
 		f.Events = append(f.Events, e)
 	}
-	return f, rows.Err()
+	return f, status, rows.Err()
 }
 
 // settle brings the order's order-free anomalies in line with what
@@ -549,28 +593,9 @@ func (r *raiser) settle(ctx context.Context, o *orderRow, seq int64) {
 	if r.err != nil {
 		return
 	}
-	facts, err := r.facts(ctx, o)
+	facts, status, err := r.facts(ctx, o)
 	if err != nil {
 		r.err = err
-		return
-	}
-	status := map[string]string{}
-	rows, err := r.tx.Query(ctx, `SELECT kind, status FROM anomalies WHERE order_ref = $1`, o.ref)
-	if err != nil {
-		r.err = err
-		return
-	}
-	for rows.Next() {
-		var kind, st string
-		if err := rows.Scan(&kind, &st); err != nil {
-			rows.Close()
-			r.err = err
-			return
-		}
-		status[kind] = st
-	}
-	rows.Close()
-	if r.err = rows.Err(); r.err != nil {
 		return
 	}
 	found := engine.Assess(facts)

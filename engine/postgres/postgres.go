@@ -167,8 +167,8 @@ func (db *DB) write(ctx context.Context, keys []string, fn func(pgx.Tx) error) e
 	var err error
 	for range attempts {
 		err = pgx.BeginFunc(ctx, db.pool, func(tx pgx.Tx) error {
-			for _, id := range locks {
-				if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, id); err != nil {
+			if len(locks) > 0 {
+				if _, err := tx.Exec(ctx, qLock, locks); err != nil {
 					return err
 				}
 			}
@@ -180,6 +180,11 @@ func (db *DB) write(ctx context.Context, keys []string, fn func(pgx.Tx) error) e
 	}
 	return storeError(err, "write")
 }
+
+// qLock takes advisory locks in the order of the array: unnest yields its
+// elements in order, and a volatile function in the select list is
+// evaluated after any sort.
+const qLock = `SELECT pg_advisory_xact_lock(k) FROM unnest($1::bigint[]) WITH ORDINALITY AS t(k, i) ORDER BY i`
 
 // lockIDs hashes keys to advisory lock ids, each once, ascending: taken in
 // one order, they cannot deadlock.

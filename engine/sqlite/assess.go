@@ -11,41 +11,60 @@ import (
 	sm "github.com/orderstate/orderstate/statemachine"
 )
 
-// The statements settle reads with, on the writer's connection.
+// The statements settle reads with, on the writer's connection: the
+// order's anomalies with, when the rules need them, its events, in one
+// query (lead column 0 an event, 1 an anomaly's kind and status), since
+// the driver's cost is per statement as much as per row.
 const (
-	qFacts = `SELECT id, provider, provider_type, kind, amount, COALESCE(currency, ''), COALESCE(mode, ''), ids
-		FROM events WHERE order_ref = ? AND original_id IS NULL ORDER BY id`
-	qOrderAnomalies = `SELECT kind, status FROM anomalies WHERE order_ref = ?`
+	qFacts = `SELECT 0, id, provider, provider_type, kind, amount, COALESCE(currency, ''), COALESCE(mode, ''), ids
+		FROM events WHERE order_ref = ? AND original_id IS NULL
+		UNION ALL SELECT 1, 0, '', '', kind, 0, status, '', NULL FROM anomalies WHERE order_ref = ?`
+	qOrderAnomalies = `SELECT 1, 0, '', '', kind, 0, status, '', NULL FROM anomalies WHERE order_ref = ?`
 )
 
-// facts loads what engine.Assess looks at for the order o.
-func (r *raiser) facts(ctx context.Context, o *orderRow) (engine.Facts, error) {
+// facts loads what engine.Assess looks at for the order o, and the status
+// of each kind of anomaly the order ever had.
+func (r *raiser) facts(ctx context.Context, o *orderRow) (engine.Facts, map[string]string, error) {
 	f := engine.Facts{State: o.state, Redirect: o.redirectView()}
 	if o.registered {
 		f.Registration = &engine.Registration{OrderID: o.orderID.String, Provider: o.provider, CheckoutID: o.checkoutID,
 			Amount: o.amount.Int64, Currency: o.currency.String, Mode: o.mode.String, OtherIDs: o.registeredIDs}
 	}
-	rows, err := r.tx.query(ctx, qFacts, o.ref)
+	var rows rowIter
+	var err error
+	if f.Registration == nil && f.State != sm.NeedsReview {
+		// Without a registration the rules read the events only for
+		// the contradictions, and those mean needs_review.
+		rows, err = r.tx.query(ctx, qOrderAnomalies, o.ref)
+	} else {
+		rows, err = r.tx.query(ctx, qFacts, o.ref, o.ref)
+	}
 	if err != nil {
-		return f, storeError(err, "load facts")
+		return f, nil, storeError(err, "load facts")
 	}
 	defer rows.Close()
+	status := map[string]string{}
 	for rows.Next() {
 		var e engine.Fact
+		var what int64
 		var kind string
 		var ids sql.NullString
-		if err := rows.Scan(&e.Seq, &e.Provider, &e.Type, &kind, &e.Amount, &e.Currency, &e.Mode, &ids); err != nil {
-			return f, storeError(err, "load facts")
+		if err := rows.Scan(&what, &e.Seq, &e.Provider, &e.Type, &kind, &e.Amount, &e.Currency, &e.Mode, &ids); err != nil {
+			return f, nil, storeError(err, "load facts")
+		}
+		if what == 1 {
+			status[kind] = e.Currency
+			continue
 		}
 		e.Kind = sm.Kind(kind)
-		if ids.Valid {
+		if ids.Valid && f.Registration != nil {
 			if err := json.Unmarshal([]byte(ids.String), &e.IDs); err != nil {
-				return f, engine.Wrap(engine.EINTERNAL, err, "event %d: stored ids", e.Seq)
+				return f, nil, engine.Wrap(engine.EINTERNAL, err, "event %d: stored ids", e.Seq)
 			}
 		}
 		f.Events = append(f.Events, e)
 	}
-	return f, storeError2(rows.Err(), "load facts")
+	return f, status, storeError2(rows.Err(), "load facts")
 }
 
 // settle brings the order's order-free anomalies in line with what
@@ -57,12 +76,7 @@ func (r *raiser) settle(ctx context.Context, o *orderRow, seq int64) {
 	if r.err != nil {
 		return
 	}
-	facts, err := r.facts(ctx, o)
-	if err != nil {
-		r.err = err
-		return
-	}
-	status, err := r.statuses(ctx, o.ref)
+	facts, status, err := r.facts(ctx, o)
 	if err != nil {
 		r.err = err
 		return
@@ -84,24 +98,6 @@ func (r *raiser) settle(ctx context.Context, o *orderRow, seq int64) {
 		}
 		r.resolve(ctx, o.ref, kind, engine.Resolution(kind, facts))
 	}
-}
-
-// statuses maps each kind of anomaly the order ever had to its status.
-func (r *raiser) statuses(ctx context.Context, ref int64) (map[string]string, error) {
-	rows, err := r.tx.query(ctx, qOrderAnomalies, ref)
-	if err != nil {
-		return nil, storeError(err, "load anomalies")
-	}
-	defer rows.Close()
-	out := map[string]string{}
-	for rows.Next() {
-		var kind, st string
-		if err := rows.Scan(&kind, &st); err != nil {
-			return nil, storeError(err, "load anomalies")
-		}
-		out[kind] = st
-	}
-	return out, storeError2(rows.Err(), "load anomalies")
 }
 
 // raiseFinding opens an anomaly with all the events that show it.
