@@ -126,7 +126,10 @@ func testReviewCases(t *testing.T, open Opener) {
 		}, held(engine.AnomalyConflict, engine.AnomalyFailedAfterSettlement))
 	})
 	t.Run("RefundCancelledCreatedMergeIntoAConflict", func(t *testing.T) {
-		refund := ev("tazapay", "r", sm.KindRefunded, "P", "pat")
+		// The refund's payin field held the checkout id, so it names the
+		// checkout; the cancellation names the payin; only the created
+		// event ties the two.
+		refund := ev("tazapay", "r", sm.KindRefunded, "C", "pat")
 		cancelled := ev("tazapay", "x", sm.KindFailed, "P")
 		created := ev("tazapay", "c", sm.KindCheckoutCreated, "C", "P")
 		events := []engine.Event{typed(refund, "refund.succeeded"), typed(cancelled, "payin.cancelled"), typed(created, "checkout.created")}
