@@ -20,8 +20,8 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/orderstate/orderstate/adapters/simulate"
 	"github.com/orderstate/orderstate/engine"
+	"github.com/orderstate/orderstate/internal/simulate"
 	"github.com/orderstate/orderstate/reconcile"
 	sm "github.com/orderstate/orderstate/statemachine"
 )

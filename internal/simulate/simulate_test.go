@@ -9,12 +9,12 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/orderstate/orderstate/adapters/simulate"
 	"github.com/orderstate/orderstate/adapters/tazapay"
 	"github.com/orderstate/orderstate/adapters/tokenz"
 	"github.com/orderstate/orderstate/adapters/tweed"
 	"github.com/orderstate/orderstate/adapters/yoco"
 	"github.com/orderstate/orderstate/engine"
+	"github.com/orderstate/orderstate/internal/simulate"
 	sm "github.com/orderstate/orderstate/statemachine"
 )
 
