@@ -25,6 +25,7 @@ import (
 	"time"
 
 	"github.com/orderstate/orderstate/engine/sqlite"
+	"github.com/orderstate/orderstate/internal/simulate"
 	_ "modernc.org/sqlite"
 )
 
@@ -84,6 +85,9 @@ func run(ctx context.Context, c config) error {
 	}
 	fmt.Fprintf(os.Stderr, "orderstate-bench: %d CPUs, %s each measurement, working in %s\n", runtime.NumCPU(), c.duration, c.dir)
 	stolen0 := readCPUTimes()
+	// The providers' secrets, which the server is started with and the
+	// webhooks signed with.
+	secrets := simulate.NewSecrets()
 
 	// 1. The yardstick: what this disk commits with the store's pragmas.
 	bare, err := bareInsertRate(ctx, filepath.Join(c.dir, "bare.db"), c.duration)
@@ -95,7 +99,7 @@ func run(ctx context.Context, c config) error {
 	// 2. Ingest on a fresh store.
 	fresh := filepath.Join(c.dir, "fresh.db")
 	removeDB(fresh)
-	srv, err := startServer(ctx, c.bin, fresh)
+	srv, err := startServer(ctx, c.bin, fresh, secrets)
 	if err != nil {
 		return err
 	}
@@ -103,7 +107,7 @@ func run(ctx context.Context, c config) error {
 	freshRates := map[int]result{}
 	var meanBody float64
 	for i, conc := range c.conc {
-		w := newWorkload(fmt.Sprintf("f%d", conc), 0, ordersFor(conc, c.duration), 0.1, uint64(i+1))
+		w := newWorkload(fmt.Sprintf("f%d", conc), ordersFor(conc, c.duration), uint64(i+1), secrets)
 		meanBody = w.meanBodyBytes()
 		if err := srv.register(ctx, w); err != nil {
 			return err
@@ -123,12 +127,12 @@ func run(ctx context.Context, c config) error {
 	// with the load generator on the same cores, bounds what any read path
 	// could reach.
 	if !c.skipReads {
-		w := newWorkload("r", 0, ordersFor(8, c.duration)*3/2, 0.1, 9)
+		w := newWorkload("r", ordersFor(8, c.duration)*3/2, 9, secrets)
 		if err := srv.register(ctx, w); err != nil {
 			return err
 		}
-		third := len(w.deliveries) / 3
-		parts := []*workload{{deliveries: w.deliveries[:third]}, {deliveries: w.deliveries[third : 2*third]}, {deliveries: w.deliveries[2*third:]}}
+		third := len(w.webhooks) / 3
+		parts := []*workload{{webhooks: w.webhooks[:third]}, {webhooks: w.webhooks[third : 2*third]}, {webhooks: w.webhooks[2*third:]}}
 		alone := srv.ingest(ctx, parts[0], 8, c.duration, nil)
 		withReads := func(part *workload, prof string, path func(i int) string) (result, float64) {
 			var reads atomic.Int64
@@ -178,12 +182,12 @@ func run(ctx context.Context, c config) error {
 		if err != nil {
 			return err
 		}
-		srv, err := startServer(ctx, c.bin, large)
+		srv, err := startServer(ctx, c.bin, large, secrets)
 		if err != nil {
 			return err
 		}
 		tag := fmt.Sprintf("L%d", time.Now().Unix())
-		w := newWorkload(tag, 0, ordersFor(64, c.duration), 0.1, 77)
+		w := newWorkload(tag, ordersFor(64, c.duration), 77, secrets)
 		if err := srv.register(ctx, w); err != nil {
 			return err
 		}
@@ -429,10 +433,11 @@ func timeCommand(ctx context.Context, bin, cmd, db string) (time.Duration, error
 
 // server is `orderstate serve` running as a child process.
 type server struct {
-	cmd    *exec.Cmd
-	base   string
-	client *http.Client
-	stderr bytes.Buffer
+	cmd     *exec.Cmd
+	base    string
+	client  *http.Client
+	secrets simulate.Secrets
+	stderr  bytes.Buffer
 }
 
 func freePort() (string, error) {
@@ -444,12 +449,12 @@ func freePort() (string, error) {
 	return ln.Addr().String(), nil
 }
 
-func startServer(ctx context.Context, bin, db string) (*server, error) {
+func startServer(ctx context.Context, bin, db string, secrets simulate.Secrets) (*server, error) {
 	addr, err := freePort()
 	if err != nil {
 		return nil, err
 	}
-	s := &server{base: "http://" + addr, client: &http.Client{
+	s := &server{base: "http://" + addr, secrets: secrets, client: &http.Client{
 		Timeout:   30 * time.Second,
 		Transport: &http.Transport{MaxIdleConns: 512, MaxIdleConnsPerHost: 512, MaxConnsPerHost: 0},
 	}}
@@ -459,8 +464,8 @@ func startServer(ctx context.Context, bin, db string) (*server, error) {
 	if p := os.Getenv("ORDERSTATE_BENCH_PPROF"); p != "" {
 		s.cmd.Args = append(s.cmd.Args, "--pprof-addr", p)
 	}
-	s.cmd.Env = append(os.Environ(), "ORDERSTATE_TOKENZ_SECRET="+tokenzSecret, "ORDERSTATE_YOCO_SECRET="+yocoSecret,
-		"ORDERSTATE_TAZAPAY_SECRET="+tazapaySecret, "ORDERSTATE_TWEED_SECRET="+tweedSecret)
+	s.cmd.Env = append(os.Environ(), "ORDERSTATE_TOKENZ_SECRET="+secrets.Tokenz, "ORDERSTATE_YOCO_SECRET="+secrets.Yoco,
+		"ORDERSTATE_TAZAPAY_SECRET="+secrets.Tazapay, "ORDERSTATE_TWEED_SECRET="+secrets.Tweed)
 	s.cmd.Stderr = &s.stderr
 	if err := s.cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start %s: %w", bin, err)
@@ -518,7 +523,12 @@ func (s *server) register(ctx context.Context, w *workload) error {
 					return
 				}
 				r := w.registrations[i]
-				req, _ := http.NewRequestWithContext(ctx, "PUT", s.base+"/v1/orders/"+r.orderID, bytes.NewReader(r.body))
+				req, err := http.NewRequestWithContext(ctx, r.Method, s.base+r.Path, bytes.NewReader(r.Body))
+				if err != nil {
+					errs <- err
+					return
+				}
+				req.Header = r.Header.Clone()
 				resp, err := s.client.Do(req)
 				if err != nil {
 					errs <- err
@@ -527,7 +537,7 @@ func (s *server) register(ctx context.Context, w *workload) error {
 				io.Copy(io.Discard, resp.Body)
 				resp.Body.Close()
 				if resp.StatusCode != http.StatusOK {
-					errs <- fmt.Errorf("register %s: status %d", r.orderID, resp.StatusCode)
+					errs <- fmt.Errorf("%s %s: status %d", r.Method, r.Path, resp.StatusCode)
 					return
 				}
 			}
@@ -570,7 +580,7 @@ func (r result) errNote() string {
 
 func ms(d time.Duration) string { return fmt.Sprintf("%.1f ms", float64(d.Microseconds())/1000) }
 
-// ingest posts w's deliveries with conc workers for at most d; side runs
+// ingest posts w's webhooks with conc workers for at most d; side runs
 // alongside for as long.
 func (s *server) ingest(ctx context.Context, w *workload, conc int, d time.Duration, side func(context.Context)) result {
 	ctx, cancel := context.WithTimeout(ctx, d)
@@ -596,13 +606,12 @@ func (s *server) ingest(ctx context.Context, w *workload, conc int, d time.Durat
 			local := make([]time.Duration, 0, 4096)
 			for ctx.Err() == nil {
 				i := int(next.Add(1)) - 1
-				if i >= len(w.deliveries) {
+				if i >= len(w.webhooks) {
 					break
 				}
-				dl := w.deliveries[i]
-				header := dl.header(time.Now())
+				req := w.webhooks[i].request(s.secrets, time.Now())
 				t0 := time.Now()
-				status, body, err := hc.do("POST", "/webhooks/"+dl.provider, header, dl.body)
+				status, body, err := hc.do(req.Method, req.Path, req.Header, req.Body)
 				if err != nil {
 					if ctx.Err() == nil {
 						mu.Lock()
