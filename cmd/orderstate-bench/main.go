@@ -3,13 +3,11 @@ package main
 import (
 	"bytes"
 	"context"
-	"database/sql"
 	"flag"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
-	"net/url"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -26,7 +24,6 @@ import (
 
 	"github.com/orderstate/orderstate/engine/sqlite"
 	"github.com/orderstate/orderstate/internal/simulate"
-	_ "modernc.org/sqlite"
 )
 
 type config struct {
@@ -157,7 +154,7 @@ func run(ctx context.Context, c config) error {
 	if err := srv.stop(); err != nil {
 		return err
 	}
-	perEvent, err := bytesPerEvent(fresh)
+	perEvent, err := bytesPerEvent(ctx, fresh)
 	if err != nil {
 		return err
 	}
@@ -174,11 +171,11 @@ func run(ctx context.Context, c config) error {
 		if took > 0 {
 			note = fmt.Sprintf("built in %s", took.Round(time.Second))
 		}
-		if orders, anomalies, err := storeSize(large); err == nil {
+		if orders, anomalies, err := storeSize(ctx, large); err == nil {
 			note += fmt.Sprintf("; holds %d orders, %d open anomalies", orders, anomalies)
 		}
 		add(row{fmt.Sprintf("large store: %d orders, 3 events each", c.largeOrders), note, "", ""})
-		snap, err := takeSnapshot(ctx, large)
+		mark, err := markStore(ctx, large)
 		if err != nil {
 			return err
 		}
@@ -209,8 +206,8 @@ func run(ctx context.Context, c config) error {
 			add(row{fmt.Sprintf("orderstate %s on the large store (whole command)", job), d.Round(time.Millisecond).String(), "", ""})
 		}
 		fmt.Fprintln(os.Stderr, "  taking this run's orders out of the large store again")
-		if err := snap.restore(ctx, large); err != nil {
-			return fmt.Errorf("restore %s (rm %s* to rebuild it): %w", large, large, err)
+		if err := sqlite.TrimTo(ctx, large, mark); err != nil {
+			return fmt.Errorf("trim %s back (rm %s* to rebuild it): %w", large, large, err)
 		}
 	}
 	add(row{"server peak RSS (VmHWM) over all runs", fmt.Sprintf("%.0f MB", float64(peakRSS)/1e6), "", ""})
@@ -251,33 +248,7 @@ func removeDB(path string) {
 func bareInsertRate(ctx context.Context, path string, d time.Duration) (float64, error) {
 	removeDB(path)
 	defer removeDB(path)
-	db, err := sqlite.Open(ctx, path, sqlite.Options{}) // same file format and page size
-	if err != nil {
-		return 0, err
-	}
-	db.Close()
-	q := url.Values{}
-	q.Add("_pragma", "busy_timeout(5000)")
-	q.Add("_pragma", "journal_mode(WAL)")
-	q.Add("_pragma", "synchronous(FULL)")
-	conn, err := sql.Open("sqlite", "file:"+path+"?"+q.Encode())
-	if err != nil {
-		return 0, err
-	}
-	defer conn.Close()
-	conn.SetMaxOpenConns(1)
-	if _, err := conn.ExecContext(ctx, `CREATE TABLE bare (id INTEGER PRIMARY KEY, body BLOB)`); err != nil {
-		return 0, err
-	}
-	body := bytes.Repeat([]byte("x"), 2048)
-	n, start := 0, time.Now()
-	for time.Since(start) < d {
-		if _, err := conn.ExecContext(ctx, `INSERT INTO bare (body) VALUES (?)`, body); err != nil {
-			return 0, err
-		}
-		n++
-	}
-	return float64(n) / time.Since(start).Seconds(), nil
+	return sqlite.BareCommitRate(ctx, path, 2048, d)
 }
 
 func ensureLarge(ctx context.Context, path string, orders int) (time.Duration, error) {
@@ -305,114 +276,46 @@ func ensureLarge(ctx context.Context, path string, orders int) (time.Duration, e
 // bytesPerEvent is what the events and their raw bodies take in the file,
 // indexes included, per stored event. Orders are left out: the benchmark
 // registers more orders than it sends webhooks for.
-func bytesPerEvent(path string) (float64, error) {
-	conn, err := sql.Open("sqlite", "file:"+path+"?_pragma=query_only(1)")
+func bytesPerEvent(ctx context.Context, path string) (float64, error) {
+	in, err := sqlite.Inspect(ctx, path)
 	if err != nil {
 		return 0, err
 	}
-	defer conn.Close()
-	var n, size int64
-	if err := conn.QueryRow(`SELECT COUNT(*) FROM events WHERE original_id IS NULL`).Scan(&n); err != nil {
+	defer in.Close()
+	counts, err := in.Counts(ctx)
+	if err != nil {
 		return 0, err
 	}
-	if err := conn.QueryRow(`SELECT SUM(pgsize) FROM dbstat WHERE name IN ('events', 'raw_events') OR name LIKE 'events_%'`).Scan(&size); err != nil {
+	size, err := in.EventBytes(ctx)
+	if err != nil {
 		return 0, err
 	}
-	return float64(size) / float64(max(n, 1)), nil
+	return float64(size) / float64(max(counts.Events, 1)), nil
 }
 
 // storeSize counts a store's orders and open anomalies.
-func storeSize(path string) (orders, anomalies int64, err error) {
-	conn, err := sql.Open("sqlite", "file:"+path+"?_pragma=query_only(1)")
+func storeSize(ctx context.Context, path string) (orders, anomalies int64, err error) {
+	in, err := sqlite.Inspect(ctx, path)
 	if err != nil {
 		return 0, 0, err
 	}
-	defer conn.Close()
-	if err := conn.QueryRow(`SELECT COUNT(*) FROM orders`).Scan(&orders); err != nil {
-		return 0, 0, err
-	}
-	err = conn.QueryRow(`SELECT COUNT(*) FROM anomalies WHERE status = 'open'`).Scan(&anomalies)
-	return orders, anomalies, err
+	defer in.Close()
+	counts, err := in.Counts(ctx)
+	return counts.Orders, counts.OpenAnomalies, err
 }
 
-// snapshot is where a run starts in the reused large store. What the run
-// adds past it (its orders, events and aliases, the anomalies and report of
-// the reconcile and report runs, the sweep watermarks) is taken out again
-// afterwards, so every run measures the store as it was built rather than
-// one grown by the runs before it.
-type snapshot struct {
-	orders, events, anomalies, reports int64
-	watermarks                         map[string]string
-}
-
-func takeSnapshot(ctx context.Context, path string) (snapshot, error) {
-	conn, err := sql.Open("sqlite", "file:"+path+"?_pragma=query_only(1)")
+// markStore returns where a run starts in the reused large store. What the
+// run adds past it (its orders, events and aliases, the anomalies and
+// report of the reconcile and report runs, the sweep watermarks) is taken
+// out again afterwards with sqlite.TrimTo, so every run measures the store
+// as it was built rather than one grown by the runs before it.
+func markStore(ctx context.Context, path string) (sqlite.Mark, error) {
+	in, err := sqlite.Inspect(ctx, path)
 	if err != nil {
-		return snapshot{}, err
+		return sqlite.Mark{}, err
 	}
-	defer conn.Close()
-	s := snapshot{watermarks: map[string]string{}}
-	for _, m := range []struct {
-		table string
-		to    *int64
-	}{{"orders", &s.orders}, {"events", &s.events}, {"anomalies", &s.anomalies}, {"reports", &s.reports}} {
-		if err := conn.QueryRowContext(ctx, `SELECT COALESCE(MAX(id), 0) FROM `+m.table).Scan(m.to); err != nil {
-			return snapshot{}, fmt.Errorf("snapshot %s: %w", path, err)
-		}
-	}
-	rows, err := conn.QueryContext(ctx, `SELECT name, at FROM watermarks`)
-	if err != nil {
-		return snapshot{}, fmt.Errorf("snapshot %s: %w", path, err)
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var name, at string
-		if err := rows.Scan(&name, &at); err != nil {
-			return snapshot{}, err
-		}
-		s.watermarks[name] = at
-	}
-	return s, rows.Err()
-}
-
-func (s snapshot) restore(ctx context.Context, path string) error {
-	conn, err := sql.Open("sqlite", "file:"+path+"?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)")
-	if err != nil {
-		return err
-	}
-	defer conn.Close()
-	tx, err := conn.BeginTx(ctx, nil)
-	if err != nil {
-		return err
-	}
-	defer tx.Rollback()
-	steps := []struct {
-		q    string
-		args []any
-	}{
-		{`DELETE FROM raw_events WHERE event_id > ?`, []any{s.events}},
-		{`DELETE FROM events WHERE id > ?`, []any{s.events}},
-		{`DELETE FROM order_aliases WHERE order_ref > ?`, []any{s.orders}},
-		{`DELETE FROM anomalies WHERE id > ? OR order_ref > ?`, []any{s.anomalies, s.orders}},
-		{`DELETE FROM orders WHERE id > ?`, []any{s.orders}},
-		{`DELETE FROM reports WHERE id > ?`, []any{s.reports}},
-		{`DELETE FROM watermarks`, nil},
-	}
-	for _, st := range steps {
-		if _, err := tx.ExecContext(ctx, st.q, st.args...); err != nil {
-			return err
-		}
-	}
-	for name, at := range s.watermarks {
-		if _, err := tx.ExecContext(ctx, `INSERT INTO watermarks (name, at) VALUES (?, ?)`, name, at); err != nil {
-			return err
-		}
-	}
-	if err := tx.Commit(); err != nil {
-		return err
-	}
-	_, err = conn.ExecContext(ctx, `PRAGMA wal_checkpoint(TRUNCATE)`)
-	return err
+	defer in.Close()
+	return in.Mark(ctx)
 }
 
 func timeCommand(ctx context.Context, bin, cmd, db string) (time.Duration, error) {
