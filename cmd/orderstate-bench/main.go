@@ -3,13 +3,11 @@ package main
 import (
 	"bytes"
 	"context"
-	"database/sql"
 	"flag"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
-	"net/url"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -25,7 +23,7 @@ import (
 	"time"
 
 	"github.com/orderstate/orderstate/engine/sqlite"
-	_ "modernc.org/sqlite"
+	"github.com/orderstate/orderstate/internal/simulate"
 )
 
 type config struct {
@@ -84,6 +82,9 @@ func run(ctx context.Context, c config) error {
 	}
 	fmt.Fprintf(os.Stderr, "orderstate-bench: %d CPUs, %s each measurement, working in %s\n", runtime.NumCPU(), c.duration, c.dir)
 	stolen0 := readCPUTimes()
+	// The providers' secrets, which the server is started with and the
+	// webhooks signed with.
+	secrets := simulate.NewSecrets()
 
 	// 1. The yardstick: what this disk commits with the store's pragmas.
 	bare, err := bareInsertRate(ctx, filepath.Join(c.dir, "bare.db"), c.duration)
@@ -95,7 +96,7 @@ func run(ctx context.Context, c config) error {
 	// 2. Ingest on a fresh store.
 	fresh := filepath.Join(c.dir, "fresh.db")
 	removeDB(fresh)
-	srv, err := startServer(ctx, c.bin, fresh)
+	srv, err := startServer(ctx, c.bin, fresh, secrets)
 	if err != nil {
 		return err
 	}
@@ -103,7 +104,7 @@ func run(ctx context.Context, c config) error {
 	freshRates := map[int]result{}
 	var meanBody float64
 	for i, conc := range c.conc {
-		w := newWorkload(fmt.Sprintf("f%d", conc), 0, ordersFor(conc, c.duration), 0.1, uint64(i+1))
+		w := newWorkload(fmt.Sprintf("f%d", conc), ordersFor(conc, c.duration), uint64(i+1), secrets)
 		meanBody = w.meanBodyBytes()
 		if err := srv.register(ctx, w); err != nil {
 			return err
@@ -123,12 +124,12 @@ func run(ctx context.Context, c config) error {
 	// with the load generator on the same cores, bounds what any read path
 	// could reach.
 	if !c.skipReads {
-		w := newWorkload("r", 0, ordersFor(8, c.duration)*3/2, 0.1, 9)
+		w := newWorkload("r", ordersFor(8, c.duration)*3/2, 9, secrets)
 		if err := srv.register(ctx, w); err != nil {
 			return err
 		}
-		third := len(w.deliveries) / 3
-		parts := []*workload{{deliveries: w.deliveries[:third]}, {deliveries: w.deliveries[third : 2*third]}, {deliveries: w.deliveries[2*third:]}}
+		third := len(w.webhooks) / 3
+		parts := []*workload{{webhooks: w.webhooks[:third]}, {webhooks: w.webhooks[third : 2*third]}, {webhooks: w.webhooks[2*third:]}}
 		alone := srv.ingest(ctx, parts[0], 8, c.duration, nil)
 		withReads := func(part *workload, prof string, path func(i int) string) (result, float64) {
 			var reads atomic.Int64
@@ -153,7 +154,7 @@ func run(ctx context.Context, c config) error {
 	if err := srv.stop(); err != nil {
 		return err
 	}
-	perEvent, err := bytesPerEvent(fresh)
+	perEvent, err := bytesPerEvent(ctx, fresh)
 	if err != nil {
 		return err
 	}
@@ -170,20 +171,20 @@ func run(ctx context.Context, c config) error {
 		if took > 0 {
 			note = fmt.Sprintf("built in %s", took.Round(time.Second))
 		}
-		if orders, anomalies, err := storeSize(large); err == nil {
+		if orders, anomalies, err := storeSize(ctx, large); err == nil {
 			note += fmt.Sprintf("; holds %d orders, %d open anomalies", orders, anomalies)
 		}
 		add(row{fmt.Sprintf("large store: %d orders, 3 events each", c.largeOrders), note, "", ""})
-		snap, err := takeSnapshot(ctx, large)
+		mark, err := markStore(ctx, large)
 		if err != nil {
 			return err
 		}
-		srv, err := startServer(ctx, c.bin, large)
+		srv, err := startServer(ctx, c.bin, large, secrets)
 		if err != nil {
 			return err
 		}
 		tag := fmt.Sprintf("L%d", time.Now().Unix())
-		w := newWorkload(tag, 0, ordersFor(64, c.duration), 0.1, 77)
+		w := newWorkload(tag, ordersFor(64, c.duration), 77, secrets)
 		if err := srv.register(ctx, w); err != nil {
 			return err
 		}
@@ -205,8 +206,8 @@ func run(ctx context.Context, c config) error {
 			add(row{fmt.Sprintf("orderstate %s on the large store (whole command)", job), d.Round(time.Millisecond).String(), "", ""})
 		}
 		fmt.Fprintln(os.Stderr, "  taking this run's orders out of the large store again")
-		if err := snap.restore(ctx, large); err != nil {
-			return fmt.Errorf("restore %s (rm %s* to rebuild it): %w", large, large, err)
+		if err := sqlite.TrimTo(ctx, large, mark); err != nil {
+			return fmt.Errorf("trim %s back (rm %s* to rebuild it): %w", large, large, err)
 		}
 	}
 	add(row{"server peak RSS (VmHWM) over all runs", fmt.Sprintf("%.0f MB", float64(peakRSS)/1e6), "", ""})
@@ -247,33 +248,7 @@ func removeDB(path string) {
 func bareInsertRate(ctx context.Context, path string, d time.Duration) (float64, error) {
 	removeDB(path)
 	defer removeDB(path)
-	db, err := sqlite.Open(ctx, path, sqlite.Options{}) // same file format and page size
-	if err != nil {
-		return 0, err
-	}
-	db.Close()
-	q := url.Values{}
-	q.Add("_pragma", "busy_timeout(5000)")
-	q.Add("_pragma", "journal_mode(WAL)")
-	q.Add("_pragma", "synchronous(FULL)")
-	conn, err := sql.Open("sqlite", "file:"+path+"?"+q.Encode())
-	if err != nil {
-		return 0, err
-	}
-	defer conn.Close()
-	conn.SetMaxOpenConns(1)
-	if _, err := conn.ExecContext(ctx, `CREATE TABLE bare (id INTEGER PRIMARY KEY, body BLOB)`); err != nil {
-		return 0, err
-	}
-	body := bytes.Repeat([]byte("x"), 2048)
-	n, start := 0, time.Now()
-	for time.Since(start) < d {
-		if _, err := conn.ExecContext(ctx, `INSERT INTO bare (body) VALUES (?)`, body); err != nil {
-			return 0, err
-		}
-		n++
-	}
-	return float64(n) / time.Since(start).Seconds(), nil
+	return sqlite.BareCommitRate(ctx, path, 2048, d)
 }
 
 func ensureLarge(ctx context.Context, path string, orders int) (time.Duration, error) {
@@ -301,114 +276,46 @@ func ensureLarge(ctx context.Context, path string, orders int) (time.Duration, e
 // bytesPerEvent is what the events and their raw bodies take in the file,
 // indexes included, per stored event. Orders are left out: the benchmark
 // registers more orders than it sends webhooks for.
-func bytesPerEvent(path string) (float64, error) {
-	conn, err := sql.Open("sqlite", "file:"+path+"?_pragma=query_only(1)")
+func bytesPerEvent(ctx context.Context, path string) (float64, error) {
+	in, err := sqlite.Inspect(ctx, path)
 	if err != nil {
 		return 0, err
 	}
-	defer conn.Close()
-	var n, size int64
-	if err := conn.QueryRow(`SELECT COUNT(*) FROM events WHERE original_id IS NULL`).Scan(&n); err != nil {
+	defer in.Close()
+	counts, err := in.Counts(ctx)
+	if err != nil {
 		return 0, err
 	}
-	if err := conn.QueryRow(`SELECT SUM(pgsize) FROM dbstat WHERE name IN ('events', 'raw_events') OR name LIKE 'events_%'`).Scan(&size); err != nil {
+	size, err := in.EventBytes(ctx)
+	if err != nil {
 		return 0, err
 	}
-	return float64(size) / float64(max(n, 1)), nil
+	return float64(size) / float64(max(counts.Events, 1)), nil
 }
 
 // storeSize counts a store's orders and open anomalies.
-func storeSize(path string) (orders, anomalies int64, err error) {
-	conn, err := sql.Open("sqlite", "file:"+path+"?_pragma=query_only(1)")
+func storeSize(ctx context.Context, path string) (orders, anomalies int64, err error) {
+	in, err := sqlite.Inspect(ctx, path)
 	if err != nil {
 		return 0, 0, err
 	}
-	defer conn.Close()
-	if err := conn.QueryRow(`SELECT COUNT(*) FROM orders`).Scan(&orders); err != nil {
-		return 0, 0, err
-	}
-	err = conn.QueryRow(`SELECT COUNT(*) FROM anomalies WHERE status = 'open'`).Scan(&anomalies)
-	return orders, anomalies, err
+	defer in.Close()
+	counts, err := in.Counts(ctx)
+	return counts.Orders, counts.OpenAnomalies, err
 }
 
-// snapshot is where a run starts in the reused large store. What the run
-// adds past it (its orders, events and aliases, the anomalies and report of
-// the reconcile and report runs, the sweep watermarks) is taken out again
-// afterwards, so every run measures the store as it was built rather than
-// one grown by the runs before it.
-type snapshot struct {
-	orders, events, anomalies, reports int64
-	watermarks                         map[string]string
-}
-
-func takeSnapshot(ctx context.Context, path string) (snapshot, error) {
-	conn, err := sql.Open("sqlite", "file:"+path+"?_pragma=query_only(1)")
+// markStore returns where a run starts in the reused large store. What the
+// run adds past it (its orders, events and aliases, the anomalies and
+// report of the reconcile and report runs, the sweep watermarks) is taken
+// out again afterwards with sqlite.TrimTo, so every run measures the store
+// as it was built rather than one grown by the runs before it.
+func markStore(ctx context.Context, path string) (sqlite.Mark, error) {
+	in, err := sqlite.Inspect(ctx, path)
 	if err != nil {
-		return snapshot{}, err
+		return sqlite.Mark{}, err
 	}
-	defer conn.Close()
-	s := snapshot{watermarks: map[string]string{}}
-	for _, m := range []struct {
-		table string
-		to    *int64
-	}{{"orders", &s.orders}, {"events", &s.events}, {"anomalies", &s.anomalies}, {"reports", &s.reports}} {
-		if err := conn.QueryRowContext(ctx, `SELECT COALESCE(MAX(id), 0) FROM `+m.table).Scan(m.to); err != nil {
-			return snapshot{}, fmt.Errorf("snapshot %s: %w", path, err)
-		}
-	}
-	rows, err := conn.QueryContext(ctx, `SELECT name, at FROM watermarks`)
-	if err != nil {
-		return snapshot{}, fmt.Errorf("snapshot %s: %w", path, err)
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var name, at string
-		if err := rows.Scan(&name, &at); err != nil {
-			return snapshot{}, err
-		}
-		s.watermarks[name] = at
-	}
-	return s, rows.Err()
-}
-
-func (s snapshot) restore(ctx context.Context, path string) error {
-	conn, err := sql.Open("sqlite", "file:"+path+"?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)")
-	if err != nil {
-		return err
-	}
-	defer conn.Close()
-	tx, err := conn.BeginTx(ctx, nil)
-	if err != nil {
-		return err
-	}
-	defer tx.Rollback()
-	steps := []struct {
-		q    string
-		args []any
-	}{
-		{`DELETE FROM raw_events WHERE event_id > ?`, []any{s.events}},
-		{`DELETE FROM events WHERE id > ?`, []any{s.events}},
-		{`DELETE FROM order_aliases WHERE order_ref > ?`, []any{s.orders}},
-		{`DELETE FROM anomalies WHERE id > ? OR order_ref > ?`, []any{s.anomalies, s.orders}},
-		{`DELETE FROM orders WHERE id > ?`, []any{s.orders}},
-		{`DELETE FROM reports WHERE id > ?`, []any{s.reports}},
-		{`DELETE FROM watermarks`, nil},
-	}
-	for _, st := range steps {
-		if _, err := tx.ExecContext(ctx, st.q, st.args...); err != nil {
-			return err
-		}
-	}
-	for name, at := range s.watermarks {
-		if _, err := tx.ExecContext(ctx, `INSERT INTO watermarks (name, at) VALUES (?, ?)`, name, at); err != nil {
-			return err
-		}
-	}
-	if err := tx.Commit(); err != nil {
-		return err
-	}
-	_, err = conn.ExecContext(ctx, `PRAGMA wal_checkpoint(TRUNCATE)`)
-	return err
+	defer in.Close()
+	return in.Mark(ctx)
 }
 
 func timeCommand(ctx context.Context, bin, cmd, db string) (time.Duration, error) {
@@ -429,10 +336,11 @@ func timeCommand(ctx context.Context, bin, cmd, db string) (time.Duration, error
 
 // server is `orderstate serve` running as a child process.
 type server struct {
-	cmd    *exec.Cmd
-	base   string
-	client *http.Client
-	stderr bytes.Buffer
+	cmd     *exec.Cmd
+	base    string
+	client  *http.Client
+	secrets simulate.Secrets
+	stderr  bytes.Buffer
 }
 
 func freePort() (string, error) {
@@ -444,12 +352,12 @@ func freePort() (string, error) {
 	return ln.Addr().String(), nil
 }
 
-func startServer(ctx context.Context, bin, db string) (*server, error) {
+func startServer(ctx context.Context, bin, db string, secrets simulate.Secrets) (*server, error) {
 	addr, err := freePort()
 	if err != nil {
 		return nil, err
 	}
-	s := &server{base: "http://" + addr, client: &http.Client{
+	s := &server{base: "http://" + addr, secrets: secrets, client: &http.Client{
 		Timeout:   30 * time.Second,
 		Transport: &http.Transport{MaxIdleConns: 512, MaxIdleConnsPerHost: 512, MaxConnsPerHost: 0},
 	}}
@@ -459,8 +367,8 @@ func startServer(ctx context.Context, bin, db string) (*server, error) {
 	if p := os.Getenv("ORDERSTATE_BENCH_PPROF"); p != "" {
 		s.cmd.Args = append(s.cmd.Args, "--pprof-addr", p)
 	}
-	s.cmd.Env = append(os.Environ(), "ORDERSTATE_TOKENZ_SECRET="+tokenzSecret, "ORDERSTATE_YOCO_SECRET="+yocoSecret,
-		"ORDERSTATE_TAZAPAY_SECRET="+tazapaySecret, "ORDERSTATE_TWEED_SECRET="+tweedSecret)
+	s.cmd.Env = append(os.Environ(), "ORDERSTATE_TOKENZ_SECRET="+secrets.Tokenz, "ORDERSTATE_YOCO_SECRET="+secrets.Yoco,
+		"ORDERSTATE_TAZAPAY_SECRET="+secrets.Tazapay, "ORDERSTATE_TWEED_SECRET="+secrets.Tweed)
 	s.cmd.Stderr = &s.stderr
 	if err := s.cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start %s: %w", bin, err)
@@ -518,7 +426,12 @@ func (s *server) register(ctx context.Context, w *workload) error {
 					return
 				}
 				r := w.registrations[i]
-				req, _ := http.NewRequestWithContext(ctx, "PUT", s.base+"/v1/orders/"+r.orderID, bytes.NewReader(r.body))
+				req, err := http.NewRequestWithContext(ctx, r.Method, s.base+r.Path, bytes.NewReader(r.Body))
+				if err != nil {
+					errs <- err
+					return
+				}
+				req.Header = r.Header.Clone()
 				resp, err := s.client.Do(req)
 				if err != nil {
 					errs <- err
@@ -527,7 +440,7 @@ func (s *server) register(ctx context.Context, w *workload) error {
 				io.Copy(io.Discard, resp.Body)
 				resp.Body.Close()
 				if resp.StatusCode != http.StatusOK {
-					errs <- fmt.Errorf("register %s: status %d", r.orderID, resp.StatusCode)
+					errs <- fmt.Errorf("%s %s: status %d", r.Method, r.Path, resp.StatusCode)
 					return
 				}
 			}
@@ -570,7 +483,7 @@ func (r result) errNote() string {
 
 func ms(d time.Duration) string { return fmt.Sprintf("%.1f ms", float64(d.Microseconds())/1000) }
 
-// ingest posts w's deliveries with conc workers for at most d; side runs
+// ingest posts w's webhooks with conc workers for at most d; side runs
 // alongside for as long.
 func (s *server) ingest(ctx context.Context, w *workload, conc int, d time.Duration, side func(context.Context)) result {
 	ctx, cancel := context.WithTimeout(ctx, d)
@@ -596,13 +509,12 @@ func (s *server) ingest(ctx context.Context, w *workload, conc int, d time.Durat
 			local := make([]time.Duration, 0, 4096)
 			for ctx.Err() == nil {
 				i := int(next.Add(1)) - 1
-				if i >= len(w.deliveries) {
+				if i >= len(w.webhooks) {
 					break
 				}
-				dl := w.deliveries[i]
-				header := dl.header(time.Now())
+				req := w.webhooks[i].request(s.secrets, time.Now())
 				t0 := time.Now()
-				status, body, err := hc.do("POST", "/webhooks/"+dl.provider, header, dl.body)
+				status, body, err := hc.do(req.Method, req.Path, req.Header, req.Body)
 				if err != nil {
 					if ctx.Err() == nil {
 						mu.Lock()

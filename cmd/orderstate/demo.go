@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"flag"
 	"fmt"
@@ -10,7 +9,6 @@ import (
 	"log/slog"
 	"maps"
 	"net/http"
-	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -20,8 +18,9 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/orderstate/orderstate/adapters/simulate"
 	"github.com/orderstate/orderstate/engine"
+	"github.com/orderstate/orderstate/engine/sqlite"
+	"github.com/orderstate/orderstate/internal/simulate"
 	"github.com/orderstate/orderstate/reconcile"
 	sm "github.com/orderstate/orderstate/statemachine"
 )
@@ -367,14 +366,13 @@ func exists(path string) bool {
 // that cannot be read as one (another file, another program's database) is
 // not.
 func isDemoStore(ctx context.Context, path string) bool {
-	conn, err := sql.Open("sqlite", "file:"+(&url.URL{Path: path}).EscapedPath()+"?mode=ro&_pragma=busy_timeout(5000)")
+	in, err := sqlite.Inspect(ctx, path)
 	if err != nil {
 		return false
 	}
-	defer conn.Close()
-	var n int
-	err = conn.QueryRowContext(ctx, `SELECT COUNT(*) FROM watermarks WHERE name = ?`, demoMark).Scan(&n)
-	return err == nil && n > 0
+	defer in.Close()
+	_, marked, err := in.Watermark(ctx, demoMark)
+	return err == nil && marked
 }
 
 // markDemoReports creates the reports folder with the file that lets the
@@ -427,37 +425,27 @@ func progress(w io.Writer, cfg demoConfig, s *simulate.Sender, start time.Time) 
 }
 
 // demoStore reads every order's state and counts the stored webhook events,
-// straight from the file: the engine has no query for all orders, and the
-// demo's store is small.
+// redeliveries included, through the store's inspector: the engine has no
+// query for all orders, and the demo's store is small.
 func demoStore(ctx context.Context, path string) ([]simulate.Held, int, error) {
-	conn, err := sql.Open("sqlite", "file:"+path+"?mode=ro&_pragma=busy_timeout(5000)")
+	in, err := sqlite.Inspect(ctx, path)
 	if err != nil {
 		return nil, 0, err
 	}
-	defer conn.Close()
-	rows, err := conn.QueryContext(ctx, `SELECT COALESCE(order_id, ''), provider, checkout_id, state FROM orders ORDER BY id`)
+	defer in.Close()
+	orders, err := in.Orders(ctx)
 	if err != nil {
 		return nil, 0, fmt.Errorf("reading the demo's orders: %w", err)
 	}
-	defer rows.Close()
-	var held []simulate.Held
-	for rows.Next() {
-		var h simulate.Held
-		var state string
-		if err := rows.Scan(&h.OrderID, &h.Provider, &h.CheckoutID, &state); err != nil {
-			return nil, 0, err
-		}
-		h.State = sm.State(state)
-		held = append(held, h)
+	held := make([]simulate.Held, len(orders))
+	for i, o := range orders {
+		held[i] = simulate.Held{OrderID: o.OrderID, Provider: o.Provider, CheckoutID: o.CheckoutID, State: o.State}
 	}
-	if err := rows.Err(); err != nil {
-		return nil, 0, err
-	}
-	var events int
-	if err := conn.QueryRowContext(ctx, `SELECT COUNT(*) FROM events`).Scan(&events); err != nil {
+	counts, err := in.Counts(ctx)
+	if err != nil {
 		return nil, 0, fmt.Errorf("counting the demo's events: %w", err)
 	}
-	return held, events, nil
+	return held, int(counts.Events + counts.Duplicates), nil
 }
 
 func printSummary(w io.Writer, held []simulate.Held, anomalies []engine.Anomaly) {

@@ -11,9 +11,9 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/orderstate/orderstate/adapters/simulate"
 	"github.com/orderstate/orderstate/engine"
 	"github.com/orderstate/orderstate/engine/sqlite"
+	"github.com/orderstate/orderstate/internal/simulate"
 	sm "github.com/orderstate/orderstate/statemachine"
 )
 

@@ -11,4 +11,9 @@
 // orders it touched recently in memory (cache.go) and checkpoints run
 // beside it rather than inside its commits (checkpoint.go). Reads use their
 // own connections and never wait behind the writer.
+//
+// Nothing outside this package runs SQL on the schema: tools and tests that
+// read a store's file from outside (the demo's self-check, the benchmark,
+// the crash harness) use Inspect, a read-only Inspector whose queries live
+// here beside the migrations (inspector.go, trim.go).
 package sqlite

@@ -2,7 +2,6 @@ package reliability
 
 import (
 	"context"
-	"database/sql"
 	"flag"
 	"fmt"
 	"math/rand/v2"
@@ -276,8 +275,8 @@ func lostAcked(t *testing.T, path string, l *ledger) int {
 			if !h.acked {
 				continue
 			}
-			var n int
-			if err := db.QueryRow(`SELECT COUNT(*) FROM events WHERE dedupe = ? AND original_id IS NULL`, h.dedupe()).Scan(&n); err != nil {
+			n, err := db.Stored(context.Background(), h.provider, h.key)
+			if err != nil {
 				t.Fatal(err)
 			}
 			if n != 1 {
@@ -303,8 +302,8 @@ func storedOnce(t *testing.T, path string, l *ledger) bool {
 				continue
 			}
 			sent++
-			var n int
-			if err := db.QueryRow(`SELECT COUNT(*) FROM events WHERE dedupe = ? AND original_id IS NULL`, h.dedupe()).Scan(&n); err != nil {
+			n, err := db.Stored(context.Background(), h.provider, h.key)
+			if err != nil {
 				t.Fatal(err)
 			}
 			if n != 1 {
@@ -313,11 +312,11 @@ func storedOnce(t *testing.T, path string, l *ledger) bool {
 			}
 		}
 	}
-	var originals int
-	if err := db.QueryRow(`SELECT COUNT(*) FROM events WHERE original_id IS NULL`).Scan(&originals); err != nil {
+	counts, err := db.Counts(context.Background())
+	if err != nil {
 		t.Fatal(err)
 	}
-	if originals != sent {
+	if originals := int(counts.Events); originals != sent {
 		t.Errorf("the store holds %d events; %d distinct events were delivered", originals, sent)
 		ok = false
 	}
@@ -338,44 +337,42 @@ func halfApplied(t *testing.T, path string, l *ledger) int {
 	}
 	db := openStore(t, path)
 	defer db.Close()
+	ctx := context.Background()
 	for _, o := range l.orders {
-		var state string
-		err := db.QueryRow(`SELECT o.state FROM order_aliases a JOIN orders o ON o.id = a.order_ref
-			WHERE a.provider = ? AND a.external_id = ?`, o.provider, o.checkout).Scan(&state)
-		if err == sql.ErrNoRows {
+		state, found, err := db.StateOf(ctx, o.provider, o.checkout)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !found {
 			t.Errorf("%s order %s: not in the store", o.provider, o.checkout)
 			half++
 			continue
-		} else if err != nil {
-			t.Fatal(err)
 		}
-		if want := o.expected(); state != string(want) {
+		if want := o.expected(); state != want {
 			t.Errorf("%s order %s is %s; its events decide %s", o.provider, o.checkout, state, want)
 			half++
 		}
 	}
-	for _, q := range []struct{ what, query string }{
-		{"events without their raw request", `SELECT COUNT(*) FROM events e WHERE e.original_id IS NULL
-			AND NOT EXISTS (SELECT 1 FROM raw_events r WHERE r.event_id = e.id)`},
-		{"orders no event names", `SELECT COUNT(*) FROM orders o WHERE NOT EXISTS (SELECT 1 FROM events e WHERE e.order_ref = o.id)`},
-		{"orders without an alias", `SELECT COUNT(*) FROM orders o WHERE NOT EXISTS (SELECT 1 FROM order_aliases a WHERE a.order_ref = o.id)`},
-		{"foreign keys that point nowhere", `SELECT COUNT(*) FROM pragma_foreign_key_check`},
-	} {
-		var n int
-		if err := db.QueryRow(q.query).Scan(&n); err != nil {
-			t.Fatalf("%s: %v", q.what, err)
-		}
-		if n != 0 {
-			t.Errorf("%d %s", n, q.what)
-			half += n
-		}
-	}
-	var integrity string
-	if err := db.QueryRow(`PRAGMA integrity_check`).Scan(&integrity); err != nil {
+	audit, err := db.Audit(ctx)
+	if err != nil {
 		t.Fatal(err)
 	}
-	if integrity != "ok" {
-		t.Errorf("integrity_check: %s", integrity)
+	for _, c := range []struct {
+		what string
+		n    int64
+	}{
+		{"events without their raw request", audit.EventsWithoutRaw},
+		{"orders no event names", audit.OrdersWithoutEvents},
+		{"orders without an alias", audit.OrdersWithoutAlias},
+		{"foreign keys that point nowhere", audit.ForeignKeyViolations},
+	} {
+		if c.n != 0 {
+			t.Errorf("%d %s", c.n, c.what)
+			half += int(c.n)
+		}
+	}
+	if audit.Integrity != "ok" {
+		t.Errorf("integrity_check: %s", audit.Integrity)
 		half++
 	}
 	return half

@@ -9,7 +9,6 @@ import (
 	"github.com/orderstate/orderstate/adapters/tokenz"
 	"github.com/orderstate/orderstate/adapters/tweed"
 	"github.com/orderstate/orderstate/adapters/yoco"
-	"github.com/orderstate/orderstate/engine"
 	sm "github.com/orderstate/orderstate/statemachine"
 )
 
@@ -56,9 +55,6 @@ func (h *hook) header(now time.Time) http.Header {
 	hd.Set("Content-Type", "application/json")
 	return hd
 }
-
-// dedupe is the key the events table holds for the hook.
-func (h *hook) dedupe() []byte { return engine.DedupeHash(h.provider, h.key) }
 
 // order is one checkout and the events its provider sends about it.
 type order struct {

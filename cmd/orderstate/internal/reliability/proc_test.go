@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"database/sql"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -22,7 +21,7 @@ import (
 	"time"
 
 	"github.com/orderstate/orderstate/engine/postgres/pgtest"
-	_ "modernc.org/sqlite"
+	"github.com/orderstate/orderstate/engine/sqlite"
 )
 
 // The secrets every subprocess is started with, through the environment as
@@ -308,16 +307,17 @@ type errorBody struct {
 	} `json:"error"`
 }
 
-// openStore opens the SQLite file directly, read-only, the way an auditor
-// would, bypassing the product's code.
-func openStore(t testing.TB, path string) *sql.DB {
+// openStore opens the SQLite file read-only with the store package's
+// Inspector, the way an auditor would: plain queries of what the file
+// holds, through none of the server's ingest or read paths.
+func openStore(t testing.TB, path string) *sqlite.Inspector {
 	t.Helper()
-	db, err := sql.Open("sqlite", "file:"+path+"?_pragma=busy_timeout(10000)&_pragma=query_only(1)")
+	in, err := sqlite.Inspect(context.Background(), path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { db.Close() })
-	return db
+	t.Cleanup(func() { in.Close() })
+	return in
 }
 
 // runReplay runs `orderstate replay --db` and returns how many orders it

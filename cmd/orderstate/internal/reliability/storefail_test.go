@@ -102,18 +102,19 @@ func storeConsistent(t *testing.T, p *proc, dbPath string, hooks []*hook) {
 		t.Errorf("replay: %d orders would change\n%s", diffs, out)
 	}
 	db := openStore(t, dbPath)
+	ctx := context.Background()
 	for _, h := range hooks {
-		var n int
-		if err := db.QueryRow(`SELECT COUNT(*) FROM events WHERE dedupe = ? AND original_id IS NULL`, h.dedupe()).Scan(&n); err != nil {
+		n, err := db.Stored(ctx, h.provider, h.key)
+		if err != nil {
 			t.Fatal(err)
 		}
 		if n != 1 {
 			t.Errorf("%s %s is stored %d times; want once", h.provider, h.key, n)
 		}
 	}
-	var integrity string
-	if err := db.QueryRow(`PRAGMA integrity_check`).Scan(&integrity); err != nil || integrity != "ok" {
-		t.Errorf("integrity_check: %q %v", integrity, err)
+	audit, err := db.Audit(ctx)
+	if err != nil || audit.Integrity != "ok" {
+		t.Errorf("integrity_check: %q %v", audit.Integrity, err)
 	}
 }
 

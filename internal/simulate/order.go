@@ -132,6 +132,15 @@ func (d *Delivery) WantStatus() int {
 	return http.StatusOK
 }
 
+// Dated reports whether the delivery's signature covers the moment it is
+// sent (a Tokenz or Yoco webhook), so that its Request must be made when it
+// is sent. Any other delivery's Request is the same whenever it is made, so
+// a load generator can make it once, ahead of time, as a provider signs on
+// its own machines.
+func (d *Delivery) Dated() bool {
+	return d.Action == Webhook && (d.Provider == Tokenz || d.Provider == Yoco)
+}
+
 // Request is one HTTP request as it goes on the wire, without the host.
 type Request struct {
 	Method string

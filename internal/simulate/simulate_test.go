@@ -9,12 +9,12 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/orderstate/orderstate/adapters/simulate"
 	"github.com/orderstate/orderstate/adapters/tazapay"
 	"github.com/orderstate/orderstate/adapters/tokenz"
 	"github.com/orderstate/orderstate/adapters/tweed"
 	"github.com/orderstate/orderstate/adapters/yoco"
 	"github.com/orderstate/orderstate/engine"
+	"github.com/orderstate/orderstate/internal/simulate"
 	sm "github.com/orderstate/orderstate/statemachine"
 )
 
@@ -29,13 +29,26 @@ func adapters(s simulate.Secrets) map[string]engine.Adapter {
 
 // Every webhook the simulator sends verifies and parses, with the
 // provider's own adapter, into exactly the event the simulator meant; every
-// forged one is refused.
+// forged one is refused. With filler too: the note is read by no adapter.
 func TestWebhooksParseAsMeant(t *testing.T) {
 	t.Parallel()
+	for _, tc := range []struct {
+		name   string
+		filler int
+	}{{"Plain", 0}, {"Filler", 2200}} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			webhooksParseAsMeant(t, simulate.Config{Seed: 7, Orders: 1500, Faults: simulate.DefaultFaults().Scale(3), Filler: tc.filler})
+		})
+	}
+}
+
+func webhooksParseAsMeant(t *testing.T, cfg simulate.Config) {
+	t.Helper()
 	secrets := simulate.NewSecrets()
 	ads := adapters(secrets)
 	now := time.Now()
-	g := simulate.NewGenerator(simulate.Config{Seed: 7, Orders: 1500, Faults: simulate.DefaultFaults().Scale(3)})
+	g := simulate.NewGenerator(cfg)
 	types := map[string]bool{}
 	forged := 0
 	for _, o := range g.Orders() {
@@ -263,4 +276,74 @@ func TestRequestShapes(t *testing.T) {
 	require.Equal(t, http.MethodPut, r.Method)
 	require.Equal(t, "/v1/orders/"+o.ID, r.Path)
 	require.True(t, bytes.Contains(r.Body, []byte(o.CheckoutID)))
+}
+
+// Filler makes every webhook body heavier by the note and changes nothing
+// else: the same orders, deliveries, events and truth.
+func TestFillerOnlyAddsWeight(t *testing.T) {
+	t.Parallel()
+	cfg := simulate.Config{Seed: 11, Orders: 400, Faults: simulate.DefaultFaults().Scale(2)}
+	plain := simulate.NewGenerator(cfg).Orders()
+	cfg.Filler = 2000
+	padded := simulate.NewGenerator(cfg).Orders()
+	for i, o := range padded {
+		p := plain[i]
+		require.Equal(t, p.ID, o.ID)
+		require.Equal(t, p.Flow, o.Flow)
+		require.Equal(t, p.Faults, o.Faults)
+		require.Equal(t, p.Want, o.Want)
+		require.Len(t, o.Deliveries, len(p.Deliveries))
+		for j, d := range o.Deliveries {
+			pd := p.Deliveries[j]
+			require.Equal(t, pd.Action, d.Action)
+			require.Equal(t, pd.At, d.At)
+			if d.Action != simulate.Webhook {
+				require.Equal(t, pd.Body, d.Body)
+				continue
+			}
+			if d.Provider != simulate.Tweed {
+				// Tweed's ids are hashes of the body.
+				require.Equal(t, pd.Event, d.Event)
+			}
+			// 3/4 to 5/4 of the filler, plus the field that holds it.
+			extra := len(d.Body) - len(pd.Body)
+			require.GreaterOrEqual(t, extra, 1500, "%s %s", o.ID, d.Event.Type)
+			require.LessOrEqual(t, extra, 2500+40, "%s %s", o.ID, d.Event.Type)
+		}
+	}
+}
+
+func TestIDPrefix(t *testing.T) {
+	t.Parallel()
+	g := simulate.NewGenerator(simulate.Config{Seed: 3, Orders: 50, IDPrefix: "run2-"})
+	o := g.Order(41)
+	require.Equal(t, "run2-000042", o.ID)
+	r := o.Deliveries[0].Request(simulate.Secrets{}, time.Now())
+	require.Equal(t, "/v1/orders/run2-000042", r.Path)
+	require.Equal(t, "SO-000042", simulate.NewGenerator(simulate.Config{Seed: 3, Orders: 50}).Order(41).ID)
+}
+
+// A delivery that is not Dated gives the same request whenever it is made;
+// a Dated one is signed anew at each moment.
+func TestDated(t *testing.T) {
+	t.Parallel()
+	secrets := simulate.NewSecrets()
+	t0 := time.Now()
+	t1 := t0.Add(90 * time.Second)
+	dated := map[string]bool{}
+	for _, o := range simulate.NewGenerator(simulate.Config{Seed: 5, Orders: 200}).Orders() {
+		for i := range o.Deliveries {
+			d := &o.Deliveries[i]
+			a, b := d.Request(secrets, t0), d.Request(secrets, t1)
+			if !d.Dated() {
+				require.Equal(t, a, b, "%s %s", o.ID, d.Action)
+				continue
+			}
+			require.Equal(t, simulate.Webhook, d.Action)
+			require.NotEqual(t, a.Header, b.Header, "%s %s", o.ID, d.Event.Type)
+			require.Equal(t, a.Body, b.Body)
+			dated[d.Provider] = true
+		}
+	}
+	require.Equal(t, map[string]bool{simulate.Tokenz: true, simulate.Yoco: true}, dated)
 }

@@ -1,6 +1,9 @@
 package simulate
 
-import "math/rand/v2"
+import (
+	"math/rand/v2"
+	"strings"
+)
 
 const (
 	base62    = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
@@ -19,6 +22,12 @@ func token(r *rand.Rand, n int, alphabet string) string {
 		b[i] = alphabet[r.IntN(len(alphabet))]
 	}
 	return string(b)
+}
+
+// filler is n bytes of text, for a note that only adds weight to a body.
+func filler(n int) string {
+	const words = "Please leave the parcel at the door. "
+	return strings.Repeat(words, n/len(words)+1)[:n]
 }
 
 // uuid draws a version 4 UUID.

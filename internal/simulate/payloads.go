@@ -108,9 +108,15 @@ func (s *story) tokenzBody(e *pev) ([]byte, *Event) {
 	var env tokenzEnvelope
 	env.ID, env.Object, env.CreatedAt, env.Test = e.id, "event", at.Format(msLayout), s.fig.mode == "test"
 	env.EventData.Type, env.EventData.Version = e.typ, "1.0.0"
+	desc := s.description
+	if s.note != "" {
+		// Tokenz's documented order has no metadata; its description is
+		// free text.
+		desc += ". " + s.note
+	}
 	env.EventData.Data = tokenzOrder{ID: s.o.CheckoutID, Object: "order",
 		Amount:      tokenzMoney{Amount: s.fig.amount, Currency: s.fig.currency},
-		Description: s.description, CreatedAt: s.t0.UTC().Format(msLayout)}
+		Description: desc, CreatedAt: s.t0.UTC().Format(msLayout)}
 	return mustJSON(env), &Event{EventID: e.id, DedupeKey: e.id, CheckoutID: s.o.CheckoutID, Time: at,
 		Amount: s.fig.amount, Currency: s.fig.currency, Mode: s.fig.mode}
 }
@@ -139,6 +145,7 @@ type yocoPayload struct {
 	Mode                 string      `json:"mode"`
 	Metadata             struct {
 		CheckoutID string `json:"checkoutId"`
+		Note       string `json:"note,omitempty"`
 	} `json:"metadata"`
 }
 
@@ -153,7 +160,7 @@ func (s *story) yocoBody(e *pev) ([]byte, *Event) {
 	at := e.at.UTC().Truncate(time.Millisecond)
 	p := yocoPayload{CreatedDate: e.at.Add(-350 * time.Millisecond).UTC().Format(msLayout),
 		Amount: s.fig.amount, Currency: s.fig.currency, Mode: s.fig.mode}
-	p.Metadata.CheckoutID = s.o.CheckoutID
+	p.Metadata.CheckoutID, p.Metadata.Note = s.o.CheckoutID, s.note
 	if strings.HasPrefix(e.typ, "refund.") {
 		p.ID, p.Type, p.PaymentID, p.Amount = e.refundID, "refund", s.paymentID, e.amount
 		p.Status = strings.TrimPrefix(e.typ, "refund.")
@@ -194,20 +201,22 @@ type tazapayAttempt struct {
 	Method        struct {
 		Type string `json:"type"`
 	} `json:"payment_method_details"`
-	CreatedAt string `json:"created_at"`
+	CreatedAt string            `json:"created_at"`
+	Metadata  map[string]string `json:"metadata,omitempty"`
 }
 
 type tazapayRefund struct {
-	ID             string `json:"id"`
-	Object         string `json:"object"`
-	Payin          string `json:"payin"`
-	Amount         int64  `json:"amount"`
-	Currency       string `json:"currency"`
-	PaymentAttempt string `json:"payment_attempt"`
-	Reason         string `json:"reason"`
-	Status         string `json:"status"`
-	ReferenceID    string `json:"reference_id"`
-	CreatedAt      string `json:"created_at"`
+	ID             string            `json:"id"`
+	Object         string            `json:"object"`
+	Payin          string            `json:"payin"`
+	Amount         int64             `json:"amount"`
+	Currency       string            `json:"currency"`
+	PaymentAttempt string            `json:"payment_attempt"`
+	Reason         string            `json:"reason"`
+	Status         string            `json:"status"`
+	ReferenceID    string            `json:"reference_id"`
+	CreatedAt      string            `json:"created_at"`
+	Metadata       map[string]string `json:"metadata,omitempty"`
 }
 
 type tazapayEnvelope struct {
@@ -218,6 +227,15 @@ type tazapayEnvelope struct {
 	Data      any    `json:"data"`
 }
 
+// metadata is what a body's metadata holds besides its own fields: the
+// note, if any; nil without one.
+func (s *story) metadata() map[string]string {
+	if s.note == "" {
+		return nil
+	}
+	return map[string]string{"note": s.note}
+}
+
 func (s *story) tazapayBody(e *pev) ([]byte, *Event) {
 	env := tazapayEnvelope{Type: e.typ, CreatedAt: e.at.UTC().Format(nanoLayout), ID: e.id, Object: "event"}
 	ev := &Event{EventID: e.id, DedupeKey: e.id, Time: e.at.UTC()}
@@ -226,6 +244,9 @@ func (s *story) tazapayBody(e *pev) ([]byte, *Event) {
 		c := tazapayCheckout{ID: s.checkout, Object: "checkout", Payin: s.payin, InvoiceCurrency: s.fig.currency,
 			Amount: s.fig.amount, Status: e.status, PaymentStatus: e.paymentStatus, ReferenceID: s.o.ID,
 			ExpiresAt: s.expiresAt.UTC().Format(nanoLayout), CreatedAt: s.t0.UTC().Format(nanoLayout), Metadata: map[string]string{}}
+		if s.note != "" {
+			c.Metadata["note"] = s.note
+		}
 		if e.paymentStatus == "paid" {
 			c.AmountPaid = s.fig.amount
 		}
@@ -238,7 +259,7 @@ func (s *story) tazapayBody(e *pev) ([]byte, *Event) {
 	case strings.HasPrefix(e.typ, "payment_attempt."):
 		a := tazapayAttempt{ID: e.attemptID, Object: "payment_attempt", Payin: s.payin, Amount: s.fig.amount * 135 / 100,
 			ChargeCurr: "SGD", FinalCurrency: s.fig.currency, Status: e.status, ReferenceID: s.txRef,
-			CreatedAt: e.at.UTC().Format(nanoLayout)}
+			CreatedAt: e.at.UTC().Format(nanoLayout), Metadata: s.metadata()}
 		a.Method.Type = "card"
 		env.Data = a
 		// An attempt carries no money the adapter reads (it is in the
@@ -247,7 +268,7 @@ func (s *story) tazapayBody(e *pev) ([]byte, *Event) {
 	case strings.HasPrefix(e.typ, "refund."):
 		env.Data = tazapayRefund{ID: e.refundID, Object: "refund", Payin: s.payin, Amount: e.amount, Currency: s.fig.currency,
 			PaymentAttempt: s.paidAttempt, Reason: "Requested by customer", Status: e.status, ReferenceID: s.o.ID,
-			CreatedAt: e.at.UTC().Format(nanoLayout)}
+			CreatedAt: e.at.UTC().Format(nanoLayout), Metadata: s.metadata()}
 		ev.CheckoutID, ev.Refs, ev.Reference = s.payin, []string{s.paidAttempt}, s.o.ID
 		ev.Amount, ev.Currency = e.amount, s.fig.currency
 	}
@@ -286,6 +307,9 @@ func (s *story) tweedBody(e *pev) ([]byte, *Event) {
 	cd := &env.Data.CheckoutData
 	cd.CheckoutID, cd.Quantity, cd.Price = s.checkout, s.quantity, s.o.Amount/int64(s.quantity)/100
 	cd.CustomParams = map[string]string{"orderRef": s.o.ID}
+	if s.note != "" {
+		cd.CustomParams["note"] = s.note
+	}
 	env.Data.Status = e.typ
 	ev := &Event{CheckoutID: s.checkout, Reference: s.o.ID}
 	if e.payment {

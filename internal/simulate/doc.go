@@ -31,4 +31,9 @@
 // independently of the engine and the state machine on purpose: a self-check
 // that reused their code would agree with their bugs. Check compares the
 // truth with what orderstate reported.
+//
+// It is a test tool, not an adapter: it imports all four adapters, as a
+// shop's traffic spans them. It is internal to the module so that the demo
+// (cmd/orderstate) and the load generator (cmd/orderstate-bench) play the
+// same traffic.
 package simulate

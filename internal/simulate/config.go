@@ -38,8 +38,19 @@ type Config struct {
 	DayLength time.Duration
 	// Faults are the rates at which faults are injected.
 	Faults Faults
-	// Mix weighs the providers; equal when nil.
+	// Mix weighs the providers; DefaultMix when nil.
 	Mix map[string]float64
+	// IDPrefix starts every order id; "SO-" when empty. Days played into
+	// one store need prefixes (and seeds) of their own: the same index
+	// gives the same order id, the same seed the same provider ids.
+	IDPrefix string
+	// Filler, when positive, pads every webhook body with a note of about
+	// that many bytes (from 3/4 to 5/4 of it, drawn per order) in a field
+	// the provider's adapter does not read: Tokenz's description, the
+	// metadata of the others. Real bodies weigh 2-3 KB with their line
+	// items and metadata; the simulator's own fields make a few hundred
+	// bytes. The orders are the same with and without it.
+	Filler int
 }
 
 // DefaultDay is the provider-time day a simulation plays when Config.Day is

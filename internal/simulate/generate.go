@@ -31,6 +31,9 @@ func NewGenerator(cfg Config) *Generator {
 	if cfg.Faults == nil {
 		cfg.Faults = DefaultFaults()
 	}
+	if cfg.IDPrefix == "" {
+		cfg.IDPrefix = "SO-"
+	}
 	mix := cfg.Mix
 	if mix == nil {
 		mix = DefaultMix
@@ -65,7 +68,13 @@ func (g *Generator) Orders() []*Order {
 // Order generates order i. It depends only on the seed and i.
 func (g *Generator) Order(i int) *Order {
 	r := rand.New(rand.NewPCG(g.cfg.Seed, uint64(i)))
-	s := &story{g: g, r: r, o: &Order{Index: i, ID: fmt.Sprintf("SO-%06d", i+1)}}
+	s := &story{g: g, r: r, o: &Order{Index: i, ID: fmt.Sprintf("%s%06d", g.cfg.IDPrefix, i+1)}}
+	if n := g.cfg.Filler; n > 0 {
+		// From a stream of its own, so that the order's other draws are
+		// the same as without filler.
+		fr := rand.New(rand.NewPCG(g.cfg.Seed, uint64(i)|1<<63))
+		s.note = filler(n*3/4 + fr.IntN(n/2+1))
+	}
 	slot := g.cfg.DayLength / time.Duration(g.cfg.Orders)
 	s.t0 = g.cfg.Day.Add(time.Duration(i)*slot + time.Duration(r.Int64N(int64(max(slot, time.Millisecond)))))
 	s.o.Provider = g.pickProvider(r.Float64())
@@ -116,6 +125,8 @@ type story struct {
 	requestID      string
 	txHash         string
 	tweedDelivery  bool
+	// note is the filler every body carries (Config.Filler); "" for none.
+	note string
 }
 
 func (s *story) chance(p float64) bool { return s.r.Float64() < p }
