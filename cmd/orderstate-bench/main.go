@@ -34,6 +34,7 @@ type config struct {
 	skipLarge   bool
 	readers     int
 	skipReads   bool
+	skipPG      bool
 	conc        []int
 	out         string
 }
@@ -47,6 +48,7 @@ func main() {
 	flag.BoolVar(&c.skipLarge, "skip-large", false, "skip the large-store measurements")
 	flag.IntVar(&c.readers, "readers", 8, "concurrent order readers during the read measurement")
 	flag.BoolVar(&c.skipReads, "skip-reads", false, "skip the reads-during-ingest measurement")
+	flag.BoolVar(&c.skipPG, "skip-postgres", false, "skip the PostgreSQL measurements (they start a throwaway server of their own)")
 	concurrency := flag.String("concurrency", "1,8,64", "comma-separated concurrencies of the fresh-store ingest runs")
 	flag.StringVar(&c.out, "out", "", "also write the table to this file")
 	flag.Parse()
@@ -210,6 +212,18 @@ func run(ctx context.Context, c config) error {
 			return fmt.Errorf("trim %s back (rm %s* to rebuild it): %w", large, large, err)
 		}
 	}
+	// 5. PostgreSQL: the ceiling this machine's PostgreSQL sets, then
+	// ingest through one replica and through two sharing one database.
+	if !c.skipPG {
+		pgRows, rss, err := benchPostgres(ctx, c, secrets)
+		if err != nil {
+			return fmt.Errorf("postgres: %w", err)
+		}
+		for _, r := range pgRows {
+			add(r)
+		}
+		peakRSS = max(peakRSS, rss)
+	}
 	add(row{"server peak RSS (VmHWM) over all runs", fmt.Sprintf("%.0f MB", float64(peakRSS)/1e6), "", ""})
 	if share, ok := stolenShare(stolen0, readCPUTimes()); ok {
 		add(row{"CPU time the hypervisor gave to other guests", fmt.Sprintf("%.0f%% of the machine's CPU time over the run", 100*share), "",
@@ -353,6 +367,12 @@ func freePort() (string, error) {
 }
 
 func startServer(ctx context.Context, bin, db string, secrets simulate.Secrets) (*server, error) {
+	return startServerIn(ctx, bin, db, filepath.Dir(db), secrets)
+}
+
+// startServerIn starts serve on db (a file or a postgres:// URL), with its
+// reports in dir.
+func startServerIn(ctx context.Context, bin, db, dir string, secrets simulate.Secrets) (*server, error) {
 	addr, err := freePort()
 	if err != nil {
 		return nil, err
@@ -362,7 +382,7 @@ func startServer(ctx context.Context, bin, db string, secrets simulate.Secrets) 
 		Transport: &http.Transport{MaxIdleConns: 512, MaxIdleConnsPerHost: 512, MaxConnsPerHost: 0},
 	}}
 	s.cmd = exec.CommandContext(ctx, bin, "serve", "--addr", addr, "--db", db, "--log-level", "warn",
-		"--sweep-schedule", "@every 1h", "--report-schedule", "@every 24h", "--reports-dir", filepath.Join(filepath.Dir(db), "reports"),
+		"--sweep-schedule", "@every 1h", "--report-schedule", "@every 24h", "--reports-dir", filepath.Join(dir, "reports"),
 		"--max-inflight", "1024")
 	if p := os.Getenv("ORDERSTATE_BENCH_PPROF"); p != "" {
 		s.cmd.Args = append(s.cmd.Args, "--pprof-addr", p)
@@ -486,6 +506,13 @@ func ms(d time.Duration) string { return fmt.Sprintf("%.1f ms", float64(d.Micros
 // ingest posts w's webhooks with conc workers for at most d; side runs
 // alongside for as long.
 func (s *server) ingest(ctx context.Context, w *workload, conc int, d time.Duration, side func(context.Context)) result {
+	return ingest(ctx, []*server{s}, w, conc, d, side)
+}
+
+// ingest posts w's webhooks to servers with conc workers, worker i to
+// server i mod len(servers), as a load balancer in front of replicas
+// would, for at most d; the server CPU is theirs summed.
+func ingest(ctx context.Context, servers []*server, w *workload, conc int, d time.Duration, side func(context.Context)) result {
 	ctx, cancel := context.WithTimeout(ctx, d)
 	defer cancel()
 	var next atomic.Int64
@@ -498,9 +525,17 @@ func (s *server) ingest(ctx context.Context, w *workload, conc int, d time.Durat
 		wg.Add(1)
 		go func() { defer wg.Done(); side(ctx) }()
 	}
+	cpu := func() time.Duration {
+		var sum time.Duration
+		for _, s := range servers {
+			sum += s.cpu()
+		}
+		return sum
+	}
 	start := time.Now()
-	srvCPU0, cliCPU0 := s.cpu(), selfCPU()
-	for range conc {
+	srvCPU0, cliCPU0 := cpu(), selfCPU()
+	for worker := range conc {
+		s := servers[worker%len(servers)]
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -542,7 +577,7 @@ func (s *server) ingest(ctx context.Context, w *workload, conc int, d time.Durat
 	}
 	wg.Wait()
 	elapsed := time.Since(start)
-	srvCPU, cliCPU := s.cpu()-srvCPU0, selfCPU()-cliCPU0
+	srvCPU, cliCPU := cpu()-srvCPU0, selfCPU()-cliCPU0
 	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
 	r := result{n: len(lat), errors: errCount, elapsed: elapsed, firstErr: firstErr,
 		serverCPU: srvCPU.Seconds() / elapsed.Seconds(), clientCPU: cliCPU.Seconds() / elapsed.Seconds()}

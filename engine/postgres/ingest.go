@@ -9,10 +9,21 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/orderstate/orderstate/engine"
 	sm "github.com/orderstate/orderstate/statemachine"
 )
+
+// dbtx is what the write path needs of a transaction: a pgx.Tx, or a
+// pooled connection on which the ingest path runs its own, to send BEGIN
+// and COMMIT in the batches around its statements.
+type dbtx interface {
+	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+	SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults
+}
 
 // orderRow is the stored fold of an order: everything Apply needs.
 type orderRow struct {
@@ -95,7 +106,7 @@ func str(p *string) string {
 
 // loadOrder reads the order matching where, locked for this transaction
 // when lock is set; nil when there is none.
-func loadOrder(ctx context.Context, tx pgx.Tx, lock bool, where string, args ...any) (*orderRow, error) {
+func loadOrder(ctx context.Context, tx dbtx, lock bool, where string, args ...any) (*orderRow, error) {
 	q := `SELECT ` + orderColumns + ` FROM orders o WHERE ` + where
 	if lock {
 		q += ` FOR UPDATE`
@@ -128,22 +139,54 @@ func (db *DB) Ingest(ctx context.Context, ev engine.Event, req *engine.Request) 
 	}
 	var res engine.IngestResult
 	locks := lockIDs(keys)
-	err = db.write(ctx, nil, func(tx pgx.Tx) error {
+	for range attempts {
 		res = engine.IngestResult{}
-		return db.ingest(ctx, tx, locks, ev, dedupe, headers, req.Body, &res)
-	})
+		err = db.ingestOnce(ctx, locks, ev, dedupe, headers, req.Body, &res)
+		if !retryable(err) {
+			break
+		}
+	}
 	if err != nil {
-		return engine.IngestResult{}, err
+		return engine.IngestResult{}, storeError(err, "ingest")
 	}
 	return res, nil
 }
 
-func (db *DB) ingest(ctx context.Context, tx pgx.Tx, locks []int64, ev engine.Event, dedupe, headers, body []byte, res *engine.IngestResult) error {
+// ingestOnce runs one attempt at storing ev in a transaction of its own on
+// a pooled connection: BEGIN goes out with the first reads and COMMIT with
+// the last writes, so a webhook costs three round trips in the common
+// case, not one per statement.
+func (db *DB) ingestOnce(ctx context.Context, locks []int64, ev engine.Event, dedupe, headers, body []byte, res *engine.IngestResult) error {
+	c, err := db.pool.Acquire(ctx)
+	if err != nil {
+		return err
+	}
+	defer c.Release()
+	committed := false
+	defer func() {
+		if committed {
+			return
+		}
+		// A connection that cannot even roll back is broken: it must not
+		// go back to the pool inside a transaction.
+		if _, err := c.Exec(context.WithoutCancel(ctx), "ROLLBACK"); err != nil {
+			c.Conn().Close(context.WithoutCancel(ctx))
+		}
+	}()
+	if err := db.ingest(ctx, c, locks, ev, dedupe, headers, body, res); err != nil {
+		return err
+	}
+	committed = true
+	return nil
+}
+
+func (db *DB) ingest(ctx context.Context, tx dbtx, locks []int64, ev engine.Event, dedupe, headers, body []byte, res *engine.IngestResult) error {
 	now := db.now()
-	// One round trip takes the locks, finds the orders the event's ids
-	// name, and looks for an earlier delivery.
+	// One round trip begins the transaction, takes the locks, finds the
+	// orders the event's ids name, and looks for an earlier delivery.
 	ids := engine.EventIDs(ev)
 	var b pgx.Batch
+	b.Queue("BEGIN")
 	b.Queue(qLock, locks)
 	b.Queue(`SELECT id FROM events WHERE dedupe = $1 AND original_id IS NULL`, dedupe)
 	if len(ids) > 0 {
@@ -151,6 +194,9 @@ func (db *DB) ingest(ctx context.Context, tx pgx.Tx, locks []int64, ev engine.Ev
 	}
 	br := tx.SendBatch(ctx, &b)
 	_, err := br.Exec()
+	if err == nil {
+		_, err = br.Exec()
+	}
 	var origID int64
 	if err == nil {
 		err = br.QueryRow().Scan(&origID)
@@ -176,7 +222,11 @@ func (db *DB) ingest(ctx context.Context, tx pgx.Tx, locks []int64, ev engine.Ev
 		}
 	}
 	if origID != 0 {
-		return db.recordDuplicate(ctx, tx, ev, dedupe, origID, o, merged, now, res)
+		if err := db.recordDuplicate(ctx, tx, ev, dedupe, origID, o, merged, now, res); err != nil {
+			return err
+		}
+		_, err := tx.Exec(ctx, "COMMIT")
+		return err
 	}
 
 	out := sm.Outcome{Result: sm.Ignored}
@@ -191,23 +241,20 @@ func (db *DB) ingest(ctx context.Context, tx pgx.Tx, locks []int64, ev engine.Ev
 	if o != nil {
 		orderRef, fromState, toState = o.ref, string(out.From), string(out.To)
 	}
+	// The second round trip stores the event with its raw body, the
+	// order's new fold, and reads back the facts the rules look at.
 	idsJSON, _ := json.Marshal(ids)
-	var seq int64
-	err = tx.QueryRow(ctx, `INSERT INTO events (order_ref, provider, dedupe, provider_event_id, provider_type, kind, result,
-		from_state, to_state, amount, currency, mode, occurred_at, received_at, out_of_order, unsigned, ids)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17) RETURNING id`,
-		orderRef, ev.Provider, dedupe, ev.EventID, ev.Type, string(ev.Kind), string(out.Result), fromState, toState,
-		ev.Amount, nullString(ev.Currency), nullString(ev.Mode), nullTime(ev.OccurredAt), now, outOfOrder, ev.Unsigned, idsJSON).Scan(&seq)
-	if err != nil {
-		return err
-	}
-	res.Seq, res.Result = seq, out.Result
-	// The body and the order's new fold go together, in one round trip.
 	b = pgx.Batch{}
-	b.Queue(`INSERT INTO raw_events (event_id, headers, body) VALUES ($1, $2, $3)`, seq, headers, body)
-	stateSince := time.Time{}
+	b.Queue(`WITH e AS (INSERT INTO events (order_ref, provider, dedupe, provider_event_id, provider_type, kind, result,
+		from_state, to_state, amount, currency, mode, occurred_at, received_at, out_of_order, unsigned, ids)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17) RETURNING id)
+		INSERT INTO raw_events (event_id, headers, body) SELECT id, $18, $19 FROM e RETURNING event_id`,
+		orderRef, ev.Provider, dedupe, ev.EventID, ev.Type, string(ev.Kind), string(out.Result), fromState, toState,
+		ev.Amount, nullString(ev.Currency), nullString(ev.Mode), nullTime(ev.OccurredAt), now, outOfOrder, ev.Unsigned, idsJSON,
+		headers, body)
+	var withFacts bool
 	if o != nil {
-		stateSince = o.stateSince
+		stateSince := o.stateSince
 		if out.Changed() {
 			stateSince = now
 		}
@@ -215,31 +262,47 @@ func (db *DB) ingest(ctx context.Context, tx pgx.Tx, locks []int64, ev engine.Ev
 			max_occurred = $6, updated_at = $7, state_since = $8, last_event_at = $7 WHERE id = $9`,
 			string(out.To), o.totals.Captured, o.totals.Refunded, o.totals.FullRefund, o.progress.MaxRank,
 			nullTime(o.progress.MaxOccurred), now, stateSince, o.ref)
+		o.state, o.stateSince, o.lastEventAt = out.To, stateSince, now
+		withFacts = true
+		queueFacts(&b, o)
 	}
-	if err := tx.SendBatch(ctx, &b).Close(); err != nil {
+	br = tx.SendBatch(ctx, &b)
+	var seq int64
+	err = br.QueryRow().Scan(&seq)
+	if err == nil && withFacts {
+		_, err = br.Exec()
+	}
+	var facts engine.Facts
+	var status map[string]string
+	if err == nil && withFacts {
+		facts, status, err = scanFacts(br, o)
+	}
+	if cerr := br.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
 		return err
 	}
-	if o == nil {
-		return nil
+	res.Seq, res.Result = seq, out.Result
+	// The third sends what the rules decided, and COMMIT.
+	r := &raiser{now: now}
+	if o != nil {
+		for _, f := range engine.ArrivalFindings(ev, seq, out, outOfOrder) {
+			r.raise(o, f.Kind, seq, f.Detail)
+		}
+		for _, s := range engine.SettledResolutions(ev, out, o.redirectView(), now) {
+			if status[s.Kind] == engine.StatusOpen {
+				r.resolve(o.ref, s.Kind, s.Why)
+			}
+		}
+		r.settleWith(o, seq, facts, status)
+		res.State, res.Anomalies, res.OrderID = out.To, r.kinds, o.shopID()
 	}
-	o.state, o.stateSince, o.lastEventAt = out.To, stateSince, now
-
-	r := &raiser{tx: tx, now: now}
-	for _, f := range engine.ArrivalFindings(ev, seq, out, outOfOrder) {
-		r.raise(ctx, o, f.Kind, seq, f.Detail)
-	}
-	for _, s := range engine.SettledResolutions(ev, out, o.redirectView(), now) {
-		r.resolve(ctx, o.ref, s.Kind, s.Why)
-	}
-	r.settle(ctx, o, seq)
-	if r.err != nil {
-		return r.err
-	}
-	res.State, res.Anomalies, res.OrderID = out.To, r.kinds, o.shopID()
-	return nil
+	r.batch.Queue("COMMIT")
+	return r.flush(ctx, tx)
 }
 
-func (db *DB) recordDuplicate(ctx context.Context, tx pgx.Tx, ev engine.Event, dedupe []byte, origID int64, o *orderRow, merged bool, now time.Time, res *engine.IngestResult) error {
+func (db *DB) recordDuplicate(ctx context.Context, tx dbtx, ev engine.Event, dedupe []byte, origID int64, o *orderRow, merged bool, now time.Time, res *engine.IngestResult) error {
 	var ref any
 	if o != nil {
 		ref = o.ref
@@ -257,14 +320,16 @@ func (db *DB) recordDuplicate(ctx context.Context, tx pgx.Tx, ev engine.Event, d
 	if o == nil {
 		return nil
 	}
-	r := &raiser{tx: tx, now: now}
+	r := &raiser{now: now}
 	f := engine.DuplicateFinding(ev, seq)
-	r.raise(ctx, o, f.Kind, seq, f.Detail)
+	r.raise(o, f.Kind, seq, f.Detail)
 	if merged {
-		r.settle(ctx, o, 0)
+		if err := r.settle(ctx, tx, o, 0); err != nil {
+			return err
+		}
 	}
 	res.State, res.OrderID, res.Anomalies = o.state, o.shopID(), r.kinds
-	return r.err
+	return r.flush(ctx, tx)
 }
 
 // qAliases finds, locked, the orders a provider's ids name, each row led by
@@ -295,7 +360,7 @@ func scanAliases(br pgx.BatchResults) (map[string]*orderRow, error) {
 // carries or by the shop's reference, merging orders it shows to be one and
 // creating an unregistered one when nobody registered it yet. It records
 // every id the event carries as an alias, and returns the order locked.
-func (db *DB) resolveOrder(ctx context.Context, tx pgx.Tx, ev engine.Event, ids []string, found map[string]*orderRow, now time.Time) (*orderRow, bool, error) {
+func (db *DB) resolveOrder(ctx context.Context, tx dbtx, ev engine.Event, ids []string, found map[string]*orderRow, now time.Time) (*orderRow, bool, error) {
 	var err error
 	var o *orderRow
 	var missing []string
@@ -382,7 +447,7 @@ func (db *DB) resolveOrder(ctx context.Context, tx pgx.Tx, ev engine.Event, ids 
 // orders the shop registered separately are never merged. The caller
 // settles the merged order's anomalies once whatever made it merge is
 // stored.
-func (db *DB) merge(ctx context.Context, tx pgx.Tx, first int64, others []int64, now time.Time) (int64, error) {
+func (db *DB) merge(ctx context.Context, tx dbtx, first int64, others []int64, now time.Time) (int64, error) {
 	ids := append([]int64{first}, others...)
 	slices.Sort(ids)
 	rows, err := tx.Query(ctx, `SELECT id, order_id IS NOT NULL FROM orders WHERE id = ANY($1) ORDER BY id FOR UPDATE`, ids)
@@ -441,7 +506,7 @@ func (db *DB) merge(ctx context.Context, tx pgx.Tx, first int64, others []int64,
 // refold recomputes an order's state, totals and progress from its stored
 // events and rewrites what each event did in arrival order, so the merged
 // timeline shows each step.
-func (db *DB) refold(ctx context.Context, tx pgx.Tx, ref int64, now time.Time) error {
+func (db *DB) refold(ctx context.Context, tx dbtx, ref int64, now time.Time) error {
 	o, err := loadOrder(ctx, tx, true, `o.id = $1`, ref)
 	if err != nil {
 		return err
@@ -497,68 +562,73 @@ func (db *DB) refold(ctx context.Context, tx pgx.Tx, ref int64, now time.Time) e
 	return err
 }
 
-// raiser records anomalies within a transaction, keeping the first error.
+// raiser gathers the anomaly writes the rules decide into one batch, sent
+// by flush.
 type raiser struct {
-	tx    pgx.Tx
 	now   time.Time
+	batch pgx.Batch
 	kinds []string
-	err   error
 }
 
 // raise opens an anomaly of kind on the order, or adds the event to the one
 // already there. A resolved or acknowledged anomaly stays closed.
-func (r *raiser) raise(ctx context.Context, o *orderRow, kind string, seq int64, detail string) {
-	r.raiseSeqs(ctx, o, kind, detail, []int64{seq}, seq)
+func (r *raiser) raise(o *orderRow, kind string, seq int64, detail string) {
+	r.raiseSeqs(o, kind, detail, []int64{seq}, seq)
 }
 
 // raiseSeqs opens an anomaly with seqs as its evidence or, when one of its
 // kind exists, counts seq as one more occurrence (none when seq is 0).
-func (r *raiser) raiseSeqs(ctx context.Context, o *orderRow, kind, detail string, seqs []int64, seq int64) {
-	if r.err != nil {
-		return
-	}
+func (r *raiser) raiseSeqs(o *orderRow, kind, detail string, seqs []int64, seq int64) {
 	if seqs == nil || seqs[0] == 0 {
 		seqs = []int64{}
 	}
 	evidence, _ := json.Marshal(seqs)
-	_, err := r.tx.Exec(ctx, `INSERT INTO anomalies (order_ref, kind, status, detail, event_seqs, opened_at, updated_at)
+	r.batch.Queue(`INSERT INTO anomalies (order_ref, kind, status, detail, event_seqs, opened_at, updated_at)
 		VALUES ($1, $2, 'open', $3, $4, $5, $5)
 		ON CONFLICT (order_ref, kind) DO UPDATE SET
 			count = anomalies.count + CASE WHEN $6::bigint > 0 THEN 1 ELSE 0 END,
 			event_seqs = CASE WHEN $6::bigint > 0 THEN anomalies.event_seqs || to_jsonb($6::bigint) ELSE anomalies.event_seqs END,
 			updated_at = CASE WHEN $6::bigint > 0 THEN excluded.updated_at ELSE anomalies.updated_at END`,
 		o.ref, kind, detail, evidence, r.now, seq)
-	if err != nil {
-		r.err = err
-		return
-	}
 	r.kinds = append(r.kinds, kind)
 }
 
 // resolve closes an open anomaly whose condition cleared.
-func (r *raiser) resolve(ctx context.Context, ref int64, kind, resolution string) {
-	if r.err != nil {
-		return
-	}
-	_, r.err = r.tx.Exec(ctx, `UPDATE anomalies SET status = 'resolved', resolved_at = $1, updated_at = $1, resolution = $2
+func (r *raiser) resolve(ref int64, kind, resolution string) {
+	r.batch.Queue(`UPDATE anomalies SET status = 'resolved', resolved_at = $1, updated_at = $1, resolution = $2
 		WHERE order_ref = $3 AND kind = $4 AND status = 'open'`, r.now, resolution, ref, kind)
 }
 
-// facts loads what engine.Assess looks at for the order o and the status
-// of each kind of anomaly the order ever had, in one round trip (lead
-// column 0 an event, 1 an anomaly's kind and status).
-func (r *raiser) facts(ctx context.Context, o *orderRow) (engine.Facts, map[string]string, error) {
+// flush sends what was gathered, in one round trip.
+func (r *raiser) flush(ctx context.Context, tx dbtx) error {
+	if r.batch.Len() == 0 {
+		return nil
+	}
+	err := tx.SendBatch(ctx, &r.batch).Close()
+	r.batch = pgx.Batch{}
+	return err
+}
+
+// queueFacts queues the read of what engine.Assess looks at for the order
+// o and of the status of each kind of anomaly it ever had, as one query
+// (lead column 0 an event, 1 an anomaly's kind and status). Without a
+// registration the rules read the events only for the contradictions, and
+// those mean needs_review.
+func queueFacts(b *pgx.Batch, o *orderRow) {
+	withEvents := o.registered || o.state == sm.NeedsReview
+	b.Queue(`SELECT 0, id, provider, provider_type, kind, amount, COALESCE(currency, ''), COALESCE(mode, ''), ids
+		FROM events WHERE $2 AND order_ref = $1 AND original_id IS NULL
+		UNION ALL SELECT 1, 0, '', '', kind, 0, status, '', NULL FROM anomalies WHERE order_ref = $1`, o.ref, withEvents)
+}
+
+// scanFacts reads queueFacts' answer.
+func scanFacts(br pgx.BatchResults, o *orderRow) (engine.Facts, map[string]string, error) {
 	f := engine.Facts{State: o.state, Redirect: o.redirectView()}
 	if o.registered {
 		f.Registration = &engine.Registration{OrderID: str(o.orderID), Provider: o.provider, CheckoutID: o.checkoutID,
 			Amount: o.totals.Registered, Currency: str(o.currency), Mode: str(o.mode), OtherIDs: o.registeredIDs}
 	}
-	// Without a registration the rules read the events only for the
-	// contradictions, and those mean needs_review.
-	withEvents := f.Registration != nil || f.State == sm.NeedsReview
-	rows, err := r.tx.Query(ctx, `SELECT 0, id, provider, provider_type, kind, amount, COALESCE(currency, ''), COALESCE(mode, ''), ids
-		FROM events WHERE $2 AND order_ref = $1 AND original_id IS NULL
-		UNION ALL SELECT 1, 0, '', '', kind, 0, status, '', NULL FROM anomalies WHERE order_ref = $1`, o.ref, withEvents)
+	rows, err := br.Query()
 	if err != nil {
 		return f, nil, err
 	}
@@ -587,25 +657,34 @@ func (r *raiser) facts(ctx context.Context, o *orderRow) (engine.Facts, map[stri
 	return f, status, rows.Err()
 }
 
-// settle brings the order's order-free anomalies in line with what
-// engine.Assess finds in its facts now, as the SQLite store's settle does.
-func (r *raiser) settle(ctx context.Context, o *orderRow, seq int64) {
-	if r.err != nil {
-		return
+// settle reads the order's facts and gathers what bringing its order-free
+// anomalies in line with them takes; see settleWith.
+func (r *raiser) settle(ctx context.Context, tx dbtx, o *orderRow, seq int64) error {
+	var b pgx.Batch
+	queueFacts(&b, o)
+	br := tx.SendBatch(ctx, &b)
+	facts, status, err := scanFacts(br, o)
+	if cerr := br.Close(); err == nil {
+		err = cerr
 	}
-	facts, status, err := r.facts(ctx, o)
 	if err != nil {
-		r.err = err
-		return
+		return err
 	}
+	r.settleWith(o, seq, facts, status)
+	return nil
+}
+
+// settleWith brings the order's order-free anomalies in line with what
+// engine.Assess finds in its facts, as the SQLite store's settle does.
+func (r *raiser) settleWith(o *orderRow, seq int64, facts engine.Facts, status map[string]string) {
 	found := engine.Assess(facts)
 	for _, f := range found {
 		st, had := status[f.Kind]
 		switch {
 		case !had:
-			r.raiseSeqs(ctx, o, f.Kind, f.Detail, f.Seqs, 0)
+			r.raiseSeqs(o, f.Kind, f.Detail, f.Seqs, 0)
 		case seq > 0 && st == engine.StatusOpen && slices.Contains(f.Seqs, seq):
-			r.raise(ctx, o, f.Kind, seq, f.Detail)
+			r.raise(o, f.Kind, seq, f.Detail)
 		}
 	}
 	for kind, st := range status {
@@ -613,6 +692,6 @@ func (r *raiser) settle(ctx context.Context, o *orderRow, seq int64) {
 			slices.ContainsFunc(found, func(f engine.Finding) bool { return f.Kind == kind }) {
 			continue
 		}
-		r.resolve(ctx, o.ref, kind, engine.Resolution(kind, facts))
+		r.resolve(o.ref, kind, engine.Resolution(kind, facts))
 	}
 }

@@ -39,9 +39,11 @@ func (db *DB) RegisterOrder(ctx context.Context, reg engine.Registration) (*engi
 		if err != nil {
 			return err
 		}
-		r := &raiser{tx: tx, now: db.now()}
-		r.settle(ctx, o, 0)
-		return r.err
+		r := &raiser{now: db.now()}
+		if err := r.settle(ctx, tx, o, 0); err != nil {
+			return err
+		}
+		return r.flush(ctx, tx)
 	})
 	if err != nil {
 		return nil, err
@@ -196,9 +198,11 @@ func (db *DB) ReportRedirect(ctx context.Context, orderID, outcome string) (*eng
 			return err
 		}
 		o.redirect, o.redirectAt = &outcome, now
-		r := &raiser{tx: tx, now: now}
-		r.settle(ctx, o, 0)
-		return r.err
+		r := &raiser{now: now}
+		if err := r.settle(ctx, tx, o, 0); err != nil {
+			return err
+		}
+		return r.flush(ctx, tx)
 	})
 	if err != nil {
 		return nil, err

@@ -45,6 +45,10 @@ type DB struct {
 	log  *slog.Logger
 }
 
+// DefaultPoolSize is the connections a DB keeps open at most, unless the
+// URL's pool_max_conns says otherwise.
+const DefaultPoolSize = 24
+
 // IsURL reports whether a --db value names a PostgreSQL database rather
 // than a SQLite file.
 func IsURL(s string) bool {
@@ -69,6 +73,13 @@ func Open(ctx context.Context, url string, opts Options) (*DB, error) {
 	cfg, err := pgxpool.ParseConfig(url)
 	if err != nil {
 		return nil, engine.Wrap(engine.EINVALID, err, "database URL %s cannot be parsed", redact(url))
+	}
+	if !strings.Contains(url, "pool_max_conns=") {
+		// pgx's default, four on two cores, holds a burst of webhooks to
+		// four commits at a time; PostgreSQL commits many together as
+		// cheaply as one. Three replicas at this size fit in a server's
+		// default hundred connections.
+		cfg.MaxConns = DefaultPoolSize
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {

@@ -19,7 +19,7 @@ import (
 func (db *DB) Sweep(ctx context.Context, fn func(engine.SweepTx) error) error {
 	return db.write(ctx, nil, func(tx pgx.Tx) error {
 		now := db.now()
-		return fn(&sweepTx{ctx: ctx, tx: tx, now: now, r: &raiser{tx: tx, now: now}})
+		return fn(&sweepTx{ctx: ctx, tx: tx, now: now})
 	})
 }
 
@@ -27,7 +27,6 @@ type sweepTx struct {
 	ctx context.Context
 	tx  pgx.Tx
 	now time.Time
-	r   *raiser
 }
 
 func (s *sweepTx) Now() time.Time { return s.now }
@@ -135,8 +134,9 @@ func (s *sweepTx) Resolve(o engine.SweepOrder, kind string, why func(openedAt ti
 	} else if err != nil {
 		return false, storeError(err, "sweep resolve")
 	}
-	s.r.resolve(s.ctx, o.Ref, kind, why(opened.UTC()))
-	return s.r.err == nil, storeError(s.r.err, "sweep resolve")
+	_, err = s.tx.Exec(s.ctx, `UPDATE anomalies SET status = 'resolved', resolved_at = $1, updated_at = $1, resolution = $2
+		WHERE order_ref = $3 AND kind = $4 AND status = 'open'`, s.now, why(opened.UTC()), o.Ref, kind)
+	return err == nil, storeError(err, "sweep resolve")
 }
 
 func (s *sweepTx) Cursor(name string) (time.Time, error) {
