@@ -1,9 +1,10 @@
 // Package storetest is the conformance suite every store passes: the same
-// tests, through engine.Store alone, against the embedded SQLite store and
-// against PostgreSQL. A store's own package runs it from a test:
+// tests, through the interfaces alone (Store: engine.Store, reconcile.Store
+// and what the API reads), against the embedded SQLite store and against
+// PostgreSQL. A store's own package runs it from a test:
 //
 //	func TestConformance(t *testing.T) {
-//		storetest.Run(t, func(t *testing.T, now func() time.Time) engine.Store { ... })
+//		storetest.Run(t, func(t *testing.T, now func() time.Time) storetest.Store { ... })
 //	}
 //
 // What it holds every store to is the product's contract: the state, the

@@ -10,11 +10,28 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/orderstate/orderstate/engine"
+	"github.com/orderstate/orderstate/reconcile"
 	sm "github.com/orderstate/orderstate/statemachine"
 )
 
+// Store is everything a store serves: the ingest path and the order API
+// (engine.Store), the reconciler's sweep, report data and watermarks
+// (reconcile.Store), the stored reports the API lists, and the open
+// anomaly counts /metrics exports.
+type Store interface {
+	engine.Store
+	reconcile.Store
+	// Reports lists stored reports, newest first, without their bodies;
+	// limit <= 0 takes the store's default.
+	Reports(ctx context.Context, limit int) ([]engine.StoredReport, error)
+	// Report returns one stored report with its bodies, or ENOTFOUND.
+	Report(ctx context.Context, id int64) (*engine.StoredReport, error)
+	// OpenAnomalyCounts counts the open anomalies of each kind.
+	OpenAnomalyCounts(ctx context.Context) (map[string]int, error)
+}
+
 // Opener opens a fresh, empty store whose clock is now, closed when t ends.
-type Opener func(t *testing.T, now func() time.Time) engine.Store
+type Opener func(t *testing.T, now func() time.Time) Store
 
 // Run runs the whole suite against the stores open makes.
 func Run(t *testing.T, open Opener) {
