@@ -95,6 +95,7 @@ func typed(e engine.Event, typ string) engine.Event { e.Type = typ; return e }
 // depended on arrival order or a payment was lost between orders; each
 // runs in every arrival order and at every moment of registration.
 func testReviewCases(t *testing.T, open Opener) {
+	t.Parallel()
 	c := NewClock()
 	s := open(t, c.Now)
 	reg := &engine.Registration{Provider: "tazapay", CheckoutID: "C", Amount: 1000, Currency: "USD", Mode: engine.ModeLive}

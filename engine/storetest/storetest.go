@@ -33,10 +33,40 @@ type Store interface {
 // Opener opens a fresh, empty store whose clock is now, closed when t ends.
 type Opener func(t *testing.T, now func() time.Time) Store
 
+// suite lists the tests Run runs, each with a store of its own (or
+// several) from the Opener.
+var suite = []struct {
+	name string
+	test func(t *testing.T, open Opener)
+}{
+	{"ArrivalOrderNeverChangesTheFacts", testArrivalOrder},
+	{"ReviewCases", testReviewCases},
+
+	{"RegisteredOrderReachesPaid", testRegisteredOrderReachesPaid},
+	{"DuplicatesAreCountedNotApplied", testDuplicatesAreCountedNotApplied},
+	{"WebhookBeforeRegistration", testWebhookBeforeRegistration},
+	{"WebhookNamesTheShopOrder", testWebhookNamesTheShopOrder},
+	{"OrderNotFoundSaysWhatWasLookedFor", testOrderNotFound},
+	{"RegisterOrderConflicts", testRegisterOrderConflicts},
+	{"RegisterOrderRefusesControlCharactersInIDs", testRegisterOrderRefusesControlCharacters},
+	{"AnomaliesAtIngest", testAnomaliesAtIngest},
+	{"RedirectMismatch", testRedirectMismatch},
+	{"BadEventsAreRejectedAndNothingIsStored", testBadEventsAreRejected},
+	{"UnknownTypeIsStoredAndIgnored", testUnknownTypeIsStoredAndIgnored},
+	{"ReplayMatchesStoredState", testReplayMatchesStoredState},
+	{"AckAnomaly", testAckAnomaly},
+	{"OrdersStoredApartAreMerged", testOrdersStoredApartAreMerged},
+	{"MergeComparesCarriedEventsWithTheRegistration", testMergeComparesCarriedEvents},
+	{"OtherIDsJoinAnOrderWebhooksMadeApart", testOtherIDsJoinOrders},
+	{"StateSinceMovesOnlyWithTheState", testStateSinceMovesOnlyWithTheState},
+	{"ScenariosEndInTheirStateInAnyArrivalOrder", testScenarios},
+}
+
 // Run runs the whole suite against the stores open makes.
 func Run(t *testing.T, open Opener) {
-	t.Run("ArrivalOrderNeverChangesTheFacts", func(t *testing.T) { testArrivalOrder(t, open) })
-	t.Run("ReviewCases", func(t *testing.T) { testReviewCases(t, open) })
+	for _, tc := range suite {
+		t.Run(tc.name, func(t *testing.T) { tc.test(t, open) })
+	}
 }
 
 // Clock is a settable test clock, safe for concurrent use.
@@ -53,6 +83,9 @@ func (c *Clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
 
 // Add moves the clock on.
 func (c *Clock) Add(d time.Duration) { c.mu.Lock(); c.t = c.t.Add(d); c.mu.Unlock() }
+
+// Set puts the clock at t.
+func (c *Clock) Set(t time.Time) { c.mu.Lock(); c.t = t; c.mu.Unlock() }
 
 func request() *engine.Request {
 	return &engine.Request{Header: http.Header{"Content-Type": {"application/json"}}, Body: []byte(`{}`)}
@@ -87,4 +120,53 @@ func order(t *testing.T, s engine.Store, id string) *engine.Order {
 func ev(provider, id string, kind sm.Kind, checkout string, refs ...string) engine.Event {
 	return engine.Event{Provider: provider, EventID: id, DedupeKey: id, Type: string(kind), Kind: kind, CheckoutID: checkout,
 		Refs: refs, Currency: "USD", Mode: engine.ModeLive}
+}
+
+// event is a tazapay webhook about checkout, live, in USD.
+func event(id string, kind sm.Kind, checkout string, amount int64) engine.Event {
+	return engine.Event{Provider: "tazapay", EventID: id, DedupeKey: id, Type: "test." + string(kind), Kind: kind,
+		CheckoutID: checkout, Amount: amount, Currency: "USD", Mode: engine.ModeLive}
+}
+
+// register registers a live tazapay order; the currency is given in lower
+// case, which the store normalizes.
+func register(t *testing.T, s engine.Store, orderID, checkout string, amount int64) *engine.Order {
+	t.Helper()
+	o, err := s.RegisterOrder(context.Background(), engine.Registration{OrderID: orderID, Provider: "tazapay",
+		CheckoutID: checkout, Amount: amount, Currency: "usd", Mode: engine.ModeLive})
+	require.NoError(t, err, "register %s", orderID)
+	return o
+}
+
+// byKind maps an order's anomalies by kind.
+func byKind(as []engine.Anomaly) map[string]engine.Anomaly {
+	out := map[string]engine.Anomaly{}
+	for _, a := range as {
+		out[a.Kind] = a
+	}
+	return out
+}
+
+// requireCode asserts err carries the engine error code; what says which
+// call it came from.
+func requireCode(t *testing.T, code string, err error, what string) {
+	t.Helper()
+	require.Error(t, err, what)
+	require.Equal(t, code, engine.ErrorCode(err), "%s: %v", what, err)
+}
+
+// sweepRead runs fn in one sweep transaction and returns what it returned.
+// A store may run fn on a goroutine of its own, and more than once (when a
+// transaction it shared is retried), so fn returns an error rather than
+// failing the test, and what it returns is its last run's.
+func sweepRead[T any](t *testing.T, s Store, fn func(tx engine.SweepTx) (T, error)) T {
+	t.Helper()
+	var out T
+	err := s.Sweep(context.Background(), func(tx engine.SweepTx) error {
+		v, err := fn(tx)
+		out = v
+		return err
+	})
+	require.NoError(t, err)
+	return out
 }
