@@ -60,6 +60,16 @@ var suite = []struct {
 	{"OtherIDsJoinAnOrderWebhooksMadeApart", testOtherIDsJoinOrders},
 	{"StateSinceMovesOnlyWithTheState", testStateSinceMovesOnlyWithTheState},
 	{"ScenariosEndInTheirStateInAnyArrivalOrder", testScenarios},
+
+	{"SweepInStatePagesByKey", testSweepInState},
+	{"SweepRedirectedPagesByKey", testSweepRedirected},
+	{"SweepChangedRefs", testSweepChangedRefs},
+	{"SweepOpenRefs", testSweepOpenRefs},
+	{"SweepOrdersLeavesOutGoneRefs", testSweepOrders},
+	{"SweepRaiseOpensOncePerOrderEver", testSweepRaise},
+	{"SweepResolve", testSweepResolve},
+	{"SweepCursorCommitsWithTheTransaction", testSweepCursor},
+	{"SweepErrorRollsBackAndAloneFails", testSweepRollsBack},
 }
 
 // Run runs the whole suite against the stores open makes.
