@@ -70,6 +70,12 @@ var suite = []struct {
 	{"SweepResolve", testSweepResolve},
 	{"SweepCursorCommitsWithTheTransaction", testSweepCursor},
 	{"SweepErrorRollsBackAndAloneFails", testSweepRollsBack},
+
+	{"ReportData", testReportData},
+	{"ReportDataBoundsItsLists", testReportDataBounds},
+	{"StoredReportsRoundTrip", testStoredReports},
+	{"Watermarks", testWatermarks},
+	{"OpenAnomalyCounts", testOpenAnomalyCounts},
 }
 
 // Run runs the whole suite against the stores open makes.
