@@ -76,6 +76,11 @@ var suite = []struct {
 	{"StoredReportsRoundTrip", testStoredReports},
 	{"Watermarks", testWatermarks},
 	{"OpenAnomalyCounts", testOpenAnomalyCounts},
+
+	{"AnomalyFilter", testAnomalyFilter},
+	{"OrderByCheckoutFindsEveryAlias", testOrderByCheckoutFindsEveryAlias},
+	{"ConcurrentRedeliveriesApplyOnce", testConcurrentRedeliveries},
+	{"ConcurrentEventsOfOneOrderFoldToTheirSet", testConcurrentEventsOfOneOrder},
 }
 
 // Run runs the whole suite against the stores open makes.

@@ -1,0 +1,162 @@
+package storetest
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/orderstate/orderstate/engine"
+	sm "github.com/orderstate/orderstate/statemachine"
+)
+
+// Webhooks arrive at once: a provider retries before its first delivery
+// was answered, and sends an order's events in parallel. A store with
+// several writers (replicas sharing one database) must give the same
+// answers as one that serialises them.
+
+// together runs fns at once, as near the same instant as goroutines allow.
+func together(fns ...func()) {
+	var ready, done sync.WaitGroup
+	start := make(chan struct{})
+	for _, fn := range fns {
+		ready.Add(1)
+		done.Go(func() {
+			ready.Done()
+			<-start
+			fn()
+		})
+	}
+	ready.Wait()
+	close(start)
+	done.Wait()
+}
+
+// testConcurrentRedeliveries: the same event delivered many times at once
+// is applied once and counted a duplicate every other time, whether its
+// order was registered, is made by the event, or there is none.
+func testConcurrentRedeliveries(t *testing.T, open Opener) {
+	t.Parallel()
+	ctx, c := context.Background(), NewClock()
+	s := open(t, c.Now)
+	copies, rounds := 16, 8
+	if raceEnabled {
+		copies, rounds = 6, 2
+	}
+	for round := range rounds {
+		for _, variant := range []string{"registered", "unregistered", "no order"} {
+			checkout := fmt.Sprintf("chk_%d_%s", round, variant)
+			ev := event(fmt.Sprintf("evt_%d_%s", round, variant), sm.KindPaid, checkout, 100)
+			switch variant {
+			case "registered":
+				register(t, s, fmt.Sprintf("o_%d", round), checkout, 100)
+			case "no order":
+				ev.Kind, ev.CheckoutID = sm.KindUnknown, ""
+			}
+			results := make([]engine.IngestResult, copies)
+			errs := make([]error, copies)
+			fns := make([]func(), copies)
+			for i := range fns {
+				fns[i] = func() { results[i], errs[i] = s.Ingest(ctx, ev, request()) }
+			}
+			together(fns...)
+			first := 0
+			for i := range copies {
+				require.NoError(t, errs[i], "round %d %s copy %d", round, variant, i)
+				if results[i].Result != sm.Duplicate {
+					first++
+				}
+			}
+			require.Equal(t, 1, first, "round %d %s: one delivery is the event, every other a duplicate", round, variant)
+			if variant == "no order" {
+				continue
+			}
+			o, err := s.OrderByCheckout(ctx, "tazapay", checkout)
+			require.NoError(t, err)
+			require.Equal(t, sm.Paid, o.State)
+			require.Equal(t, int64(100), o.Captured)
+			require.Len(t, o.Events, copies, "round %d %s: one order holds every delivery", round, variant)
+			require.Equal(t, copies-1, byKind(o.Anomalies)[engine.AnomalyDuplicate].Count)
+		}
+	}
+	n, err := s.Replay(ctx, false, func(engine.ReplayDiff) {})
+	require.NoError(t, err)
+	require.Equal(t, 2*rounds, n, "one order per registered or unregistered checkout, none made twice")
+}
+
+// testConcurrentEventsOfOneOrder: an order's distinct events delivered at
+// once, some naming only its payin and the registration among them, fold
+// into the one state statemachine.Decide gives their set.
+func testConcurrentEventsOfOneOrder(t *testing.T, open Opener) {
+	t.Parallel()
+	ctx, c := context.Background(), NewClock()
+	s := open(t, c.Now)
+	rounds := 12
+	if raceEnabled {
+		rounds = 3
+	}
+	r := rand.New(rand.NewPCG(20260301, 2))
+	kinds := []sm.Kind{sm.KindCheckoutCreated, sm.KindPaymentProcessing, sm.KindPaymentAttemptFailed, sm.KindPaid, sm.KindPaid,
+		sm.KindFailed, sm.KindExpired, sm.KindRefunded, sm.KindFailedAfterSettlement, sm.KindInformational}
+	for round := range rounds {
+		orderID, checkout, payin := fmt.Sprintf("SO_%d", round), fmt.Sprintf("chk_%d", round), fmt.Sprintf("pay_%d", round)
+		const amount = 5000
+		var events []engine.Event
+		var facts []sm.Fact
+		for i := range 6 + r.IntN(7) {
+			kind := kinds[r.IntN(len(kinds))]
+			var amt int64
+			switch kind {
+			case sm.KindPaid:
+				amt = amount
+			case sm.KindRefunded:
+				amt = []int64{0, 1000, 2500}[r.IntN(3)]
+			}
+			e := event(fmt.Sprintf("e_%d_%d", round, i), kind, checkout, amt)
+			switch r.IntN(3) {
+			case 0:
+				e.CheckoutID = payin // a payment attempt knows only the payin
+			case 1:
+				e.Refs = []string{payin}
+			}
+			events = append(events, e)
+			facts = append(facts, sm.Fact{Kind: kind, Amount: amt})
+		}
+		reg := engine.Registration{OrderID: orderID, Provider: "tazapay", CheckoutID: checkout, Amount: amount, Currency: "USD",
+			Mode: engine.ModeLive, OtherIDs: []string{payin}}
+		concurrentReg := round%2 == 0
+		if !concurrentReg {
+			_, err := s.RegisterOrder(ctx, reg)
+			require.NoError(t, err)
+		}
+		errs := make([]error, len(events)+1)
+		var fns []func()
+		for i, e := range events {
+			fns = append(fns, func() { _, errs[i] = s.Ingest(ctx, e, request()) })
+		}
+		if concurrentReg {
+			fns = append(fns, func() { _, errs[len(events)] = s.RegisterOrder(ctx, reg) })
+		}
+		together(fns...)
+		for i, err := range errs {
+			require.NoError(t, err, "round %d call %d", round, i)
+		}
+		o := order(t, s, orderID)
+		require.Equal(t, sm.Decide(amount, facts), o.State, "round %d: %v", round, facts)
+		require.Len(t, o.Events, len(events), "round %d: every event is on the order", round)
+		for _, e := range o.Events {
+			require.NotEqual(t, sm.Duplicate, e.Result, "round %d: no event is anyone's duplicate", round)
+		}
+		byPayin, err := s.OrderByCheckout(ctx, "tazapay", payin)
+		require.NoError(t, err)
+		require.Equal(t, o.Ref, byPayin.Ref, "round %d: the payin names the order", round)
+	}
+	var diffs []engine.ReplayDiff
+	n, err := s.Replay(ctx, false, func(d engine.ReplayDiff) { diffs = append(diffs, d) })
+	require.NoError(t, err)
+	require.Equal(t, rounds, n, "no order was left apart")
+	require.Empty(t, diffs)
+}
