@@ -273,6 +273,14 @@ func testRedirectMismatch(t *testing.T, open Opener) {
 	require.Equal(t, c.Now(), o.Redirect.At)
 	ingest(t, s, event("a", sm.KindExpired, "c", 0))
 	require.Contains(t, byKind(order(t, s, "o").Anomalies), engine.AnomalyRedirectMismatch)
+
+	// The other way round: the webhook first, then a redirect that
+	// contradicts it, whose answer shows the mismatch.
+	register(t, s, "o2", "c2", 100)
+	ingest(t, s, event("b", sm.KindPaid, "c2", 100))
+	o, err = s.ReportRedirect(ctx, "o2", engine.RedirectCancel)
+	require.NoError(t, err)
+	require.Contains(t, byKind(o.Anomalies), engine.AnomalyRedirectMismatch, "cancelled, yet paid")
 }
 
 // testBadEventsAreRejected: an event unfit to store is refused whole. What

@@ -105,6 +105,8 @@ func testReportData(t *testing.T, open Opener) {
 
 	at(5, 10)
 	h.reject(map[[2]string]int{{"tazapay", "signature"}: 3, {"yoco", "malformed"}: 1, {"nopay", "signature"}: 4})
+	at(5, 50)
+	h.reject(map[[2]string]int{{"yoco", "malformed"}: 1}) // adds to the hour's count
 
 	at(8, 0) // the happy path, one webhook redelivered
 	h.register("paid", "tazapay", "chk_paid", 4999, "USD")
@@ -230,7 +232,7 @@ func testReportData(t *testing.T, open Opener) {
 		{Provider: "tokenz", Events: 1, UnknownTypes: none, Rejected: none, Lags: []time.Duration{45 * time.Second}},
 		{Provider: "tweed", Events: 3, OutOfOrder: 1, UnknownTypes: none, Rejected: none,
 			Lags: []time.Duration{3 * time.Second, 4 * time.Second, 2 * time.Minute}},
-		{Provider: "yoco", Events: 2, Unsigned: 1, UnknownTypes: none, Rejected: map[string]int{"malformed": 1},
+		{Provider: "yoco", Events: 2, Unsigned: 1, UnknownTypes: none, Rejected: map[string]int{"malformed": 2},
 			Lags: []time.Duration{700 * time.Millisecond, time.Second}},
 	}, got, "per provider, sorted; a redelivery is counted but has no lag; rejections by the hour they end in")
 
