@@ -22,13 +22,29 @@ func testRegisteredOrderReachesPaid(t *testing.T, open Opener) {
 	s := open(t, c.Now)
 	register(t, s, "order_1", "chk_1", 4999)
 
+	var seqs []int64
+	var received []time.Time
 	for _, ev := range []engine.Event{event("e1", sm.KindCheckoutCreated, "chk_1", 0), event("e2", sm.KindPaymentProcessing, "chk_1", 0), event("e3", sm.KindPaid, "chk_1", 4999)} {
 		c.Add(time.Second)
+		if ev.Kind == sm.KindPaid {
+			ev.OccurredAt = c.Now().Add(-1500 * time.Millisecond)
+		}
 		res := ingest(t, s, ev)
 		require.Equal(t, sm.Applied, res.Result)
 		require.Equal(t, "order_1", res.OrderID)
+		require.Equal(t, ev.Kind == sm.KindPaid, res.State == sm.Paid)
+		seqs, received = append(seqs, res.Seq), append(received, c.Now())
 	}
 	o := order(t, s, "order_1")
+	for i, e := range o.Events {
+		require.Equal(t, seqs[i], e.Seq, "the timeline is in arrival order, by the seq each ingest answered")
+		require.Equal(t, received[i], e.ReceivedAt)
+		require.Equal(t, fmt.Sprintf("e%d", i+1), e.ProviderEventID)
+	}
+	require.Nil(t, o.Events[0].OccurredAt, "no provider time")
+	require.NotNil(t, o.Events[2].OccurredAt)
+	require.Equal(t, received[2].Add(-1500*time.Millisecond), *o.Events[2].OccurredAt)
+	require.Equal(t, int64(4999), o.Events[2].Amount)
 	require.Equal(t, sm.Paid, o.State)
 	require.Equal(t, "USD", o.Currency, "the registered currency is kept upper-case")
 	require.Equal(t, int64(4999), o.Captured)
@@ -439,6 +455,8 @@ func testOrdersStoredApartAreMerged(t *testing.T, open Opener) {
 	o := order(t, s, "order_1")
 	require.Equal(t, sm.Paid, o.State)
 	require.Len(t, o.Events, 2)
+	require.Equal(t, []string{"att", "paid"}, []string{o.Events[0].ProviderEventID, o.Events[1].ProviderEventID},
+		"one timeline, in arrival order")
 	byPayin, err := s.OrderByCheckout(ctx, "tazapay", "pay_1")
 	require.NoError(t, err)
 	require.Equal(t, "order_1", byPayin.OrderID)

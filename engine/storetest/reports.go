@@ -102,6 +102,8 @@ func testReportData(t *testing.T, open Opener) {
 	h.reject(map[[2]string]int{{"tazapay", "signature"}: 5}) // the hour that ends as the period starts
 	at(2, 30)
 	require.True(t, raise(t, h.s, old.Ref, engine.AnomalyStuck))
+	at(3, 0) // as the period starts: in it
+	h.register("early", "tokenz", "chk_early", 500, "USD")
 
 	at(5, 10)
 	h.reject(map[[2]string]int{{"tazapay", "signature"}: 3, {"yoco", "malformed"}: 1, {"nopay", "signature"}: 4})
@@ -163,8 +165,11 @@ func testReportData(t *testing.T, open Opener) {
 
 	h.c.Set(day(2, 2, 30))
 	h.reject(map[[2]string]int{{"tazapay", "signature"}: 2}) // the hour that ends as the period does
+	// As the period ends: after it.
+	h.c.Set(until)
+	h.ingest(h.webhook("tazapay", "ghost_late", sm.KindPaid, "chk_late", 700, time.Second))
 	h.c.Set(day(2, 3, 10))
-	h.reject(map[[2]string]int{{"tazapay", "signature"}: 7}) // after it
+	h.reject(map[[2]string]int{{"tazapay", "signature"}: 7})
 
 	d, err := h.s.ReportData(h.ctx, engine.ReportQuery{Since: since, Until: until})
 	require.NoError(t, err)
@@ -173,11 +178,13 @@ func testReportData(t *testing.T, open Opener) {
 
 	require.ElementsMatch(t, []engine.StateCount{
 		{Provider: "tazapay", State: sm.Paid, Count: 2}, {Provider: "tokenz", State: sm.Paid, Count: 1},
+		{Provider: "tokenz", State: sm.Pending, Count: 1},
 		{Provider: "tweed", State: sm.NeedsReview, Count: 1}, {Provider: "yoco", State: sm.Paid, Count: 2},
 		{Provider: "yoco", State: sm.Pending, Count: 1},
 	}, d.Reached, "orders that reached their state in the period; old has been pending since before it")
 	require.ElementsMatch(t, []engine.StateCount{
-		{Provider: "tazapay", State: sm.Pending, Count: 1}, {Provider: "yoco", State: sm.Pending, Count: 1},
+		{Provider: "tazapay", State: sm.Pending, Count: 1}, {Provider: "tokenz", State: sm.Pending, Count: 1},
+		{Provider: "yoco", State: sm.Pending, Count: 1},
 	}, d.InFlight, "in flight now, however long ago they started")
 
 	var listed []string

@@ -329,6 +329,17 @@ func testSweepOrders(t *testing.T, open Opener) {
 	}
 	none := sweepRead(t, s, func(tx engine.SweepTx) ([]engine.SweepOrder, error) { return tx.Orders(nil) })
 	require.Empty(t, none)
+
+	// More refs than a statement may bind at once, most of them of no
+	// order: the same three, in order.
+	many := slices.Clone(refs)
+	for ref := int64(1); ref <= 1200; ref++ {
+		many = append(many, ref)
+	}
+	slices.Sort(many)
+	many = slices.Compact(many)
+	got = sweepRead(t, s, func(tx engine.SweepTx) ([]engine.SweepOrder, error) { return tx.Orders(many) })
+	require.Equal(t, kept, refsOf(got))
 }
 
 // testSweepRaise: Raise opens an anomaly of a kind once per order, ever:
