@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -170,4 +171,113 @@ func testConcurrentEventsOfOneOrder(t *testing.T, open Opener) {
 	require.NoError(t, err)
 	require.Equal(t, rounds, n, "no order was left apart")
 	require.Empty(t, diffs)
+}
+
+// testConcurrentRegistrations: a shop retrying a registration registers
+// one order; two orders registered on one checkout at once are one order
+// and one conflict, never two orders or a failure of the store.
+func testConcurrentRegistrations(t *testing.T, open Opener) {
+	t.Parallel()
+	ctx, c := context.Background(), NewClock()
+	s := open(t, c.Now)
+	copies, rounds := 8, 6
+	if raceEnabled {
+		copies, rounds = 4, 2
+	}
+	for round := range rounds {
+		checkout := fmt.Sprintf("chk_%d", round)
+		// Retries of one registration, and a webhook for its checkout.
+		errs := make([]error, copies+1)
+		fns := []func(){func() {
+			_, errs[copies] = s.Ingest(ctx, event(fmt.Sprintf("e_%d", round), sm.KindPaid, checkout, 100), request())
+		}}
+		for i := range copies {
+			fns = append(fns, func() {
+				_, errs[i] = s.RegisterOrder(ctx, engine.Registration{OrderID: fmt.Sprintf("o_%d", round), Provider: "tazapay",
+					CheckoutID: checkout, Amount: 100, Currency: "USD"})
+			})
+		}
+		together(fns...)
+		for i, err := range errs {
+			require.NoError(t, err, "round %d call %d", round, i)
+		}
+		o := order(t, s, fmt.Sprintf("o_%d", round))
+		require.Equal(t, sm.Paid, o.State)
+		require.Len(t, o.Events, 1)
+
+		// Two orders on one checkout, several times each.
+		other := fmt.Sprintf("chk_x%d", round)
+		ids := []string{fmt.Sprintf("a_%d", round), fmt.Sprintf("b_%d", round)}
+		codes := make([]string, 2*copies)
+		fns = fns[:0]
+		for i := range 2 * copies {
+			fns = append(fns, func() {
+				_, err := s.RegisterOrder(ctx, engine.Registration{OrderID: ids[i%2], Provider: "tazapay", CheckoutID: other,
+					Amount: 100, Currency: "USD"})
+				codes[i] = engine.ErrorCode(err)
+			})
+		}
+		together(fns...)
+		winner, err := s.OrderByCheckout(ctx, "tazapay", other)
+		require.NoError(t, err)
+		for i, code := range codes {
+			if ids[i%2] == winner.OrderID {
+				require.Empty(t, code, "round %d: %s registered", round, ids[i%2])
+			} else {
+				require.Equal(t, engine.ECONFLICT, code, "round %d: the checkout is %s's", round, winner.OrderID)
+			}
+		}
+		loser := ids[0]
+		if winner.OrderID == ids[0] {
+			loser = ids[1]
+		}
+		_, err = s.Order(ctx, loser)
+		requireCode(t, engine.ENOTFOUND, err, "the order that lost")
+	}
+	n, err := s.Replay(ctx, false, func(engine.ReplayDiff) {})
+	require.NoError(t, err)
+	require.Equal(t, 2*rounds, n)
+}
+
+// testConcurrentCounts: rejection counts written at once for one hour add
+// up, and acknowledgements made at once each keep their note.
+func testConcurrentCounts(t *testing.T, open Opener) {
+	t.Parallel()
+	h := newShop(t, open)
+	writers := 16
+	if raceEnabled {
+		writers = 6
+	}
+	from := h.c.Now()
+	fns := make([]func(), writers)
+	errs := make([]error, writers)
+	for i := range fns {
+		fns[i] = func() {
+			errs[i] = h.s.RecordRejections(h.ctx, from.Add(time.Duration(i)*time.Second),
+				map[[2]string]int{{"tazapay", "signature"}: 1, {"tazapay", "malformed"}: i})
+		}
+	}
+	together(fns...)
+	for _, err := range errs {
+		require.NoError(t, err)
+	}
+	h.register("o", "tazapay", "chk_o", 100, "USD")
+	h.ingest(event("o_paid", sm.KindPaid, "chk_o", 150))
+	id := h.anomaly("o", engine.AnomalyAmountMismatch).ID
+	for i := range fns {
+		fns[i] = func() { _, errs[i] = h.s.AckAnomaly(h.ctx, id, fmt.Sprintf("note %02d", i)) }
+	}
+	together(fns...)
+	for _, err := range errs {
+		require.NoError(t, err)
+	}
+
+	d, err := h.s.ReportData(h.ctx, engine.ReportQuery{Since: from, Until: from.Add(2 * time.Hour)})
+	require.NoError(t, err)
+	require.NotEmpty(t, d.Activity)
+	require.Equal(t, map[string]int{"signature": writers, "malformed": writers * (writers - 1) / 2}, d.Activity[0].Rejected)
+	note := h.anomaly("o", engine.AnomalyAmountMismatch).Note
+	for i := range writers {
+		require.Contains(t, note, fmt.Sprintf("note %02d", i), "every ack's note is kept")
+	}
 }

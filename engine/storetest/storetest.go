@@ -81,6 +81,8 @@ var suite = []struct {
 	{"OrderByCheckoutFindsEveryAlias", testOrderByCheckoutFindsEveryAlias},
 	{"ConcurrentRedeliveriesApplyOnce", testConcurrentRedeliveries},
 	{"ConcurrentEventsOfOneOrderFoldToTheirSet", testConcurrentEventsOfOneOrder},
+	{"ConcurrentRegistrationsMakeOneOrder", testConcurrentRegistrations},
+	{"ConcurrentRejectionCountsAndAcksAddUp", testConcurrentCounts},
 }
 
 // Run runs the whole suite against the stores open makes.
