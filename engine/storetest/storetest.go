@@ -61,7 +61,8 @@ var suite = []struct {
 	{"MergeComparesCarriedEventsWithTheRegistration", testMergeComparesCarriedEvents},
 	{"OtherIDsJoinAnOrderWebhooksMadeApart", testOtherIDsJoinOrders},
 	{"StateSinceMovesOnlyWithTheState", testStateSinceMovesOnlyWithTheState},
-	{"PingThenCloseRefusesWrites", testClose},
+	{"PingThenCloseTwice", testPingThenClose},
+	{"ClosedStoreAnswersRetry", testClosedStoreAnswersRetry},
 	{"ScenariosEndInTheirStateInAnyArrivalOrder", testScenarios},
 
 	{"SweepInStatePagesByKey", testSweepInState},
