@@ -11,5 +11,11 @@
 // amounts and the order-free anomalies depend on the set of facts only,
 // whatever order they arrive in, however orders were merged and whenever
 // the shop registered; a redelivery is counted, never applied; bad input
-// changes nothing.
+// changes nothing; and what the reconciler, the reports, the API and the
+// metrics read of a store means the same on every store.
+//
+// A test of a behaviour the stores get wrong today says so and is skipped,
+// unless ORDERSTATE_STORETEST_KNOWN_BUGS is set:
+//
+//	ORDERSTATE_STORETEST_KNOWN_BUGS=1 go test -run TestConformance ./engine/sqlite
 package storetest
