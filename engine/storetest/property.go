@@ -166,6 +166,7 @@ type outcome struct {
 // reference, and asserts the outcome is one per set, and that the state is
 // what statemachine.Decide makes of the events the order holds.
 func testArrivalOrder(t *testing.T, open Opener) {
+	t.Parallel()
 	c := NewClock()
 	s := open(t, c.Now)
 	ctx := context.Background()
