@@ -7,7 +7,6 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/orderstate/orderstate/engine"
 	"github.com/orderstate/orderstate/engine/postgres"
 	"github.com/orderstate/orderstate/engine/postgres/pgtest"
 	"github.com/orderstate/orderstate/engine/storetest"
@@ -26,5 +25,5 @@ func open(t testing.TB, now func() time.Time) *postgres.DB {
 
 func TestConformance(t *testing.T) {
 	t.Parallel()
-	storetest.Run(t, func(t *testing.T, now func() time.Time) engine.Store { return open(t, now) })
+	storetest.Run(t, func(t *testing.T, now func() time.Time) storetest.Store { return open(t, now) })
 }

@@ -157,6 +157,9 @@ func (db *DB) Ingest(ctx context.Context, ev engine.Event, req *engine.Request) 
 // the last writes, so a webhook costs three round trips in the common
 // case, not one per statement.
 func (db *DB) ingestOnce(ctx context.Context, locks []int64, ev engine.Event, dedupe, headers, body []byte, res *engine.IngestResult) error {
+	if err := db.closedError(); err != nil {
+		return err
+	}
 	c, err := db.pool.Acquire(ctx)
 	if err != nil {
 		return err
@@ -683,6 +686,13 @@ func (r *raiser) settleWith(o *orderRow, seq int64, facts engine.Facts, status m
 		switch {
 		case !had:
 			r.raiseSeqs(o, f.Kind, f.Detail, f.Seqs, 0)
+		case st == engine.StatusResolved:
+			// New facts made it hold again; see the SQLite store's settle.
+			evidence, _ := json.Marshal(f.Seqs)
+			r.batch.Queue(`UPDATE anomalies SET status = 'open', resolved_at = NULL, resolution = NULL, detail = $1,
+				event_seqs = $2, count = count + 1, updated_at = $3 WHERE order_ref = $4 AND kind = $5 AND status = 'resolved'`,
+				f.Detail, evidence, r.now, o.ref, f.Kind)
+			r.kinds = append(r.kinds, f.Kind)
 		case seq > 0 && st == engine.StatusOpen && slices.Contains(f.Seqs, seq):
 			r.raise(o, f.Kind, seq, f.Detail)
 		}

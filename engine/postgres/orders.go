@@ -236,6 +236,9 @@ func (db *DB) OrderByCheckout(ctx context.Context, provider, checkoutID string) 
 
 // read runs fn in a read-only transaction that sees one snapshot.
 func (db *DB) read(ctx context.Context, fn func(pgx.Tx) error) error {
+	if err := db.closedError(); err != nil {
+		return err
+	}
 	err := pgx.BeginTxFunc(ctx, db.pool, pgx.TxOptions{AccessMode: pgx.ReadOnly, IsoLevel: pgx.RepeatableRead}, fn)
 	return storeError(err, "read")
 }

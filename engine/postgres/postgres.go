@@ -13,6 +13,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -39,10 +40,11 @@ type Options struct {
 // serialises on the order it touches in the database, not in memory, so
 // any number of processes may share one database.
 type DB struct {
-	url  string
-	pool *pgxpool.Pool
-	now  func() time.Time
-	log  *slog.Logger
+	url    string
+	pool   *pgxpool.Pool
+	now    func() time.Time
+	log    *slog.Logger
+	closed atomic.Bool
 }
 
 // DefaultPoolSize is the connections a DB keeps open at most, unless the
@@ -147,9 +149,19 @@ func (db *DB) migrate(ctx context.Context) error {
 	return nil
 }
 
-// Close closes the pool.
+// Close closes the pool; calls after it answer ESHUTDOWN, a code that
+// makes the caller retry, as a provider does on the 503 it maps to.
 func (db *DB) Close() error {
-	db.pool.Close()
+	if db.closed.CompareAndSwap(false, true) {
+		db.pool.Close()
+	}
+	return nil
+}
+
+func (db *DB) closedError() error {
+	if db.closed.Load() {
+		return engine.Errorf(engine.ESHUTDOWN, "orderstate is shutting down; retry")
+	}
 	return nil
 }
 
@@ -174,6 +186,9 @@ const attempts = 8
 // provider ids and shop references it is about, so two replicas handling
 // events of one order take turns. fn may run more than once.
 func (db *DB) write(ctx context.Context, keys []string, fn func(pgx.Tx) error) error {
+	if err := db.closedError(); err != nil {
+		return err
+	}
 	locks := lockIDs(keys)
 	var err error
 	for range attempts {

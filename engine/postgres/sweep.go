@@ -158,6 +158,9 @@ func (s *sweepTx) SetCursor(name string, at time.Time) error {
 // connection of its own, so the lease ends with the process that holds it
 // and another replica takes the job over at its next tick.
 func (db *DB) Lead(ctx context.Context, job string) (func(), bool, error) {
+	if err := db.closedError(); err != nil {
+		return nil, false, err
+	}
 	conn, err := db.pool.Acquire(ctx)
 	if err != nil {
 		return nil, false, storeError(err, "take the job's lease")

@@ -69,9 +69,11 @@ func (r *raiser) facts(ctx context.Context, o *orderRow) (engine.Facts, map[stri
 
 // settle brings the order's order-free anomalies in line with what
 // engine.Assess finds in its facts now: it raises the ones found that were
-// never raised, adds seq to the evidence of those it shows again, and
-// resolves the open ones that no longer hold. An anomaly resolved or
-// acknowledged before stays so: one of a kind per order, ever.
+// never raised, adds seq to the evidence of those it shows again, reopens
+// those it resolved when they hold again (new facts can make a finding
+// hold again: a second payment through a checkout the shop never
+// registered, after an event tied the first to it), and resolves the open
+// ones that no longer hold. One a person acknowledged stays acknowledged.
 func (r *raiser) settle(ctx context.Context, o *orderRow, seq int64) {
 	if r.err != nil {
 		return
@@ -87,6 +89,8 @@ func (r *raiser) settle(ctx context.Context, o *orderRow, seq int64) {
 		switch {
 		case !had:
 			r.raiseFinding(ctx, o, f)
+		case st == engine.StatusResolved:
+			r.reopen(ctx, o, f)
 		case seq > 0 && st == engine.StatusOpen && slices.Contains(f.Seqs, seq):
 			r.raise(ctx, o, f.Kind, seq, f.Detail)
 		}
@@ -98,6 +102,21 @@ func (r *raiser) settle(ctx context.Context, o *orderRow, seq int64) {
 		}
 		r.resolve(ctx, o.ref, kind, engine.Resolution(kind, facts))
 	}
+}
+
+// reopen opens again an anomaly the rules resolved, with what shows it now.
+func (r *raiser) reopen(ctx context.Context, o *orderRow, f engine.Finding) {
+	if r.err != nil {
+		return
+	}
+	_, err := r.tx.ExecContext(ctx, `UPDATE anomalies SET status = 'open', resolved_at = NULL, resolution = NULL, detail = ?,
+		event_seqs = ?, count = count + 1, updated_at = ? WHERE order_ref = ? AND kind = ? AND status = 'resolved'`,
+		f.Detail, seqsJSON(f.Seqs), formatTime(r.now), o.ref, f.Kind)
+	if err != nil {
+		r.err = storeError(err, "reopen anomaly")
+		return
+	}
+	r.kinds = append(r.kinds, f.Kind)
 }
 
 // raiseFinding opens an anomaly with all the events that show it.

@@ -307,6 +307,9 @@ func (db *DB) OrderByCheckout(ctx context.Context, provider, checkoutID string) 
 // orderView returns nil and no error when no order matches: only the
 // caller knows how to name what it looked for.
 func (db *DB) orderView(ctx context.Context, where string, args ...any) (*engine.Order, error) {
+	if err := db.closedError(); err != nil {
+		return nil, err
+	}
 	stx, err := db.read.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
 	if err != nil {
 		return nil, storeError(err, "read order")
@@ -370,6 +373,9 @@ func timeline(ctx context.Context, tx querier, ref int64) ([]engine.Entry, error
 
 // Anomalies lists anomalies matching f, newest first.
 func (db *DB) Anomalies(ctx context.Context, f engine.AnomalyFilter) ([]engine.Anomaly, error) {
+	if err := db.closedError(); err != nil {
+		return nil, err
+	}
 	tx, err := db.read.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
 	if err != nil {
 		return nil, storeError(err, "read anomalies")
@@ -529,6 +535,9 @@ func addNote(notes, note string) string {
 // fix, it also writes the replayed state. It returns the number of orders
 // checked.
 func (db *DB) Replay(ctx context.Context, fix bool, fn func(engine.ReplayDiff)) (int, error) {
+	if err := db.closedError(); err != nil {
+		return 0, err
+	}
 	tx, err := db.read.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
 	if err != nil {
 		return 0, storeError(err, "replay")

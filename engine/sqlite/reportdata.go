@@ -23,6 +23,9 @@ const anomalyColumns = `a.id, a.kind, a.status, a.detail, a.event_seqs, a.count,
 // index range (the period, or the open anomalies), so its cost follows the
 // period's traffic and the open backlog, not the size of the store.
 func (db *DB) ReportData(ctx context.Context, q engine.ReportQuery) (*engine.ReportData, error) {
+	if err := db.closedError(); err != nil {
+		return nil, err
+	}
 	if q.MaxPerKind <= 0 {
 		q.MaxPerKind = 200
 	}

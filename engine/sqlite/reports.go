@@ -27,6 +27,9 @@ func (db *DB) SaveReport(ctx context.Context, r engine.StoredReport) (int64, err
 
 // Reports lists stored reports, newest first, without their bodies.
 func (db *DB) Reports(ctx context.Context, limit int) ([]engine.StoredReport, error) {
+	if err := db.closedError(); err != nil {
+		return nil, err
+	}
 	if limit <= 0 {
 		limit = 100
 	}
@@ -50,6 +53,9 @@ func (db *DB) Reports(ctx context.Context, limit int) ([]engine.StoredReport, er
 
 // Report returns one stored report with its renderings. Returns ENOTFOUND.
 func (db *DB) Report(ctx context.Context, id int64) (*engine.StoredReport, error) {
+	if err := db.closedError(); err != nil {
+		return nil, err
+	}
 	var r engine.StoredReport
 	var c, s, e sql.NullString
 	err := db.read.QueryRowContext(ctx, `SELECT id, created_at, period_start, period_end, json, markdown, html FROM reports WHERE id = ?`, id).
@@ -65,6 +71,9 @@ func (db *DB) Report(ctx context.Context, id int64) (*engine.StoredReport, error
 
 // Watermark returns when the named job last completed (zero if never).
 func (db *DB) Watermark(ctx context.Context, name string) (time.Time, error) {
+	if err := db.closedError(); err != nil {
+		return time.Time{}, err
+	}
 	var at sql.NullString
 	err := db.read.QueryRowContext(ctx, `SELECT at FROM watermarks WHERE name = ?`, name).Scan(&at)
 	if errors.Is(err, sql.ErrNoRows) {

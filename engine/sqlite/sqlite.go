@@ -305,6 +305,18 @@ func (db *DB) Close() error {
 	return err
 }
 
+// closedError is ESHUTDOWN once Close has begun: a read then answers the
+// same retry-later code a write does, not the driver's "database is
+// closed", which would be an internal error.
+func (db *DB) closedError() error {
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	if db.stopping {
+		return engine.Errorf(engine.ESHUTDOWN, "orderstate is shutting down; retry")
+	}
+	return nil
+}
+
 // Path is the database file.
 func (db *DB) Path() string { return db.path }
 

@@ -6,6 +6,9 @@ import "context"
 // reads only the (status, kind) index, so a metrics scrape stays cheap
 // however many anomalies the store holds.
 func (db *DB) OpenAnomalyCounts(ctx context.Context) (map[string]int, error) {
+	if err := db.closedError(); err != nil {
+		return nil, err
+	}
 	rows, err := db.read.QueryContext(ctx, `SELECT kind, COUNT(*) FROM anomalies INDEXED BY anomalies_status
 		WHERE status = 'open' GROUP BY kind`)
 	if err != nil {

@@ -13,9 +13,4 @@
 // the shop registered; a redelivery is counted, never applied; bad input
 // changes nothing; and what the reconciler, the reports, the API and the
 // metrics read of a store means the same on every store.
-//
-// A test of a behaviour the stores get wrong today says so and is skipped,
-// unless ORDERSTATE_STORETEST_KNOWN_BUGS is set:
-//
-//	ORDERSTATE_STORETEST_KNOWN_BUGS=1 go test -run TestConformance ./engine/sqlite
 package storetest

@@ -593,8 +593,6 @@ func testPingThenClose(t *testing.T, open Opener) {
 // 503 and comes again, and so does a shop's read during a shutdown.
 func testClosedStoreAnswersRetry(t *testing.T, open Opener) {
 	t.Parallel()
-	knownBug(t, "after Close, PostgreSQL answers every call internal (\"closed pool\"), and SQLite answers reads internal "+
-		"(\"sql: database is closed\") where its writes answer shutting_down")
 	ctx, c := context.Background(), NewClock()
 	s := open(t, c.Now)
 	register(t, s, "o", "c", 100)

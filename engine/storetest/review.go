@@ -215,8 +215,6 @@ func testReviewCases(t *testing.T, open Opener) {
 // in every arrival order.
 func testCheckoutMismatchAfterATie(t *testing.T, open Opener) {
 	t.Parallel()
-	knownBug(t, "a checkout_mismatch resolved when checkout.created tied the payin is never raised again for a "+
-		"payment on another checkout that arrives after the tie: it is held or not depending on arrival order")
 	c := NewClock()
 	s := open(t, c.Now)
 	reg := &engine.Registration{Provider: "tazapay", CheckoutID: "C", Amount: 1000, Currency: "USD", Mode: engine.ModeLive}

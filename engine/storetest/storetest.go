@@ -3,7 +3,6 @@ package storetest
 import (
 	"context"
 	"net/http"
-	"os"
 	"sync"
 	"testing"
 	"time"
@@ -196,14 +195,4 @@ func sweepRead[T any](t *testing.T, s Store, fn func(tx engine.SweepTx) (T, erro
 	})
 	require.NoError(t, err)
 	return out
-}
-
-// knownBug skips a test that the stores fail today, saying what is wrong,
-// unless ORDERSTATE_STORETEST_KNOWN_BUGS is set: the suite stays green
-// while the failure is one variable away, for whoever fixes it.
-func knownBug(t *testing.T, what string) {
-	t.Helper()
-	if os.Getenv("ORDERSTATE_STORETEST_KNOWN_BUGS") == "" {
-		t.Skipf("known store bug (set ORDERSTATE_STORETEST_KNOWN_BUGS=1 to run): %s", what)
-	}
 }
