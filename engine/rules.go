@@ -196,6 +196,41 @@ func Assess(f Facts) []Finding {
 	return out
 }
 
+// Unchanged reports whether adding ev to an order's facts, which moved the
+// order from state from to state to, leaves what Assess finds exactly as it
+// was (the same kinds, shown by the same events): a store whose anomalies
+// are in line with Assess before ev may then skip reading the facts. It
+// errs towards false.
+func Unchanged(reg *Registration, redirect *Redirect, from, to sm.State, ev Fact) bool {
+	switch {
+	case to == sm.NeedsReview: // the contradictions
+		return false
+	case redirect != nil && from != to:
+		return false
+	case reg == nil: // no mismatch without a registration
+		return true
+	}
+	regIDs := registeredIDs(reg)
+	registered := func(id string) bool { return slices.Contains(regIDs, id) }
+	if len(ev.IDs) > 1 && slices.ContainsFunc(ev.IDs, func(id string) bool { return !registered(id) }) {
+		// It names an id the shop did not register beside others: it may
+		// tie a payment's checkout to the registered one.
+		return false
+	}
+	if changesNothing(ev.Kind) {
+		return true
+	}
+	money := ev.Kind == sm.KindPaid || ev.Kind == sm.KindRefunded
+	switch {
+	case ev.Mode != "" && reg.Mode != "" && ev.Mode != reg.Mode,
+		money && ev.Currency != "" && ev.Currency != reg.Currency,
+		ev.Kind == sm.KindPaid && ev.Amount > 0 && ev.Amount != reg.Amount,
+		movesMoney(ev.Kind) && ev.IDs != nil && !slices.ContainsFunc(ev.IDs, registered):
+		return false
+	}
+	return true
+}
+
 // Resolution says why an order-free anomaly of kind no longer holds for f;
 // only the ones that can stop holding as facts are added have one.
 func Resolution(kind string, f Facts) string {

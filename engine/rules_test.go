@@ -185,3 +185,64 @@ func TestSettledResolutions(t *testing.T) {
 	require.Contains(t, got[0].Why, "20m0s after the redirect")
 	require.Equal(t, engine.AnomalyStuck, got[1].Kind)
 }
+
+// TestUnchanged_NeverHidesAChange: whenever Unchanged says an event leaves
+// the findings as they were, Assess over the facts with it finds the same
+// kinds, shown by the same events, as without it.
+func TestUnchanged_NeverHidesAChange(t *testing.T) {
+	t.Parallel()
+	r := rand.New(rand.NewPCG(3, 4))
+	kinds := []sm.Kind{sm.KindCheckoutCreated, sm.KindPaymentProcessing, sm.KindPaymentAttemptFailed, sm.KindPaid, sm.KindFailed,
+		sm.KindExpired, sm.KindRefunded, sm.KindFailedAfterSettlement, sm.KindInformational, sm.KindUnknown}
+	idSets := [][]string{{"chk"}, {"pay"}, {"chk2"}, {"chk2", "pay"}, {"x", "chk2"}, {"chk", "pay"}, nil}
+	draw := func(seq int64) engine.Fact {
+		f := fact(seq, kinds[r.IntN(len(kinds))], idSets[r.IntN(len(idSets))]...)
+		f.Amount = []int64{0, 1000, 990}[r.IntN(3)]
+		f.Currency = []string{"USD", "USD", "EUR", ""}[r.IntN(4)]
+		f.Mode = []string{engine.ModeLive, engine.ModeLive, engine.ModeTest, ""}[r.IntN(4)]
+		return f
+	}
+	state := func(reg *engine.Registration, fs []engine.Fact) sm.State {
+		var facts []sm.Fact
+		for _, f := range fs {
+			facts = append(facts, sm.Fact{Kind: f.Kind, Amount: f.Amount})
+		}
+		var registered int64
+		if reg != nil {
+			registered = reg.Amount
+		}
+		return sm.Decide(registered, facts)
+	}
+	shown := func(fs []engine.Finding) map[string][]int64 {
+		out := map[string][]int64{}
+		for _, f := range fs {
+			out[f.Kind] = f.Seqs
+		}
+		return out
+	}
+	skipped := 0
+	for range 20000 {
+		var r0 *engine.Registration
+		if r.IntN(4) > 0 {
+			r0 = reg
+		}
+		var redirect *engine.Redirect
+		if r.IntN(3) == 0 {
+			redirect = &engine.Redirect{Outcome: []string{engine.RedirectSuccess, engine.RedirectCancel}[r.IntN(2)]}
+		}
+		var events []engine.Fact
+		for i := range r.IntN(5) {
+			events = append(events, draw(int64(i+1)))
+		}
+		ev := draw(int64(len(events) + 1))
+		from, to := state(r0, events), state(r0, append(slices.Clone(events), ev))
+		if !engine.Unchanged(r0, redirect, from, to, ev) {
+			continue
+		}
+		skipped++
+		before := engine.Assess(engine.Facts{State: from, Registration: r0, Redirect: redirect, Events: events})
+		after := engine.Assess(engine.Facts{State: to, Registration: r0, Redirect: redirect, Events: append(slices.Clone(events), ev)})
+		require.Equal(t, shown(before), shown(after), "%+v after %+v (registered %v, redirect %+v)", ev, events, r0 != nil, redirect)
+	}
+	require.Greater(t, skipped, 2000, "the fast path is taken often enough to matter")
+}

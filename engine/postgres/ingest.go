@@ -90,6 +90,16 @@ func (o *orderRow) shopID() string {
 	return ""
 }
 
+// registration is what the shop registered for the order, as the rules
+// see it; nil for none.
+func (o *orderRow) registration() *engine.Registration {
+	if !o.registered {
+		return nil
+	}
+	return &engine.Registration{OrderID: str(o.orderID), Provider: o.provider, CheckoutID: o.checkoutID,
+		Amount: o.totals.Registered, Currency: str(o.currency), Mode: str(o.mode), OtherIDs: o.registeredIDs}
+}
+
 func (o *orderRow) redirectView() *engine.Redirect {
 	if o.redirect == nil {
 		return nil
@@ -266,8 +276,13 @@ func (db *DB) ingest(ctx context.Context, tx dbtx, locks []int64, ev engine.Even
 			string(out.To), o.totals.Captured, o.totals.Refunded, o.totals.FullRefund, o.progress.MaxRank,
 			nullTime(o.progress.MaxOccurred), now, stateSince, o.ref)
 		o.state, o.stateSince, o.lastEventAt = out.To, stateSince, now
-		withFacts = true
-		queueFacts(&b, o)
+		// Most webhooks cannot change what the rules find: those skip
+		// reading the order's facts.
+		withFacts = !engine.Unchanged(o.registration(), o.redirectView(), out.From, out.To, engine.Fact{Kind: ev.Kind,
+			Amount: ev.Amount, Currency: ev.Currency, Mode: ev.Mode, IDs: ids})
+		if withFacts {
+			queueFacts(&b, o)
+		}
 	}
 	br = tx.SendBatch(ctx, &b)
 	var seq int64
@@ -294,11 +309,13 @@ func (db *DB) ingest(ctx context.Context, tx dbtx, locks []int64, ev engine.Even
 			r.raise(o, f.Kind, seq, f.Detail)
 		}
 		for _, s := range engine.SettledResolutions(ev, out, o.redirectView(), now) {
-			if status[s.Kind] == engine.StatusOpen {
+			if !withFacts || status[s.Kind] == engine.StatusOpen {
 				r.resolve(o.ref, s.Kind, s.Why)
 			}
 		}
-		r.settleWith(o, seq, facts, status)
+		if withFacts {
+			r.settleWith(o, seq, facts, status)
+		}
 		res.State, res.Anomalies, res.OrderID = out.To, r.kinds, o.shopID()
 	}
 	r.batch.Queue("COMMIT")
@@ -626,11 +643,7 @@ func queueFacts(b *pgx.Batch, o *orderRow) {
 
 // scanFacts reads queueFacts' answer.
 func scanFacts(br pgx.BatchResults, o *orderRow) (engine.Facts, map[string]string, error) {
-	f := engine.Facts{State: o.state, Redirect: o.redirectView()}
-	if o.registered {
-		f.Registration = &engine.Registration{OrderID: str(o.orderID), Provider: o.provider, CheckoutID: o.checkoutID,
-			Amount: o.totals.Registered, Currency: str(o.currency), Mode: str(o.mode), OtherIDs: o.registeredIDs}
-	}
+	f := engine.Facts{State: o.state, Redirect: o.redirectView(), Registration: o.registration()}
 	rows, err := br.Query()
 	if err != nil {
 		return f, nil, err

@@ -25,11 +25,7 @@ const (
 // facts loads what engine.Assess looks at for the order o, and the status
 // of each kind of anomaly the order ever had.
 func (r *raiser) facts(ctx context.Context, o *orderRow) (engine.Facts, map[string]string, error) {
-	f := engine.Facts{State: o.state, Redirect: o.redirectView()}
-	if o.registered {
-		f.Registration = &engine.Registration{OrderID: o.orderID.String, Provider: o.provider, CheckoutID: o.checkoutID,
-			Amount: o.amount.Int64, Currency: o.currency.String, Mode: o.mode.String, OtherIDs: o.registeredIDs}
-	}
+	f := engine.Facts{State: o.state, Redirect: o.redirectView(), Registration: o.registration()}
 	var rows rowIter
 	var err error
 	if f.Registration == nil && f.State != sm.NeedsReview {
@@ -150,6 +146,16 @@ func idsJSON(ids []string) any {
 		panic(fmt.Sprintf("encode ids: %v", err)) // a []string always encodes
 	}
 	return string(b)
+}
+
+// registration is what the shop registered for the order, as the rules
+// see it; nil for none.
+func (o *orderRow) registration() *engine.Registration {
+	if !o.registered {
+		return nil
+	}
+	return &engine.Registration{OrderID: o.orderID.String, Provider: o.provider, CheckoutID: o.checkoutID,
+		Amount: o.amount.Int64, Currency: o.currency.String, Mode: o.mode.String, OtherIDs: o.registeredIDs}
 }
 
 // redirectView is the order's redirect as the rules see it, nil for none.

@@ -239,7 +239,12 @@ func (db *DB) ingest(ctx context.Context, tx *wtx, ev engine.Event, headers, bod
 	for _, r := range engine.SettledResolutions(ev, out, o.redirectView(), now) {
 		raised.resolve(ctx, o.ref, r.Kind, r.Why)
 	}
-	raised.settle(ctx, o, seq)
+	// Most webhooks cannot change what the rules find (a payment on the
+	// registered checkout, at the registered amount): those skip reading
+	// the order's facts.
+	if !engine.Unchanged(o.registration(), o.redirectView(), out.From, out.To, engine.FactOf(ev, seq)) {
+		raised.settle(ctx, o, seq)
+	}
 	if raised.err != nil {
 		return raised.err
 	}
