@@ -622,6 +622,9 @@ func (h *handle) Write(ctx context.Context, data []byte, off int64) (uint32, sys
 	if errno := f.writeLocked(h.s, data, off, h.s.node); errno != 0 {
 		return 0, errno
 	}
+	if f.firedLocked() {
+		return 0, syscall.EIO
+	}
 	return uint32(len(data)), 0
 }
 
@@ -666,6 +669,7 @@ func (h *rawHandle) Read(ctx context.Context, dest []byte, off int64) (fuse.Read
 	if errno := f.aliveLocked(); errno != 0 {
 		return nil, errno
 	}
+	f.stats.PassthroughIO++
 	m, err := syscall.Pread(h.fd, dest, off)
 	if err != nil {
 		return nil, fs.ToErrno(err)
@@ -680,6 +684,7 @@ func (h *rawHandle) Write(ctx context.Context, data []byte, off int64) (uint32, 
 	if errno := f.aliveLocked(); errno != 0 {
 		return 0, errno
 	}
+	f.stats.PassthroughIO++
 	m, err := syscall.Pwrite(h.fd, data, off)
 	if err != nil {
 		return 0, fs.ToErrno(err)

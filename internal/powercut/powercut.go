@@ -57,6 +57,11 @@ type Stats struct {
 	LiedSyncs  uint64 // those of Syncs answered without persisting (LieOnFsync)
 	DirSyncs   uint64 // fsync requests on directories
 
+	// PassthroughIO counts reads and writes of passthrough files that
+	// reached this process. With kernel passthrough it stays 0: the
+	// kernel serves them from the backing files.
+	PassthroughIO uint64
+
 	PendingFiles int   // overlay files with unsynced changes
 	PendingBytes int64 // unsynced data, counted in whole pages
 }
@@ -110,6 +115,7 @@ type FS struct {
 	rng          *rand.Rand
 	stats        Stats
 	pendingPages int64
+	trigger      *trigger
 }
 
 // Mount serves backing at mountpoint until Cut or Unmount. Both must be
@@ -167,6 +173,11 @@ func Mount(backing, mountpoint string, opts Options) (*FS, error) {
 		return nil, fmt.Errorf("powercut: mount %s: %w", mountpoint, err)
 	}
 	f.server = server
+	// The kernel has answered INIT, so passthrough can be probed; do it
+	// before serving, as handlers read the result.
+	if opts.Passthrough != nil {
+		f.kernelPassthrough = f.probePassthrough()
+	}
 	go func() {
 		server.Serve()
 		close(f.served)
@@ -174,9 +185,6 @@ func Mount(backing, mountpoint string, opts Options) (*FS, error) {
 	if err := server.WaitMount(); err != nil {
 		_ = syscall.Unmount(mountpoint, syscall.MNT_DETACH)
 		return nil, fmt.Errorf("powercut: mount %s: %w", mountpoint, err)
-	}
-	if opts.Passthrough != nil {
-		f.kernelPassthrough = f.probePassthrough()
 	}
 	return f, nil
 }
@@ -255,18 +263,72 @@ func (f *FS) Stats() Stats {
 // if tear is set, and detaches the mount. From then on every operation on
 // files still open through the mount fails with EIO, the mountpoint shows
 // the directory underneath, and the backing directory holds the state
-// after the power loss.
+// after the power loss. An fsync that is being served when Cut is called
+// completes (and is durable) first.
 func (f *FS) Cut(tear bool) (*CutReport, error) {
 	f.mu.Lock()
 	if f.state != live {
 		f.mu.Unlock()
 		return nil, ErrNotMounted
 	}
+	rep, err := f.cutLocked(tear)
+	f.mu.Unlock()
+	return rep, errors.Join(err, f.detach())
+}
+
+// CutResult is the outcome of a cut armed with CutAtWrite.
+type CutResult struct {
+	Report *CutReport
+	Err    error
+}
+
+// CutAtWrite arms a cut that happens inside the n-th write request to an
+// overlay file from now on (n >= 1): that write is applied (so with tear
+// it is the write that gets torn), the power is cut as by Cut(tear), and
+// the write fails with EIO. This puts cuts between a program's writes and
+// its fsync, where a cut from outside rarely lands. The result is sent on
+// the returned channel. Arming again replaces the previous trigger, whose
+// channel then never receives.
+func (f *FS) CutAtWrite(n int, tear bool) <-chan CutResult {
+	ch := make(chan CutResult, 1)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.state != live {
+		ch <- CutResult{Err: ErrNotMounted}
+		return ch
+	}
+	f.trigger = &trigger{at: f.stats.Writes + uint64(max(n, 1)), tear: tear, ch: ch}
+	return ch
+}
+
+type trigger struct {
+	at   uint64
+	tear bool
+	ch   chan CutResult
+}
+
+// firedLocked cuts the power if the armed trigger is due; it is called
+// after each write is applied.
+func (f *FS) firedLocked() bool {
+	t := f.trigger
+	if t == nil || f.stats.Writes < t.at {
+		return false
+	}
+	rep, err := f.cutLocked(t.tear)
+	go func() {
+		t.ch <- CutResult{Report: rep, Err: errors.Join(err, f.detach())}
+	}()
+	return true
+}
+
+// cutLocked drops the overlay and marks the file system dead.
+func (f *FS) cutLocked(tear bool) (*CutReport, error) {
 	f.state = cut
+	f.trigger = nil
 	rep := &CutReport{Seed: f.seed, DroppedBytes: f.pendingPages * f.pageSize}
-	var tearErr error
+	var err error
 	if tear {
-		rep.Torn, tearErr = f.tearLocked()
+		rep.Torn, err = f.tearLocked()
 	}
 	for _, s := range f.files {
 		if s.dirty && !s.orphan {
@@ -274,13 +336,14 @@ func (f *FS) Cut(tear bool) (*CutReport, error) {
 		}
 		f.forgetLocked(s)
 	}
-	f.mu.Unlock()
+	return rep, err
+}
 
-	err := syscall.Unmount(f.mountpoint, syscall.MNT_DETACH)
-	if err != nil {
-		err = fmt.Errorf("powercut: detach %s: %w", f.mountpoint, err)
+func (f *FS) detach() error {
+	if err := syscall.Unmount(f.mountpoint, syscall.MNT_DETACH); err != nil {
+		return fmt.Errorf("powercut: detach %s: %w", f.mountpoint, err)
 	}
-	return rep, errors.Join(tearErr, err)
+	return nil
 }
 
 // Unmount is the orderly shutdown: it writes every pending change to the
@@ -304,6 +367,7 @@ func (f *FS) Unmount() error {
 		f.forgetLocked(s)
 	}
 	f.state = unmounted
+	f.trigger = nil
 	f.mu.Unlock()
 
 	if err := f.server.Unmount(); err != nil {

@@ -357,3 +357,64 @@ func TestLocksAreEnforcedOnTheMount(t *testing.T) {
 	lk2.Type = unix.F_WRLCK
 	assert.NoError(t, unix.FcntlFlock(b.Fd(), unix.F_OFD_SETLK, &lk2))
 }
+
+// Overlay files cannot be mmapped shared (they are opened with direct
+// I/O); passthrough files can, and the mapping is the backing file's.
+func TestMmap(t *testing.T) {
+	backing := t.TempDir()
+	f, mp := mountT(t, backing, Options{Passthrough: SQLiteShm})
+	require.True(t, f.KernelPassthrough(), "this kernel has no FUSE passthrough (Linux 6.9+)")
+
+	overlay, err := os.Create(filepath.Join(mp, "db"))
+	require.NoError(t, err)
+	defer overlay.Close()
+	require.NoError(t, overlay.Truncate(4096))
+	_, err = unix.Mmap(int(overlay.Fd()), 0, 4096, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+	assert.ErrorIs(t, err, unix.ENODEV)
+
+	shm, err := os.Create(filepath.Join(mp, "db-shm"))
+	require.NoError(t, err)
+	defer shm.Close()
+	require.NoError(t, shm.Truncate(4096))
+	m, err := unix.Mmap(int(shm.Fd()), 0, 4096, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+	require.NoError(t, err)
+	copy(m[100:], "shared")
+	require.NoError(t, unix.Munmap(m))
+	assert.Equal(t, []byte("shared"), readBacking(t, backing, "db-shm")[100:106])
+	assert.Zero(t, f.Stats().PassthroughIO)
+}
+
+// CutAtWrite cuts inside the chosen write: it and everything unsynced
+// before it are lost, and it fails.
+func TestCutAtWrite(t *testing.T) {
+	backing := t.TempDir()
+	f, mp := mountT(t, backing, Options{})
+	fh, err := os.Create(filepath.Join(mp, "f"))
+	require.NoError(t, err)
+	defer fh.Close()
+	_, err = fh.Write([]byte("synced"))
+	require.NoError(t, err)
+	require.NoError(t, fh.Sync())
+
+	fired := f.CutAtWrite(2, false)
+	_, err = fh.Write([]byte(" one"))
+	require.NoError(t, err)
+	select {
+	case <-fired:
+		t.Fatal("fired early")
+	default:
+	}
+	_, err = fh.Write([]byte(" two"))
+	assert.ErrorIs(t, err, syscall.EIO)
+	select {
+	case r := <-fired:
+		require.NoError(t, r.Err)
+		assert.Equal(t, 1, r.Report.DroppedFiles)
+	case <-time.After(5 * time.Second):
+		t.Fatal("the armed cut did not fire")
+	}
+	_, err = fh.Write([]byte(" three"))
+	assert.ErrorIs(t, err, syscall.EIO)
+	assert.Equal(t, []byte("synced"), readBacking(t, backing, "f"))
+	assertEmptyDir(t, mp)
+}
