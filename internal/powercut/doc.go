@@ -65,6 +65,21 @@
 // directory underneath again. The FUSE connection ends when the last file
 // opened through it is closed (see FS.Done).
 //
+// # Use
+//
+//	f, err := powercut.Mount(dataDir, mnt, powercut.Options{Passthrough: powercut.SQLiteShm})
+//	// run the program under test on mnt; acknowledge work as it is done
+//	rep, err := f.Cut(true) // or arm f.CutAtWrite(n, true) to cut inside the n-th write
+//	// stop the program; open dataDir directly and check every acknowledged
+//	// piece of work is there
+//
+// Stats tells how many writes and syncs have gone by and how much is
+// pending, for choosing when to cut. A cut from outside mostly lands
+// between a program's fsync and its next write, when nothing is pending;
+// CutAtWrite lands inside the window between writes and their fsync.
+// LieOnFsync turns fsync into a no-op, for checking that the harness
+// notices lost data.
+//
 // Mounting needs root (CAP_SYS_ADMIN): Mount calls mount(2) itself and
 // does not need fusermount.
 package powercut
