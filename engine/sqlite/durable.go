@@ -1,7 +1,9 @@
 package sqlite
 
 import (
+	"context"
 	"fmt"
+	"sync"
 	"os"
 	"sync/atomic"
 
@@ -22,9 +24,11 @@ import (
 // that began after their commit returned, and fdatasync on any descriptor
 // of the log flushes every page written to it. A kill of the process loses
 // nothing either way (the kernel has the pages once the commit returns).
-// What a power cut can lose is a batch already visible to readers but not
-// yet answered, exactly as it loses a request still in flight; its sender
-// was never told it was stored and retries.
+// A power cut can lose a batch committed but not yet flushed, exactly as
+// it loses a request still in flight: its sender was never told it was
+// stored and retries. So that nobody was shown it either, every commit is
+// numbered before it becomes visible, and a read that may have seen it
+// waits for the flush that covers it (DB.awaitDurable).
 //
 // The log is the same file for the store's life: SQLite restarts it by
 // writing over it from the start and shrinks it in place (journal_size_limit),
@@ -33,7 +37,13 @@ import (
 type logSyncer struct {
 	wal  *os.File
 	path string
-	q    chan []*op
+	q    chan flushed
+	// issued numbers the commits, taken just before each becomes visible;
+	// durable is the highest whose log is on disk. advanced is closed
+	// and replaced each time durable moves or the log breaks.
+	issued, durable atomic.Int64
+	mu              sync.Mutex
+	advanced        chan struct{}
 	// broken is set when an fdatasync fails: what the kernel had not yet
 	// written may be gone from the disk while still visible to readers, so
 	// the store refuses every further write until it is restarted and SQLite
@@ -52,7 +62,8 @@ func (s *logSyncer) open(dbPath string) error {
 		return fmt.Errorf("open the write-ahead log to sync it: %w", err)
 	}
 	s.wal = f
-	s.q = make(chan []*op, 64)
+	s.q = make(chan flushed, 64)
+	s.advanced = make(chan struct{})
 	if s.flush == nil {
 		s.flush = datasync
 	}
@@ -89,12 +100,34 @@ func (s *logSyncer) close() error {
 	return s.wal.Close()
 }
 
+// flushed is a commit for the syncer: its number, and the ops to answer
+// once it is on disk (none for a commit that failed, whose number must
+// still be passed).
+type flushed struct {
+	ops []*op
+	n   int64
+}
+
+// notify wakes the reads waiting on durable.
+func (s *logSyncer) notify() {
+	s.mu.Lock()
+	close(s.advanced)
+	s.advanced = make(chan struct{})
+	s.mu.Unlock()
+}
+
+func (s *logSyncer) advancedChan() chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.advanced
+}
+
 // syncs answers committed batches once the log holding them is on disk. Each
 // fdatasync covers every batch committed before it began, so the batches
 // that queued up during one are answered by the next one.
 func (db *DB) syncs() {
 	defer db.wg.Done()
-	var pending [][]*op
+	var pending []flushed
 	for batch := range db.logs.q {
 		pending = append(pending[:0], batch)
 	more:
@@ -109,12 +142,52 @@ func (db *DB) syncs() {
 				break more
 			}
 		}
-		err := db.logs.sync()
+		var err error
+		var top int64
+		ops := false
 		for _, b := range pending {
-			for _, o := range b {
+			top = max(top, b.n)
+			ops = ops || len(b.ops) > 0
+		}
+		// Commits arrive in order and each round flushes all before it:
+		// a round of failed commits alone has nothing new to flush.
+		if ops {
+			err = db.logs.sync()
+		}
+		if err == nil {
+			db.logs.durable.Store(top)
+		}
+		db.logs.notify()
+		for _, b := range pending {
+			for _, o := range b.ops {
 				o.done <- err
 			}
 		}
 		clear(pending)
+	}
+}
+
+// awaitDurable returns once every commit a read that has just finished
+// could have seen is on disk, so the read shows nothing a power cut could
+// take back; or why it cannot, once the log cannot be flushed. Call it
+// after the read: commits are numbered before they become visible.
+func (db *DB) awaitDurable(ctx context.Context) error {
+	target := db.logs.issued.Load()
+	for {
+		if db.logs.durable.Load() >= target {
+			return nil
+		}
+		ch := db.logs.advancedChan()
+		if db.logs.durable.Load() >= target {
+			return nil
+		}
+		if err := db.logs.err(); err != nil {
+			return err
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return engine.Wrap(engine.EUNAVAILABLE, ctx.Err(), "request cancelled while what it read was being flushed to disk")
+		}
 	}
 }

@@ -85,3 +85,56 @@ func TestLogSyncer_AFailedFlushStopsWrites(t *testing.T) {
 	_, err = db.Ingest(ctx, paidEvent("after"), testRequest)
 	require.NoError(t, err)
 }
+
+// A read never shows what a power cut could take back: one that sees a
+// commit whose flush is still running waits for it, and a read with
+// nothing unflushed in view does not wait at all.
+func TestReads_WaitForTheFlushOfWhatTheySee(t *testing.T) {
+	ctx := context.Background()
+	db, err := Open(ctx, filepath.Join(t.TempDir(), "s.db"), Options{})
+	require.NoError(t, err)
+	defer db.Close()
+	_, err = db.Ingest(ctx, testEvent("c1", sm.KindCheckoutCreated, "chk_e1", 0), testRequest)
+	require.NoError(t, err)
+	before, err := db.OrderByCheckout(ctx, "tazapay", "chk_e1")
+	require.NoError(t, err, "nothing unflushed: the read does not wait")
+	require.Equal(t, sm.Pending, before.State)
+
+	entered, release := make(chan struct{}, 16), make(chan struct{})
+	db.logs.flush = func(f *os.File) error {
+		entered <- struct{}{}
+		<-release
+		return datasync(f)
+	}
+	answered := make(chan error, 1)
+	go func() { _, err := db.Ingest(ctx, paidEvent("e1"), testRequest); answered <- err }()
+	<-entered // committed, visible to readers, not yet on disk
+	read := make(chan *engine.Order, 1)
+	go func() {
+		o, err := db.OrderByCheckout(ctx, "tazapay", "chk_e1")
+		if err != nil {
+			t.Error(err)
+		}
+		read <- o
+	}()
+	select {
+	case o := <-read:
+		close(release) // so the store can close
+		<-answered
+		t.Fatalf("the read answered %s while the flush of what it saw was still running", o.State)
+	case <-time.After(100 * time.Millisecond):
+	}
+	close(release)
+	require.NoError(t, <-answered)
+	require.Equal(t, sm.Paid, (<-read).State)
+
+	short, cancel := context.WithTimeout(ctx, 20*time.Millisecond)
+	defer cancel()
+	release = make(chan struct{})
+	go func() { _, err := db.Ingest(ctx, paidEvent("e2"), testRequest); answered <- err }()
+	<-entered
+	_, err = db.Anomalies(short, engine.AnomalyFilter{})
+	require.Equal(t, engine.EUNAVAILABLE, engine.ErrorCode(err), "a read that cannot wait for the flush answers retry, not what may be lost")
+	close(release)
+	require.NoError(t, <-answered)
+}

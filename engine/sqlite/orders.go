@@ -329,7 +329,7 @@ func (db *DB) orderView(ctx context.Context, where string, args ...any) (*engine
 	if view.Events, err = timeline(ctx, tx, o.ref); err != nil {
 		return nil, err
 	}
-	return view, nil
+	return view, db.awaitDurable(ctx)
 }
 
 func (o *orderRow) view() *engine.Order {
@@ -381,7 +381,11 @@ func (db *DB) Anomalies(ctx context.Context, f engine.AnomalyFilter) ([]engine.A
 		return nil, storeError(err, "read anomalies")
 	}
 	defer tx.Rollback()
-	return queryAnomalies(ctx, tx, f)
+	out, err := queryAnomalies(ctx, tx, f)
+	if err != nil {
+		return nil, err
+	}
+	return out, db.awaitDurable(ctx)
 }
 
 func queryAnomalies(ctx context.Context, tx querier, f engine.AnomalyFilter) ([]engine.Anomaly, error) {

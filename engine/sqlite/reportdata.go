@@ -67,7 +67,7 @@ func (db *DB) ReportData(ctx context.Context, q engine.ReportQuery) (*engine.Rep
 	if r.err != nil {
 		return nil, r.err
 	}
-	return d, nil
+	return d, db.awaitDurable(ctx)
 }
 
 // reportReader runs the report's queries in one read transaction, keeping

@@ -48,7 +48,10 @@ func (db *DB) Reports(ctx context.Context, limit int) ([]engine.StoredReport, er
 		r.CreatedAt, r.PeriodStart, r.PeriodEnd = parseTime(c), parseTime(s), parseTime(e)
 		out = append(out, r)
 	}
-	return out, storeError2(rows.Err(), "list reports")
+	if err := rows.Err(); err != nil {
+		return nil, storeError(err, "list reports")
+	}
+	return out, db.awaitDurable(ctx)
 }
 
 // Report returns one stored report with its renderings. Returns ENOTFOUND.
@@ -66,7 +69,7 @@ func (db *DB) Report(ctx context.Context, id int64) (*engine.StoredReport, error
 		return nil, storeError(err, "read report")
 	}
 	r.CreatedAt, r.PeriodStart, r.PeriodEnd = parseTime(c), parseTime(s), parseTime(e)
-	return &r, nil
+	return &r, db.awaitDurable(ctx)
 }
 
 // Watermark returns when the named job last completed (zero if never).

@@ -442,13 +442,17 @@ func (db *DB) commit(batch []*op) {
 	if len(live) == 0 {
 		return
 	}
-	failed, err := db.runAll(live)
+	failed, n, err := db.runAll(live)
 	switch {
 	case err == nil:
-		db.logs.q <- live
+		db.logs.q <- flushed{ops: live, n: n}
 	case failed < 0 || len(live) == 1:
 		// The transaction itself failed (begin, commit, a full disk):
-		// nothing in it is stored.
+		// nothing in it is stored. A commit that failed still took a
+		// number, which reads wait on.
+		if n > 0 {
+			db.logs.q <- flushed{n: n}
+		}
 		for _, o := range live {
 			o.done <- err
 		}
@@ -460,19 +464,20 @@ func (db *DB) commit(batch []*op) {
 }
 
 // runAll runs ops in one transaction. On an op's error it rolls back and
-// returns that op's index; on a transaction error, -1.
-func (db *DB) runAll(ops []*op) (int, error) {
+// returns that op's index; on a transaction error, -1. n is the number the
+// commit took (0 when it was never tried).
+func (db *DB) runAll(ops []*op) (failed int, n int64, err error) {
 	ctx := context.Background()
 	tx, err := db.hot.conn.BeginTx(ctx, nil)
 	if err != nil {
-		return -1, storeError(err, "cannot begin a write transaction")
+		return -1, 0, storeError(err, "cannot begin a write transaction")
 	}
 	// The write lock is held from here: no other process commits until
 	// this transaction ends, so one check per batch suffices.
 	var version int64
 	if err := db.wrap(tx).queryRow(ctx, qDataVersion).Scan(&version); err != nil {
 		tx.Rollback()
-		return -1, storeError(err, "cannot begin a write transaction")
+		return -1, 0, storeError(err, "cannot begin a write transaction")
 	}
 	if version != db.cache.version {
 		db.cache.clear()
@@ -485,17 +490,20 @@ func (db *DB) runAll(ops []*op) (int, error) {
 		if err := o.fn(tx); err != nil {
 			tx.Rollback()
 			db.cache.clear()
-			return i, err
+			return i, 0, err
 		}
 	}
+	// The number comes before the commit makes the batch visible: a read
+	// that sees it then waits for its flush (see awaitDurable).
+	n = db.logs.issued.Add(1)
 	if err := tx.Commit(); err != nil {
 		tx.Rollback()
 		db.cache.clear()
-		return -1, storeError(err, "cannot commit")
+		return -1, n, storeError(err, "cannot commit")
 	}
 	db.counters.commits.Add(1)
 	db.counters.writes.Add(int64(len(ops)))
-	return -1, nil
+	return -1, n, nil
 }
 
 // storeError classifies a database error. Only what may pass when retried

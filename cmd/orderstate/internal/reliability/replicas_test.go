@@ -228,7 +228,7 @@ func TestReplicas_SharePostgres(t *testing.T) {
 		wg.Go(func() { send(hooks[:2*third]) })
 		// Kill the last replica while the first part is in flight; the
 		// senders then retry at the two left.
-		time.Sleep(300 * time.Millisecond)
+		waitAcked(&acked, 20)
 		alive.Store(int32(len(reps) - 1))
 		reps[len(reps)-1].kill()
 		killedAt := int(acked.Load())
@@ -243,11 +243,15 @@ func TestReplicas_SharePostgres(t *testing.T) {
 	t.Run("PostgresRestartedMidLoad", func(t *testing.T) {
 		rest := hooks[2*(len(hooks)/3):]
 		var wg sync.WaitGroup
+		before := acked.Load()
 		wg.Go(func() { send(rest) })
-		time.Sleep(200 * time.Millisecond)
-		pgDown.Store(true)
+		waitAcked(&acked, before+10)
 		stoppedAt := int(acked.Load())
 		require.NoError(t, cluster.Stop(ctx))
+		// Down from when the server is gone to when it starts again: a
+		// request that began in between and was acknowledged was stored
+		// nowhere.
+		pgDown.Store(true)
 		time.Sleep(300 * time.Millisecond)
 		for _, p := range reps[:2] {
 			st, body, err := p.get("/readyz")
@@ -283,6 +287,14 @@ func TestReplicas_SharePostgres(t *testing.T) {
 			require.True(t, h.acked)
 			require.True(t, seqs[h.seq], "%s %s was acked as #%d, which the order's timeline lacks", h.provider, h.key, h.seq)
 		}
+	}
+}
+
+// waitAcked returns once n webhooks have been acknowledged, so a fault
+// lands mid-load however fast the machine is.
+func waitAcked(acked *atomic.Int32, n int32) {
+	for acked.Load() < n {
+		time.Sleep(time.Millisecond)
 	}
 }
 
