@@ -123,8 +123,8 @@ type powerRun struct {
 	pending []sighting   // what GETs showed before the last cut, checked at the next start
 	lastCut time.Time    // when the last cut was made
 
-	cuts, acked, lost, shownLost, half, sightings int
-	caughtAt                                      int // the first cut after which a loss was found
+	cuts, acked, lost, shownLost, half, sightings, ahead int
+	caughtAt                                             int // the first cut after which a loss was found
 }
 
 func newPowerRun(t *testing.T, prefix string, opts powercut.Options, report bool) *powerRun {
@@ -209,6 +209,7 @@ type sighting struct {
 	state     string
 	anomalies []string
 	events    []shownEvent
+	ahead     bool // it listed more events than were acknowledged when it was received
 }
 
 // shownEvent is one entry of an order's timeline as a GET listed it.
@@ -224,19 +225,38 @@ func (e shownEvent) String() string {
 }
 
 // pickOrder picks an order some of whose events have been handed out to a
-// sender: half the time among the latest orders, whose events are arriving
-// now, else any. nil when there is none yet.
+// sender: a third of the time one with an event in flight (handed out and
+// not yet answered), whose change may be visible before it is
+// acknowledged; a third among the latest orders; else any. nil when there
+// is none yet.
 func (l *ledger) pickOrder(rng *rand.Rand) *order {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if len(l.orders) == 0 {
 		return nil
 	}
-	i := rng.IntN(len(l.orders))
-	if rng.IntN(2) == 0 {
-		i = len(l.orders) - 1 - rng.IntN(min(64, len(l.orders)))
+	latest := l.orders[len(l.orders)-min(64, len(l.orders)):]
+	var o *order
+	switch rng.IntN(3) {
+	case 0:
+		var flying []*order
+		for _, o := range latest {
+			for _, h := range o.hooks {
+				if h.handed && !h.acked {
+					flying = append(flying, o)
+					break
+				}
+			}
+		}
+		if len(flying) == 0 {
+			return nil
+		}
+		o = flying[rng.IntN(len(flying))]
+	case 1:
+		o = latest[rng.IntN(len(latest))]
+	default:
+		o = l.orders[rng.IntN(len(l.orders))]
 	}
-	o := l.orders[i]
 	for _, h := range o.hooks {
 		if h.handed {
 			return o
@@ -245,9 +265,24 @@ func (l *ledger) pickOrder(rng *rand.Rand) *order {
 	return nil
 }
 
+// ackedOf counts an order's acknowledged events.
+func (l *ledger) ackedOf(o *order) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	n := 0
+	for _, h := range o.hooks {
+		if h.acked {
+			n++
+		}
+	}
+	return n
+}
+
 // watch GETs orders the load has sent to until ctx ends, and returns the
 // answers received before cutBegun said the power was going.
-func (r *powerRun) watch(ctx context.Context, p *proc, seed uint64, cutBegun func() bool) []sighting {
+// Each answer that lists an event not yet acknowledged is signalled on
+// ahead, without waiting.
+func (r *powerRun) watch(ctx context.Context, p *proc, seed uint64, cutBegun func() bool, ahead chan<- struct{}) []sighting {
 	rng := rand.New(rand.NewPCG(seed, 7))
 	var seen []sighting
 	for ctx.Err() == nil {
@@ -273,10 +308,24 @@ func (r *powerRun) watch(ctx context.Context, p *proc, seed uint64, cutBegun fun
 		for _, a := range v.Anomalies {
 			s.anomalies = append(s.anomalies, a.Kind)
 		}
+		originals := 0
 		for _, e := range v.Events {
 			s.events = append(s.events, shownEvent{seq: e.Seq, id: e.ProviderEventID, kind: e.Kind, result: e.Result})
+			if e.Result != "duplicate" {
+				originals++
+			}
 		}
+		// More events than the ledger has acknowledgements for: this
+		// answer showed an event before its sender was answered (or
+		// while the answer was on its way).
+		s.ahead = originals > r.l.ackedOf(o)
 		seen = append(seen, s)
+		if s.ahead {
+			select {
+			case ahead <- struct{}{}:
+			default:
+			}
+		}
 	}
 	return seen
 }
@@ -315,11 +364,12 @@ func (r *powerRun) cycle(c int) {
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	var seen []sighting
+	aheadSeen := make(chan struct{}, 1)
 	for i := range readers {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			s := r.watch(ctx, p, r.seed+uint64(c*readers+i), cutBegun)
+			s := r.watch(ctx, p, r.seed+uint64(c*readers+i), cutBegun, aheadSeen)
 			mu.Lock()
 			seen = append(seen, s...)
 			mu.Unlock()
@@ -336,13 +386,14 @@ func (r *powerRun) cycle(c int) {
 	var how string
 	var rep *powercut.CutReport
 	var err error
-	if r.rng.IntN(2) == 0 {
+	switch r.rng.IntN(3) {
+	case 0:
 		d := time.Duration(r.rng.IntN(800)) * time.Millisecond
 		how = fmt.Sprintf("after %v", d)
 		time.Sleep(d)
 		begun.Store(true)
 		rep, err = f.Cut(tear)
-	} else {
+	case 1:
 		n := 1 + r.rng.IntN(400)
 		how = fmt.Sprintf("at write %d from then", n)
 		armedAt.Store(f.Stats().Writes + uint64(n))
@@ -355,6 +406,17 @@ func (r *powerRun) cycle(c int) {
 			rep, err = f.Cut(tear)
 		}
 		begun.Store(true)
+	default:
+		// Right after a GET listed an event whose sender has not been
+		// answered yet: the moment a read may be ahead of the disk.
+		how = "as a GET listed an unacknowledged event"
+		select {
+		case <-aheadSeen:
+		case <-time.After(3 * time.Second):
+			how = "after 3s in which no GET listed an unacknowledged event"
+		}
+		begun.Store(true)
+		rep, err = f.Cut(tear)
 	}
 	cutAt := time.Now()
 	p.kill() // the process dies with the power
@@ -369,6 +431,13 @@ func (r *powerRun) cycle(c int) {
 	r.cuts++
 	r.acked += acked
 	r.sightings += len(seen)
+	ahead := 0
+	for _, s := range seen {
+		if s.ahead {
+			ahead++
+		}
+	}
+	r.ahead += ahead
 
 	// The directory now holds what the disk would after the power loss.
 	db := filepath.Join(r.backing, storeName)
@@ -394,8 +463,8 @@ func (r *powerRun) cycle(c int) {
 	if rep.Torn != nil {
 		torn = fmt.Sprintf(", tore %s at %d keeping %d of %d bytes", rep.Torn.Path, rep.Torn.Offset, rep.Torn.Kept, rep.Torn.Len)
 	}
-	t.Logf("cut %d %s (tear %v; %d writes, %d syncs in this life): %d acknowledged, %d lost, %d half-applied, %d GET answers before the cut; dropped %d bytes in %d files%s; %v",
-		c, how, tear, after.Writes, after.Syncs, acked, len(lost), half, len(seen), rep.DroppedBytes, rep.DroppedFiles, torn,
+	t.Logf("cut %d %s (tear %v; %d writes, %d syncs in this life): %d acknowledged, %d lost, %d half-applied, %d GET answers before the cut (%d ahead of the acknowledgements); dropped %d bytes in %d files%s; %v",
+		c, how, tear, after.Writes, after.Syncs, acked, len(lost), half, len(seen), ahead, rep.DroppedBytes, rep.DroppedFiles, torn,
 		time.Since(start).Round(time.Millisecond))
 	r.lastCut = cutAt
 }
@@ -488,8 +557,8 @@ func (r *powerRun) finish() {
 }
 
 func (r *powerRun) summary(prefix string) {
-	line := fmt.Sprintf("%spower cuts %d: acknowledged %d, lost %d, shown-then-lost %d, half-applied %d (%d GET answers before a cut checked)",
-		prefix, r.cuts, r.acked, r.lost, r.shownLost, r.half, r.sightings)
+	line := fmt.Sprintf("%spower cuts %d: acknowledged %d, lost %d, shown-then-lost %d, half-applied %d (%d GET answers before a cut checked, %d of them listing events not yet acknowledged)",
+		prefix, r.cuts, r.acked, r.lost, r.shownLost, r.half, r.sightings, r.ahead)
 	r.t.Log(line)
 	if testing.Verbose() {
 		fmt.Println(line)
