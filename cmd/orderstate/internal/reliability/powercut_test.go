@@ -80,7 +80,7 @@ func TestPowerCutCatchesLyingFsync(t *testing.T) {
 	r := newPowerRun(t, "q", powercut.Options{LieOnFsync: true}, false)
 	// A first life shut down cleanly: Unmount writes everything out, so
 	// the schema is on the disk and the store opens after a cut.
-	f, mp := r.mount(0)
+	f, mp := r.mount()
 	p := startProc(t, filepath.Join(mp, storeName), procOpts{dir: r.work})
 	if code := p.term(30 * time.Second); code != 0 {
 		t.Fatalf("serve exited %d after SIGTERM\n%s", code, p.stderr.String())
@@ -92,7 +92,7 @@ func TestPowerCutCatchesLyingFsync(t *testing.T) {
 		r.cycle(c)
 		// What GETs showed before the cut is checked after a restart,
 		// also when a lost acknowledgement has been found already.
-		p := r.start(c + 1)
+		p := r.start()
 		p.kill()
 		r.unmountAfterKill()
 	}
@@ -119,7 +119,8 @@ type powerRun struct {
 	// losses without failing on them.
 	report bool
 
-	fs      *powercut.FS // the live mount, if any
+	fs      *powercut.FS // the latest mount
+	mounts  int          // mounts so far, which name their mountpoints
 	pending []sighting   // what GETs showed before the last cut, checked at the next start
 	lastCut time.Time    // when the last cut was made
 
@@ -147,10 +148,11 @@ func newPowerRun(t *testing.T, prefix string, opts powercut.Options, report bool
 
 // mount mounts a fresh powercut file system over the store's directory.
 // It is cut at the end of the test if it is still mounted.
-func (r *powerRun) mount(c int) (*powercut.FS, string) {
+func (r *powerRun) mount() (*powercut.FS, string) {
 	t := r.t
 	t.Helper()
-	mp := filepath.Join(r.work, fmt.Sprintf("mnt%d", c))
+	r.mounts++
+	mp := filepath.Join(r.work, fmt.Sprintf("mnt%d", r.mounts))
 	if err := os.Mkdir(mp, 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -172,14 +174,14 @@ func (r *powerRun) mount(c int) (*powercut.FS, string) {
 
 // start mounts the directory, starts serve on it (which recovers whatever
 // the last cut left), and checks what GETs showed before that cut.
-func (r *powerRun) start(c int) *proc {
-	_, mp := r.mount(c)
+func (r *powerRun) start() *proc {
+	_, mp := r.mount()
 	p := startProc(r.t, filepath.Join(mp, storeName), procOpts{dir: r.work})
 	if r.pending != nil {
 		n := r.checkShown(p, r.pending)
 		r.shownLost += n
 		if n > 0 && r.caughtAt == 0 {
-			r.caughtAt = c - 1
+			r.caughtAt = r.cuts
 		}
 		r.pending = nil
 	}
@@ -336,7 +338,7 @@ func (r *powerRun) cycle(c int) {
 	t.Helper()
 	const workers, readers = 8, 3
 	start := time.Now()
-	p := r.start(c)
+	p := r.start()
 	f := r.fs
 
 	// The cut begins when begun is set (a cut from here) or when the
@@ -540,7 +542,7 @@ func (r *powerRun) checkShown(p *proc, seen []sighting) int {
 func (r *powerRun) finish() {
 	t := r.t
 	t.Helper()
-	p := r.start(r.cuts + 1)
+	p := r.start()
 	retryAll(t, p, r.l, 8)
 	if code := p.term(30 * time.Second); code != 0 {
 		t.Errorf("serve exited %d after SIGTERM\n%s", code, p.stderr.String())
