@@ -27,8 +27,8 @@ bench: build ## measure ingest, reads, sweep and report against the real server 
 	$(GO) build -o bin/orderstate-bench ./cmd/orderstate-bench
 	./bin/orderstate-bench --bin $(BIN) --dir .bench --out .bench/results.md
 
-crash: ## SIGKILL a loaded serve CRASH_CYCLES times (default 20), restart it, check nothing acknowledged is lost or half-applied
-	$(GO) test -count=1 -timeout 30m -run '^TestCrashDurability$$' -v ./cmd/orderstate/internal/reliability -crash.cycles=$(CRASH_CYCLES)
+crash: ## SIGKILL a loaded serve CRASH_CYCLES times (default 20) and cut its power POWERCUT_CYCLES times (default 50), restart it, check nothing acknowledged or shown is lost or half-applied
+	$(GO) test -count=1 -timeout 30m -run '^(TestCrashDurability|TestPowerCutDurability)$$' -v ./cmd/orderstate/internal/reliability -crash.cycles=$(CRASH_CYCLES) -powercut.cycles=$(or $(POWERCUT_CYCLES),50)
 
 replicas: ## three serve replicas on one throwaway PostgreSQL: duplicates, order, one sweep per tick, a killed replica, PostgreSQL restarted
 	$(GO) test -count=1 -timeout 10m -run '^TestReplicas_SharePostgres$$' -v ./cmd/orderstate/internal/reliability

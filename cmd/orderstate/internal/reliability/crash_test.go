@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -148,51 +149,12 @@ func TestCrashDurability(t *testing.T) {
 			startupKills++
 		}
 		p := startProc(t, dbPath, procOpts{})
-		ctx, cancel := context.WithCancel(context.Background())
-		feed, stopFeed := context.WithCancel(ctx)
-		queue := make(chan *hook)
-		go func() {
-			defer close(queue)
-			for _, h := range l.unacked() {
-				select {
-				case queue <- h:
-				case <-feed.Done():
-					return
-				}
-			}
-			for {
-				select {
-				case queue <- l.newHook():
-				case <-feed.Done():
-					return
-				}
-			}
-		}()
-		var wg sync.WaitGroup
-		var mu sync.Mutex
-		acked := 0
-		for range workers {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				for h := range queue {
-					st, res, err := p.post(ctx, h)
-					if l.record(t, h, st, res, err) {
-						mu.Lock()
-						acked++
-						mu.Unlock()
-					}
-				}
-			}()
-		}
+		ld := startLoad(p, l, workers, func(h *hook, st int, res ingestResult, err error) bool {
+			return l.record(t, h, st, res, err)
+		})
 		// Let the load run a random while, then kill without warning.
-		// The feed stops first so that only the requests in flight at the
-		// kill count as failed deliveries, not a stream sent to a dead port.
 		time.Sleep(time.Duration(30+rng.IntN(400)) * time.Millisecond)
-		stopFeed()
-		p.kill()
-		cancel()
-		wg.Wait()
+		acked := ld.stop(p.kill)
 		ackedInCycles += acked
 		// What was acknowledged must be there now, before any retry could
 		// paper over a loss.
@@ -203,31 +165,7 @@ func TestCrashDurability(t *testing.T) {
 
 	// The providers' retries, against a last, undisturbed run.
 	p := startProc(t, dbPath, procOpts{})
-	l.handOutAll()
-	retried := l.unacked()
-	for round := 0; len(retried) > 0; round++ {
-		if round == 20 {
-			t.Fatalf("%d webhooks still unacknowledged after 20 rounds of retries", len(retried))
-		}
-		var wg sync.WaitGroup
-		ch := make(chan *hook)
-		for range workers {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				for h := range ch {
-					st, res, err := p.post(context.Background(), h)
-					l.record(t, h, st, res, err)
-				}
-			}()
-		}
-		for _, h := range retried {
-			ch <- h
-		}
-		close(ch)
-		wg.Wait()
-		retried = l.unacked()
-	}
+	retryAll(t, p, l, workers)
 	if code := p.term(30 * time.Second); code != 0 {
 		t.Errorf("serve exited %d after SIGTERM\n%s", code, p.stderr.String())
 	}
@@ -262,14 +200,116 @@ func TestCrashDurability(t *testing.T) {
 	}
 }
 
+// load is webhooks from a ledger sent to one serve by concurrent workers:
+// first the events handed out and never acknowledged (the providers'
+// retries), then fresh ones, until stop.
+type load struct {
+	stopFeed, cancel context.CancelFunc
+	wg               sync.WaitGroup
+	acked            atomic.Int64
+}
+
+// startLoad starts the feed and the workers; record notes each delivery's
+// outcome and says whether it was acknowledged.
+func startLoad(p *proc, l *ledger, workers int, record func(h *hook, status int, res ingestResult, err error) bool) *load {
+	ctx, cancel := context.WithCancel(context.Background())
+	feed, stopFeed := context.WithCancel(ctx)
+	ld := &load{stopFeed: stopFeed, cancel: cancel}
+	queue := make(chan *hook)
+	go func() {
+		defer close(queue)
+		for _, h := range l.unacked() {
+			select {
+			case queue <- h:
+			case <-feed.Done():
+				return
+			}
+		}
+		for {
+			select {
+			case queue <- l.newHook():
+			case <-feed.Done():
+				return
+			}
+		}
+	}()
+	for range workers {
+		ld.wg.Add(1)
+		go func() {
+			defer ld.wg.Done()
+			for h := range queue {
+				st, res, err := p.post(ctx, h)
+				if record(h, st, res, err) {
+					ld.acked.Add(1)
+				}
+			}
+		}()
+	}
+	return ld
+}
+
+// stop ends the load with kill (which stops the process): the feed stops
+// first, so that only the requests in flight at the kill count as failed
+// deliveries, not a stream sent to a dead port. It returns how many
+// deliveries were acknowledged.
+func (ld *load) stop(kill func()) int {
+	ld.stopFeed()
+	kill()
+	ld.cancel()
+	ld.wg.Wait()
+	return int(ld.acked.Load())
+}
+
+// retryAll is the providers' retries against an undisturbed process: every
+// event generated is handed out and delivered until all are acknowledged.
+func retryAll(t *testing.T, p *proc, l *ledger, workers int) {
+	t.Helper()
+	l.handOutAll()
+	retried := l.unacked()
+	for round := 0; len(retried) > 0; round++ {
+		if round == 20 {
+			t.Fatalf("%d webhooks still unacknowledged after 20 rounds of retries", len(retried))
+		}
+		var wg sync.WaitGroup
+		ch := make(chan *hook)
+		for range workers {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for h := range ch {
+					st, res, err := p.post(context.Background(), h)
+					l.record(t, h, st, res, err)
+				}
+			}()
+		}
+		for _, h := range retried {
+			ch <- h
+		}
+		close(ch)
+		wg.Wait()
+		retried = l.unacked()
+	}
+}
+
 // lostAcked counts acknowledged webhooks the file does not hold.
 func lostAcked(t *testing.T, path string, l *ledger) int {
+	t.Helper()
+	lost := missingAcked(t, path, l)
+	for _, h := range lost {
+		t.Errorf("LOST: %s %s was acknowledged (%s) and the store does not hold it once", h.provider, h.key, h.result)
+	}
+	return len(lost)
+}
+
+// missingAcked lists the acknowledged webhooks the file does not hold
+// exactly once.
+func missingAcked(t *testing.T, path string, l *ledger) []*hook {
 	t.Helper()
 	db := openStore(t, path)
 	defer db.Close()
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	lost := 0
+	var lost []*hook
 	for _, o := range l.orders {
 		for _, h := range o.hooks {
 			if !h.acked {
@@ -280,8 +320,7 @@ func lostAcked(t *testing.T, path string, l *ledger) int {
 				t.Fatal(err)
 			}
 			if n != 1 {
-				t.Errorf("LOST: %s %s was acknowledged (%s) and the store has %d of it", h.provider, h.key, h.result, n)
-				lost++
+				lost = append(lost, h)
 			}
 		}
 	}
@@ -329,11 +368,9 @@ func storedOnce(t *testing.T, path string, l *ledger) bool {
 // event created; and anything SQLite's own checks find.
 func halfApplied(t *testing.T, path string, l *ledger) int {
 	t.Helper()
-	half := 0
-	diffs, out := runReplay(t, path)
-	if diffs != 0 {
-		t.Errorf("orderstate replay: %d orders would change:\n%s", diffs, out)
-		half += diffs
+	half, found := inconsistencies(t, path)
+	for _, f := range found {
+		t.Error(f)
 	}
 	db := openStore(t, path)
 	defer db.Close()
@@ -353,7 +390,26 @@ func halfApplied(t *testing.T, path string, l *ledger) int {
 			half++
 		}
 	}
-	audit, err := db.Audit(ctx)
+	return half
+}
+
+// inconsistencies counts, and describes, the ways the store disagrees with
+// itself whatever was sent to it: orders whose stored state is not the
+// replay of their stored events, events without their raw request, orders
+// no event names or no id leads to, dangling references, and what SQLite's
+// integrity_check finds.
+func inconsistencies(t *testing.T, path string) (int, []string) {
+	t.Helper()
+	n := 0
+	var found []string
+	diffs, out := runReplay(t, path)
+	if diffs != 0 {
+		found = append(found, fmt.Sprintf("orderstate replay: %d orders would change:\n%s", diffs, out))
+		n += diffs
+	}
+	db := openStore(t, path)
+	defer db.Close()
+	audit, err := db.Audit(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -367,13 +423,13 @@ func halfApplied(t *testing.T, path string, l *ledger) int {
 		{"foreign keys that point nowhere", audit.ForeignKeyViolations},
 	} {
 		if c.n != 0 {
-			t.Errorf("%d %s", c.n, c.what)
-			half += int(c.n)
+			found = append(found, fmt.Sprintf("%d %s", c.n, c.what))
+			n += int(c.n)
 		}
 	}
 	if audit.Integrity != "ok" {
-		t.Errorf("integrity_check: %s", audit.Integrity)
-		half++
+		found = append(found, "integrity_check: "+audit.Integrity)
+		n++
 	}
-	return half
+	return n, found
 }

@@ -306,8 +306,10 @@ type orderView struct {
 		Status string `json:"status"`
 	} `json:"anomalies"`
 	Events []struct {
-		Seq    int64  `json:"seq"`
-		Result string `json:"result"`
+		Seq             int64  `json:"seq"`
+		ProviderEventID string `json:"provider_event_id"`
+		Kind            string `json:"kind"`
+		Result          string `json:"result"`
 	} `json:"events"`
 }
 
