@@ -553,6 +553,9 @@ func (n *node) Fsync(ctx context.Context, fh fs.FileHandle, flags uint32) syscal
 	switch h := fh.(type) {
 	case *handle:
 		f.stats.Syncs++
+		if f.firedAtSyncLocked() {
+			return syscall.EIO
+		}
 		if f.opts.LieOnFsync {
 			f.stats.LiedSyncs++
 			return 0

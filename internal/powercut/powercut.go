@@ -301,19 +301,52 @@ func (f *FS) CutAtWrite(n int, tear bool) <-chan CutResult {
 	return ch
 }
 
+// CutAtSync arms a cut that happens as the n-th fsync or fdatasync of an
+// overlay file from now on (n >= 1) arrives, before it makes anything
+// durable: the power goes just as a program starts to flush. A program
+// that answered its callers before that flush loses what it answered for;
+// one that waits for it loses nothing it answered. Arming again replaces
+// the previous trigger.
+func (f *FS) CutAtSync(n int, tear bool) <-chan CutResult {
+	ch := make(chan CutResult, 1)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.state != live {
+		ch <- CutResult{Err: ErrNotMounted}
+		return ch
+	}
+	f.trigger = &trigger{at: f.stats.Syncs + uint64(max(n, 1)), onSync: true, tear: tear, ch: ch}
+	return ch
+}
+
 type trigger struct {
-	at   uint64
-	tear bool
-	ch   chan CutResult
+	at     uint64
+	onSync bool // counts syncs rather than writes
+	tear   bool
+	ch     chan CutResult
 }
 
 // firedLocked cuts the power if the armed trigger is due; it is called
 // after each write is applied.
 func (f *FS) firedLocked() bool {
 	t := f.trigger
-	if t == nil || f.stats.Writes < t.at {
+	if t == nil || t.onSync || f.stats.Writes < t.at {
 		return false
 	}
+	return f.fireLocked(t)
+}
+
+// firedAtSyncLocked cuts the power if a trigger armed by CutAtSync is due;
+// it is called as each sync of an overlay file arrives, counted.
+func (f *FS) firedAtSyncLocked() bool {
+	t := f.trigger
+	if t == nil || !t.onSync || f.stats.Syncs < t.at {
+		return false
+	}
+	return f.fireLocked(t)
+}
+
+func (f *FS) fireLocked(t *trigger) bool {
 	rep, err := f.cutLocked(t.tear)
 	go func() {
 		t.ch <- CutResult{Report: rep, Err: errors.Join(err, f.detach())}

@@ -418,3 +418,28 @@ func TestCutAtWrite(t *testing.T) {
 	assert.Equal(t, []byte("synced"), readBacking(t, backing, "f"))
 	assertEmptyDir(t, mp)
 }
+
+// CutAtSync cuts as the n-th sync arrives, before it persists anything:
+// the writes it would have made durable are gone, the earlier synced ones
+// stay, and the sync fails.
+func TestCutAtSyncDropsWhatThatSyncWouldHaveKept(t *testing.T) {
+	backing := t.TempDir()
+	f, mp := mountT(t, backing, Options{})
+	fh, err := os.Create(filepath.Join(mp, "f"))
+	require.NoError(t, err)
+	defer fh.Close()
+	_, err = fh.Write(fill('a', 4096))
+	require.NoError(t, err)
+	require.NoError(t, fh.Sync())
+
+	res := f.CutAtSync(2, false)
+	_, err = fh.Write(fill('b', 4096))
+	require.NoError(t, err)
+	require.NoError(t, fh.Sync(), "the first sync from here passes")
+	_, err = fh.Write(fill('c', 4096))
+	require.NoError(t, err)
+	require.Error(t, fh.Sync(), "the second is where the power goes")
+	cut := <-res
+	require.NoError(t, cut.Err)
+	require.Equal(t, append(fill('a', 4096), fill('b', 4096)...), readBacking(t, backing, "f"))
+}

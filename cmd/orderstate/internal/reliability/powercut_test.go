@@ -346,13 +346,14 @@ func (r *powerRun) cycle(c int) {
 	// an answer received while Writes is below the trigger came before
 	// the cut.
 	var begun atomic.Bool
-	var armedAt atomic.Uint64
+	var armedAt, armedSync atomic.Uint64
 	cutBegun := func() bool {
 		if begun.Load() {
 			return true
 		}
-		w := armedAt.Load()
-		return w != 0 && f.Stats().Writes >= w
+		st := f.Stats()
+		w, s := armedAt.Load(), armedSync.Load()
+		return w != 0 && st.Writes >= w || s != 0 && st.Syncs >= s
 	}
 	errPowerGone := errors.New("answered after the power cut")
 	ld := startLoad(p, r.l, workers, func(h *hook, st int, res ingestResult, err error) bool {
@@ -388,7 +389,22 @@ func (r *powerRun) cycle(c int) {
 	var how string
 	var rep *powercut.CutReport
 	var err error
-	switch r.rng.IntN(3) {
+	switch r.rng.IntN(4) {
+	case 3:
+		// As the store starts to flush: what it answered before the
+		// flush, and only that, is lost.
+		n := 1 + r.rng.IntN(40)
+		how = fmt.Sprintf("as sync %d from then began", n)
+		armedSync.Store(f.Stats().Syncs + uint64(n))
+		select {
+		case res := <-f.CutAtSync(n, tear):
+			rep, err = res.Report, res.Err
+		case <-time.After(20 * time.Second):
+			how += " (not reached in 20s; cut from here)"
+			begun.Store(true)
+			rep, err = f.Cut(tear)
+		}
+		begun.Store(true)
 	case 0:
 		d := time.Duration(r.rng.IntN(800)) * time.Millisecond
 		how = fmt.Sprintf("after %v", d)
