@@ -3,8 +3,8 @@ package sqlite
 import (
 	"context"
 	"fmt"
-	"sync"
 	"os"
+	"sync"
 	"sync/atomic"
 
 	"github.com/orderstate/orderstate/engine"
