@@ -536,41 +536,33 @@ func (db *DB) refold(ctx context.Context, tx dbtx, ref int64, now time.Time) err
 	if err != nil {
 		return err
 	}
-	type step struct {
-		seq int64
-		out sm.Outcome
-	}
-	var changed []step
-	state, totals, progress := sm.Pending, sm.Totals{Registered: o.totals.Registered}, sm.NewProgress()
+	var steps []engine.Step
 	for rows.Next() {
-		var seq, amount int64
+		var st engine.Step
 		var kind, result, from, to string
 		var occurred *time.Time
-		if err := rows.Scan(&seq, &kind, &amount, &occurred, &result, &from, &to); err != nil {
+		if err := rows.Scan(&st.Seq, &kind, &st.Amount, &occurred, &result, &from, &to); err != nil {
 			rows.Close()
 			return err
 		}
-		progress.Observe(sm.Kind(kind), timeOf(occurred))
-		out, err := sm.Apply(state, &totals, sm.Kind(kind), amount)
-		if err != nil {
-			rows.Close()
-			return engine.Wrap(engine.EINTERNAL, err, "refold order %d", ref)
-		}
-		state = out.To
-		if string(out.Result) != result || string(out.From) != from || string(out.To) != to {
-			changed = append(changed, step{seq, out})
-		}
+		st.Kind, st.Result, st.From, st.To, st.OccurredAt = sm.Kind(kind), sm.Result(result), sm.State(from), sm.State(to), timeOf(occurred)
+		steps = append(steps, st)
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
 		return err
 	}
-	for _, s := range changed {
+	fold, err := engine.Refold(o.totals.Registered, steps)
+	if err != nil {
+		return engine.Wrap(engine.EINTERNAL, err, "refold order %d", ref)
+	}
+	for _, c := range fold.Changed {
 		if _, err := tx.Exec(ctx, `UPDATE events SET result = $1, from_state = $2, to_state = $3 WHERE id = $4`,
-			string(s.out.Result), string(s.out.From), string(s.out.To), s.seq); err != nil {
+			string(c.Outcome.Result), string(c.Outcome.From), string(c.Outcome.To), c.Seq); err != nil {
 			return err
 		}
 	}
+	state, totals, progress := fold.State, fold.Totals, fold.Progress
 	since := o.stateSince
 	if state != o.state {
 		since = now

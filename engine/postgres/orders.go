@@ -8,7 +8,6 @@ import (
 	"slices"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
 
@@ -398,17 +397,12 @@ func scanAnomaly(row pgx.Row, trail ...any) (engine.Anomaly, error) {
 	return a, nil
 }
 
-const (
-	maxNote  = 2000
-	maxNotes = 20000
-)
-
 // AckAnomaly records that a person looked at an anomaly, with their note;
 // see the SQLite store's, whose rules it keeps. Returns ENOTFOUND or
 // EINVALID.
 func (db *DB) AckAnomaly(ctx context.Context, id int64, note string) (*engine.Anomaly, error) {
-	if n := utf8.RuneCountInString(note); n > maxNote {
-		return nil, engine.Errorf(engine.EINVALID, "note is %d characters long; at most %d are kept", n, maxNote)
+	if err := engine.CheckNote(note); err != nil {
+		return nil, err
 	}
 	var a engine.Anomaly
 	err := db.write(ctx, nil, func(tx pgx.Tx) error {
@@ -419,10 +413,9 @@ func (db *DB) AckAnomaly(ctx context.Context, id int64, note string) (*engine.An
 		} else if err != nil {
 			return err
 		}
-		merged := addNote(str(notes), note)
-		if utf8.RuneCountInString(merged) > maxNotes {
-			return engine.Errorf(engine.EINVALID, "anomaly %d already holds %d characters of notes, and with this one they would pass %d; "+
-				"acknowledge it without a note (its notes are in GET /v1/anomalies)", id, utf8.RuneCountInString(str(notes)), maxNotes)
+		merged, err := engine.AddNote(id, str(notes), note)
+		if err != nil {
+			return err
 		}
 		now := db.now()
 		if _, err := tx.Exec(ctx, `UPDATE anomalies SET status = 'acknowledged', note = $1, updated_at = $2,
@@ -436,18 +429,6 @@ func (db *DB) AckAnomaly(ctx context.Context, id int64, note string) (*engine.An
 		return nil, err
 	}
 	return &a, nil
-}
-
-// addNote puts note on a line of its own below notes, unless it is empty or
-// already the last one.
-func addNote(notes, note string) string {
-	switch {
-	case note == "" || notes == note || strings.HasSuffix(notes, "\n"+note):
-		return notes
-	case notes == "":
-		return note
-	}
-	return notes + "\n" + note
 }
 
 // Replay rebuilds every order from its stored events and calls fn for each

@@ -81,41 +81,33 @@ func (db *DB) refold(ctx context.Context, tx *wtx, ref int64, now time.Time) err
 	if err != nil {
 		return storeError(err, "refold order")
 	}
-	type step struct {
-		seq int64
-		out sm.Outcome
-	}
-	var changed []step
-	state, totals, progress := sm.Pending, sm.Totals{Registered: o.totals.Registered}, sm.NewProgress()
+	var steps []engine.Step
 	for rows.Next() {
-		var seq, amount int64
+		var st engine.Step
 		var kind, result, from, to string
 		var occurred sql.NullString
-		if err := rows.Scan(&seq, &kind, &amount, &occurred, &result, &from, &to); err != nil {
+		if err := rows.Scan(&st.Seq, &kind, &st.Amount, &occurred, &result, &from, &to); err != nil {
 			rows.Close()
 			return storeError(err, "refold order")
 		}
-		progress.Observe(sm.Kind(kind), parseTime(occurred))
-		out, err := sm.Apply(state, &totals, sm.Kind(kind), amount)
-		if err != nil {
-			rows.Close()
-			return engine.Wrap(engine.EINTERNAL, err, "refold order %d", ref)
-		}
-		state = out.To
-		if string(out.Result) != result || string(out.From) != from || string(out.To) != to {
-			changed = append(changed, step{seq, out})
-		}
+		st.Kind, st.Result, st.From, st.To, st.OccurredAt = sm.Kind(kind), sm.Result(result), sm.State(from), sm.State(to), parseTime(occurred)
+		steps = append(steps, st)
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
 		return storeError(err, "refold order")
 	}
-	for _, s := range changed {
+	fold, err := engine.Refold(o.totals.Registered, steps)
+	if err != nil {
+		return engine.Wrap(engine.EINTERNAL, err, "refold order %d", ref)
+	}
+	for _, c := range fold.Changed {
 		if _, err := tx.ExecContext(ctx, `UPDATE events SET result = ?, from_state = ?, to_state = ? WHERE id = ?`,
-			string(s.out.Result), string(s.out.From), string(s.out.To), s.seq); err != nil {
+			string(c.Outcome.Result), string(c.Outcome.From), string(c.Outcome.To), c.Seq); err != nil {
 			return storeError(err, "refold order")
 		}
 	}
+	state, totals, progress := fold.State, fold.Totals, fold.Progress
 	since := o.stateSince
 	if state != o.state {
 		since = now

@@ -8,7 +8,6 @@ import (
 	"slices"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/orderstate/orderstate/engine"
 
@@ -477,10 +476,11 @@ func scanAnomaly(row interface{ Scan(...any) error }) (engine.Anomaly, error) {
 // A later ack adds its note below the earlier ones rather than replacing
 // what a colleague wrote; an ack without a note, or the same note again (a
 // retried request), keeps the notes as they are. Returns ENOTFOUND for an
-// unknown id, EINVALID for a note past maxNote or notes past maxNotes.
+// unknown id, EINVALID for a note past engine.MaxNote or notes past
+// engine.MaxNotes.
 func (db *DB) AckAnomaly(ctx context.Context, id int64, note string) (*engine.Anomaly, error) {
-	if n := utf8.RuneCountInString(note); n > maxNote {
-		return nil, engine.Errorf(engine.EINVALID, "note is %d characters long; at most %d are kept", n, maxNote)
+	if err := engine.CheckNote(note); err != nil {
+		return nil, err
 	}
 	err := db.update(ctx, func(tx *sql.Tx) error {
 		var notes sql.NullString
@@ -490,10 +490,9 @@ func (db *DB) AckAnomaly(ctx context.Context, id int64, note string) (*engine.An
 		} else if err != nil {
 			return storeError(err, "acknowledge anomaly")
 		}
-		merged := addNote(notes.String, note)
-		if utf8.RuneCountInString(merged) > maxNotes {
-			return engine.Errorf(engine.EINVALID, "anomaly %d already holds %d characters of notes, and with this one they would pass %d; "+
-				"acknowledge it without a note (its notes are in GET /v1/anomalies)", id, utf8.RuneCountInString(notes.String), maxNotes)
+		merged, err := engine.AddNote(id, notes.String, note)
+		if err != nil {
+			return err
 		}
 		now := formatTime(db.now())
 		_, err = tx.ExecContext(ctx, `UPDATE anomalies SET status = 'acknowledged', note = ?, updated_at = ?,
@@ -515,23 +514,6 @@ func (db *DB) AckAnomaly(ctx context.Context, id int64, note string) (*engine.An
 		return nil, err
 	}
 	return &a, nil
-}
-
-const (
-	maxNote  = 2000
-	maxNotes = 20000
-)
-
-// addNote puts note on a line of its own below notes, unless it is empty or
-// already the last one.
-func addNote(notes, note string) string {
-	switch {
-	case note == "" || notes == note || strings.HasSuffix(notes, "\n"+note):
-		return notes
-	case notes == "":
-		return note
-	}
-	return notes + "\n" + note
 }
 
 // Replay rebuilds every order from its stored events (originals only, in
