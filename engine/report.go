@@ -1,6 +1,8 @@
 package engine
 
 import (
+	"cmp"
+	"slices"
 	"time"
 
 	sm "github.com/orderstate/orderstate/statemachine"
@@ -92,4 +94,25 @@ type ProviderActivity struct {
 	// Lags are received_at minus occurred_at of each original event that
 	// carried a provider time, ascending.
 	Lags []time.Duration
+}
+
+// Sort puts the report data in the order every store returns it: counts by
+// provider then state, or by kind then provider; activity by provider,
+// each provider's lags ascending. Stores read in whatever order their
+// queries give and call it once.
+func (d *ReportData) Sort() {
+	byState := func(a, b StateCount) int {
+		return cmp.Or(cmp.Compare(a.Provider, b.Provider), cmp.Compare(a.State, b.State))
+	}
+	byKind := func(a, b KindCount) int {
+		return cmp.Or(cmp.Compare(a.Kind, b.Kind), cmp.Compare(a.Provider, b.Provider))
+	}
+	slices.SortFunc(d.Reached, byState)
+	slices.SortFunc(d.InFlight, byState)
+	slices.SortFunc(d.OpenCounts, byKind)
+	slices.SortFunc(d.Info, byKind)
+	slices.SortFunc(d.Activity, func(a, b ProviderActivity) int { return cmp.Compare(a.Provider, b.Provider) })
+	for _, a := range d.Activity {
+		slices.Sort(a.Lags)
+	}
 }

@@ -3,9 +3,6 @@ package postgres
 import (
 	"context"
 	"errors"
-	"maps"
-	"slices"
-	"sort"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -59,6 +56,7 @@ func (db *DB) ReportData(ctx context.Context, q engine.ReportQuery) (*engine.Rep
 	if err != nil {
 		return nil, err
 	}
+	d.Sort()
 	return d, nil
 }
 
@@ -99,12 +97,6 @@ func (r *reportReader) stateCounts(query string, args ...any) []engine.StateCoun
 		out = append(out, c)
 		return err
 	})
-	sort.Slice(out, func(i, j int) bool {
-		if out[i].Provider != out[j].Provider {
-			return out[i].Provider < out[j].Provider
-		}
-		return out[i].State < out[j].State
-	})
 	return out
 }
 
@@ -115,12 +107,6 @@ func (r *reportReader) kindCounts(query string, args ...any) []engine.KindCount 
 		err := rows.Scan(&c.Kind, &c.Provider, &c.Count, &c.New)
 		out = append(out, c)
 		return err
-	})
-	sort.Slice(out, func(i, j int) bool {
-		if out[i].Kind != out[j].Kind {
-			return out[i].Kind < out[j].Kind
-		}
-		return out[i].Provider < out[j].Provider
 	})
 	return out
 }
@@ -242,9 +228,7 @@ func (r *reportReader) activity(since, until time.Time) []engine.ProviderActivit
 			return nil
 		})
 	out := make([]engine.ProviderActivity, 0, len(by))
-	for _, p := range slices.Sorted(maps.Keys(by)) {
-		a := by[p]
-		sort.Slice(a.Lags, func(i, j int) bool { return a.Lags[i] < a.Lags[j] })
+	for _, a := range by {
 		out = append(out, *a)
 	}
 	return out

@@ -3,9 +3,6 @@ package sqlite
 import (
 	"context"
 	"database/sql"
-	"maps"
-	"slices"
-	"sort"
 	"strings"
 	"time"
 
@@ -67,6 +64,7 @@ func (db *DB) ReportData(ctx context.Context, q engine.ReportQuery) (*engine.Rep
 	if r.err != nil {
 		return nil, r.err
 	}
+	d.Sort()
 	return d, db.awaitDurable(ctx)
 }
 
@@ -118,12 +116,6 @@ func (r *reportReader) stateCounts(query string, args ...any) []engine.StateCoun
 		out = append(out, c)
 		return err
 	})
-	sort.Slice(out, func(i, j int) bool {
-		if out[i].Provider != out[j].Provider {
-			return out[i].Provider < out[j].Provider
-		}
-		return out[i].State < out[j].State
-	})
 	return out
 }
 
@@ -134,12 +126,6 @@ func (r *reportReader) kindCounts(query string, args ...any) []engine.KindCount 
 		err := rows.Scan(&c.Kind, &c.Provider, &c.Count, &c.New)
 		out = append(out, c)
 		return err
-	})
-	sort.Slice(out, func(i, j int) bool {
-		if out[i].Kind != out[j].Kind {
-			return out[i].Kind < out[j].Kind
-		}
-		return out[i].Provider < out[j].Provider
 	})
 	return out
 }
@@ -270,9 +256,7 @@ func (r *reportReader) activity() []engine.ProviderActivity {
 			return nil
 		})
 	out := make([]engine.ProviderActivity, 0, len(by))
-	for _, p := range slices.Sorted(maps.Keys(by)) {
-		a := by[p]
-		sort.Slice(a.Lags, func(i, j int) bool { return a.Lags[i] < a.Lags[j] })
+	for _, a := range by {
 		out = append(out, *a)
 	}
 	return out
