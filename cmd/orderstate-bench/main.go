@@ -35,6 +35,7 @@ type config struct {
 	readers     int
 	skipReads   bool
 	skipPG      bool
+	onlyPG      bool
 	conc        []int
 	out         string
 }
@@ -49,6 +50,7 @@ func main() {
 	flag.IntVar(&c.readers, "readers", 8, "concurrent order readers during the read measurement")
 	flag.BoolVar(&c.skipReads, "skip-reads", false, "skip the reads-during-ingest measurement")
 	flag.BoolVar(&c.skipPG, "skip-postgres", false, "skip the PostgreSQL measurements (they start a throwaway server of their own)")
+	flag.BoolVar(&c.onlyPG, "only-postgres", false, "measure PostgreSQL alone")
 	concurrency := flag.String("concurrency", "1,8,64", "comma-separated concurrencies of the fresh-store ingest runs")
 	flag.StringVar(&c.out, "out", "", "also write the table to this file")
 	flag.Parse()
@@ -88,129 +90,13 @@ func run(ctx context.Context, c config) error {
 	// webhooks signed with.
 	secrets := simulate.NewSecrets()
 
-	// 1. The yardstick: what this disk commits with the store's pragmas.
-	bare, err := bareInsertRate(ctx, filepath.Join(c.dir, "bare.db"), c.duration)
-	if err != nil {
-		return fmt.Errorf("bare insert: %w", err)
-	}
-	add(row{"bare durable insert, one 2 KB row per transaction", fmt.Sprintf("%.0f tx/s", bare), "1.00", "the limit"})
-
-	// 2. Ingest on a fresh store.
-	fresh := filepath.Join(c.dir, "fresh.db")
-	removeDB(fresh)
-	srv, err := startServer(ctx, c.bin, fresh, secrets)
-	if err != nil {
-		return err
-	}
 	var peakRSS int64
-	freshRates := map[int]result{}
-	var meanBody float64
-	for i, conc := range c.conc {
-		w := newWorkload(fmt.Sprintf("f%d", conc), ordersFor(conc, c.duration), uint64(i+1), secrets)
-		meanBody = w.meanBodyBytes()
-		if err := srv.register(ctx, w); err != nil {
-			return err
-		}
-		var side func(context.Context)
-		if pp := os.Getenv("ORDERSTATE_BENCH_PPROF"); pp != "" {
-			path := filepath.Join(c.dir, fmt.Sprintf("cpu-c%d.prof", conc))
-			side = func(ctx context.Context) { profile(ctx, pp, c.duration, path) }
-		}
-		res := srv.ingest(ctx, w, conc, c.duration, side)
-		freshRates[conc] = res
-		add(row{fmt.Sprintf("ingest, fresh store, concurrency %d", conc), res.String(), fmt.Sprintf("%.2f", res.rate/bare), res.errNote()})
-	}
-
-	// 3. Reads during ingest, and beside them the same load of requests
-	// that do no store work at all: what HTTP alone costs on this machine,
-	// with the load generator on the same cores, bounds what any read path
-	// could reach.
-	if !c.skipReads {
-		w := newWorkload("r", ordersFor(8, c.duration)*3/2, 9, secrets)
-		if err := srv.register(ctx, w); err != nil {
-			return err
-		}
-		third := len(w.webhooks) / 3
-		parts := []*workload{{webhooks: w.webhooks[:third]}, {webhooks: w.webhooks[third : 2*third]}, {webhooks: w.webhooks[2*third:]}}
-		alone := srv.ingest(ctx, parts[0], 8, c.duration, nil)
-		withReads := func(part *workload, prof string, path func(i int) string) (result, float64) {
-			var reads atomic.Int64
-			res := srv.ingest(ctx, part, 8, c.duration, func(ctx context.Context) {
-				if pp := os.Getenv("ORDERSTATE_BENCH_PPROF"); pp != "" {
-					go profile(ctx, pp, c.duration, filepath.Join(c.dir, prof))
-				}
-				srv.read(ctx, path, c.readers, &reads)
-			})
-			return res, float64(reads.Load()) / res.elapsed.Seconds()
-		}
-		withOrders, readRate := withReads(parts[1], "cpu-reads.prof", func(i int) string { return "/v1/orders/" + w.orderIDs[i%len(w.orderIDs)] })
-		withHealth, healthRate := withReads(parts[2], "cpu-healthz.prof", func(int) string { return "/healthz" })
-		add(row{"ingest, concurrency 8, no readers", alone.String(), "", ""})
-		add(row{fmt.Sprintf("ingest, concurrency 8, with %d readers", c.readers), withOrders.String(), fmt.Sprintf("%.2f", withOrders.rate/alone.rate), "ratio to no readers; the server CPU includes the reads"})
-		add(row{"GET /v1/orders/{id} during that ingest", fmt.Sprintf("%.0f reads/s", readRate), "", ""})
-		add(row{fmt.Sprintf("ingest, concurrency 8, with %d readers of GET /healthz", c.readers), withHealth.String(), fmt.Sprintf("%.2f", withHealth.rate/alone.rate),
-			"ratio to no readers: the cost of HTTP alone"})
-		add(row{"GET /healthz during that ingest", fmt.Sprintf("%.0f requests/s", healthRate), "", "no store work: the ceiling of any read here"})
-	}
-	peakRSS = max(peakRSS, srv.peakRSS())
-	if err := srv.stop(); err != nil {
-		return err
-	}
-	perEvent, err := bytesPerEvent(ctx, fresh)
-	if err != nil {
-		return err
-	}
-	add(row{"store bytes per event, with its raw body and indexes", fmt.Sprintf("%.0f B", perEvent), fmt.Sprintf("%.2f", perEvent/meanBody), fmt.Sprintf("ratio to the mean raw body (%.0f B)", meanBody)})
-
-	// 4. The large store.
-	if !c.skipLarge {
-		large := filepath.Join(c.dir, fmt.Sprintf("large-%d.db", c.largeOrders))
-		took, err := ensureLarge(ctx, large, c.largeOrders)
+	if !c.onlyPG {
+		rss, err := benchSQLite(ctx, c, secrets, add)
 		if err != nil {
 			return err
 		}
-		note := "reused"
-		if took > 0 {
-			note = fmt.Sprintf("built in %s", took.Round(time.Second))
-		}
-		if orders, anomalies, err := storeSize(ctx, large); err == nil {
-			note += fmt.Sprintf("; holds %d orders, %d open anomalies", orders, anomalies)
-		}
-		add(row{fmt.Sprintf("large store: %d orders, 3 events each", c.largeOrders), note, "", ""})
-		mark, err := markStore(ctx, large)
-		if err != nil {
-			return err
-		}
-		srv, err := startServer(ctx, c.bin, large, secrets)
-		if err != nil {
-			return err
-		}
-		tag := fmt.Sprintf("L%d", time.Now().Unix())
-		w := newWorkload(tag, ordersFor(64, c.duration), 77, secrets)
-		if err := srv.register(ctx, w); err != nil {
-			return err
-		}
-		res := srv.ingest(ctx, w, 64, c.duration, nil)
-		ratio := ""
-		if fresh, ok := freshRates[64]; ok {
-			ratio = fmt.Sprintf("%.2f", res.rate/fresh.rate)
-		}
-		add(row{"ingest, large store, concurrency 64", res.String(), ratio, "ratio to fresh, concurrency 64"})
-		peakRSS = max(peakRSS, srv.peakRSS())
-		if err := srv.stop(); err != nil {
-			return err
-		}
-		for _, job := range []string{"reconcile", "report"} {
-			d, err := timeCommand(ctx, c.bin, job, large)
-			if err != nil {
-				return err
-			}
-			add(row{fmt.Sprintf("orderstate %s on the large store (whole command)", job), d.Round(time.Millisecond).String(), "", ""})
-		}
-		fmt.Fprintln(os.Stderr, "  taking this run's orders out of the large store again")
-		if err := sqlite.TrimTo(ctx, large, mark); err != nil {
-			return fmt.Errorf("trim %s back (rm %s* to rebuild it): %w", large, large, err)
-		}
+		peakRSS = rss
 	}
 	// 5. PostgreSQL: the ceiling this machine's PostgreSQL sets, then
 	// ingest through one replica and through two sharing one database.
@@ -384,7 +270,9 @@ func startServerIn(ctx context.Context, bin, db, dir string, secrets simulate.Se
 	s.cmd = exec.CommandContext(ctx, bin, "serve", "--addr", addr, "--db", db, "--log-level", "warn",
 		"--sweep-schedule", "@every 1h", "--report-schedule", "@every 24h", "--reports-dir", filepath.Join(dir, "reports"),
 		"--max-inflight", "1024")
-	if p := os.Getenv("ORDERSTATE_BENCH_PPROF"); p != "" {
+	if p := os.Getenv("ORDERSTATE_BENCH_PPROF"); p != "" && !strings.HasSuffix(dir, "-1") {
+		// One profiled server at a time: the second replica would find
+		// the address taken.
 		s.cmd.Args = append(s.cmd.Args, "--pprof-addr", p)
 	}
 	s.cmd.Env = append(os.Environ(), "ORDERSTATE_TOKENZ_SECRET="+secrets.Tokenz, "ORDERSTATE_YOCO_SECRET="+secrets.Yoco,
@@ -687,4 +575,134 @@ func stolenShare(a, b cpuTimes) (float64, bool) {
 		return 0, false
 	}
 	return float64(b.steal-a.steal) / float64(b.total-a.total), true
+}
+
+// benchSQLite measures the embedded store: the disk's yardstick, ingest
+// on a fresh store, reads during ingest and the large store.
+func benchSQLite(ctx context.Context, c config, secrets simulate.Secrets, add func(row)) (int64, error) {
+	// 1. The yardstick: what this disk commits with the store's pragmas.
+	bare, err := bareInsertRate(ctx, filepath.Join(c.dir, "bare.db"), c.duration)
+	if err != nil {
+		return 0, fmt.Errorf("bare insert: %w", err)
+	}
+	add(row{"bare durable insert, one 2 KB row per transaction", fmt.Sprintf("%.0f tx/s", bare), "1.00", "the limit"})
+
+	// 2. Ingest on a fresh store.
+	fresh := filepath.Join(c.dir, "fresh.db")
+	removeDB(fresh)
+	srv, err := startServer(ctx, c.bin, fresh, secrets)
+	if err != nil {
+		return 0, err
+	}
+	var peakRSS int64
+	freshRates := map[int]result{}
+	var meanBody float64
+	for i, conc := range c.conc {
+		w := newWorkload(fmt.Sprintf("f%d", conc), ordersFor(conc, c.duration), uint64(i+1), secrets)
+		meanBody = w.meanBodyBytes()
+		if err := srv.register(ctx, w); err != nil {
+			return 0, err
+		}
+		var side func(context.Context)
+		if pp := os.Getenv("ORDERSTATE_BENCH_PPROF"); pp != "" {
+			path := filepath.Join(c.dir, fmt.Sprintf("cpu-c%d.prof", conc))
+			side = func(ctx context.Context) { profile(ctx, pp, c.duration, path) }
+		}
+		res := srv.ingest(ctx, w, conc, c.duration, side)
+		freshRates[conc] = res
+		add(row{fmt.Sprintf("ingest, fresh store, concurrency %d", conc), res.String(), fmt.Sprintf("%.2f", res.rate/bare), res.errNote()})
+	}
+
+	// 3. Reads during ingest, and beside them the same load of requests
+	// that do no store work at all: what HTTP alone costs on this machine,
+	// with the load generator on the same cores, bounds what any read path
+	// could reach.
+	if !c.skipReads {
+		w := newWorkload("r", ordersFor(8, c.duration)*3/2, 9, secrets)
+		if err := srv.register(ctx, w); err != nil {
+			return 0, err
+		}
+		third := len(w.webhooks) / 3
+		parts := []*workload{{webhooks: w.webhooks[:third]}, {webhooks: w.webhooks[third : 2*third]}, {webhooks: w.webhooks[2*third:]}}
+		alone := srv.ingest(ctx, parts[0], 8, c.duration, nil)
+		withReads := func(part *workload, prof string, path func(i int) string) (result, float64) {
+			var reads atomic.Int64
+			res := srv.ingest(ctx, part, 8, c.duration, func(ctx context.Context) {
+				if pp := os.Getenv("ORDERSTATE_BENCH_PPROF"); pp != "" {
+					go profile(ctx, pp, c.duration, filepath.Join(c.dir, prof))
+				}
+				srv.read(ctx, path, c.readers, &reads)
+			})
+			return res, float64(reads.Load()) / res.elapsed.Seconds()
+		}
+		withOrders, readRate := withReads(parts[1], "cpu-reads.prof", func(i int) string { return "/v1/orders/" + w.orderIDs[i%len(w.orderIDs)] })
+		withHealth, healthRate := withReads(parts[2], "cpu-healthz.prof", func(int) string { return "/healthz" })
+		add(row{"ingest, concurrency 8, no readers", alone.String(), "", ""})
+		add(row{fmt.Sprintf("ingest, concurrency 8, with %d readers", c.readers), withOrders.String(), fmt.Sprintf("%.2f", withOrders.rate/alone.rate), "ratio to no readers; the server CPU includes the reads"})
+		add(row{"GET /v1/orders/{id} during that ingest", fmt.Sprintf("%.0f reads/s", readRate), "", ""})
+		add(row{fmt.Sprintf("ingest, concurrency 8, with %d readers of GET /healthz", c.readers), withHealth.String(), fmt.Sprintf("%.2f", withHealth.rate/alone.rate),
+			"ratio to no readers: the cost of HTTP alone"})
+		add(row{"GET /healthz during that ingest", fmt.Sprintf("%.0f requests/s", healthRate), "", "no store work: the ceiling of any read here"})
+	}
+	peakRSS = max(peakRSS, srv.peakRSS())
+	if err := srv.stop(); err != nil {
+		return 0, err
+	}
+	perEvent, err := bytesPerEvent(ctx, fresh)
+	if err != nil {
+		return 0, err
+	}
+	add(row{"store bytes per event, with its raw body and indexes", fmt.Sprintf("%.0f B", perEvent), fmt.Sprintf("%.2f", perEvent/meanBody), fmt.Sprintf("ratio to the mean raw body (%.0f B)", meanBody)})
+
+	// 4. The large store.
+	if !c.skipLarge {
+		large := filepath.Join(c.dir, fmt.Sprintf("large-%d.db", c.largeOrders))
+		took, err := ensureLarge(ctx, large, c.largeOrders)
+		if err != nil {
+			return 0, err
+		}
+		note := "reused"
+		if took > 0 {
+			note = fmt.Sprintf("built in %s", took.Round(time.Second))
+		}
+		if orders, anomalies, err := storeSize(ctx, large); err == nil {
+			note += fmt.Sprintf("; holds %d orders, %d open anomalies", orders, anomalies)
+		}
+		add(row{fmt.Sprintf("large store: %d orders, 3 events each", c.largeOrders), note, "", ""})
+		mark, err := markStore(ctx, large)
+		if err != nil {
+			return 0, err
+		}
+		srv, err := startServer(ctx, c.bin, large, secrets)
+		if err != nil {
+			return 0, err
+		}
+		tag := fmt.Sprintf("L%d", time.Now().Unix())
+		w := newWorkload(tag, ordersFor(64, c.duration), 77, secrets)
+		if err := srv.register(ctx, w); err != nil {
+			return 0, err
+		}
+		res := srv.ingest(ctx, w, 64, c.duration, nil)
+		ratio := ""
+		if fresh, ok := freshRates[64]; ok {
+			ratio = fmt.Sprintf("%.2f", res.rate/fresh.rate)
+		}
+		add(row{"ingest, large store, concurrency 64", res.String(), ratio, "ratio to fresh, concurrency 64"})
+		peakRSS = max(peakRSS, srv.peakRSS())
+		if err := srv.stop(); err != nil {
+			return 0, err
+		}
+		for _, job := range []string{"reconcile", "report"} {
+			d, err := timeCommand(ctx, c.bin, job, large)
+			if err != nil {
+				return 0, err
+			}
+			add(row{fmt.Sprintf("orderstate %s on the large store (whole command)", job), d.Round(time.Millisecond).String(), "", ""})
+		}
+		fmt.Fprintln(os.Stderr, "  taking this run's orders out of the large store again")
+		if err := sqlite.TrimTo(ctx, large, mark); err != nil {
+			return 0, fmt.Errorf("trim %s back (rm %s* to rebuild it): %w", large, large, err)
+		}
+	}
+	return peakRSS, nil
 }

@@ -68,7 +68,12 @@ func benchPostgres(ctx context.Context, c config, secrets simulate.Secrets) ([]r
 			if err := servers[0].register(ctx, w); err != nil {
 				return nil, 0, err
 			}
-			res := ingest(ctx, servers, w, conc, c.duration, nil)
+			var side func(context.Context)
+			if pp := os.Getenv("ORDERSTATE_BENCH_PPROF"); pp != "" && replicas == 1 {
+				path := filepath.Join(c.dir, fmt.Sprintf("cpu-pg-c%d.prof", conc))
+				side = func(ctx context.Context) { profile(ctx, pp, c.duration, path) }
+			}
+			res := ingest(ctx, servers, w, conc, c.duration, side)
 			ceil := ceilings[conc]
 			note := res.errNote()
 			if ceil.p99 > 0 {
