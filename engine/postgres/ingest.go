@@ -10,6 +10,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/orderstate/orderstate/engine"
 	sm "github.com/orderstate/orderstate/statemachine"
@@ -130,14 +131,24 @@ func loadOrder(ctx context.Context, tx dbtx, lock bool, where string, args ...an
 
 // Ingest stores one verified, parsed webhook: dedupe, apply, record the raw
 // bytes, the event, the transition and any anomaly, in one transaction,
-// serialised with every other write about the ids the event names.
+// serialised with every other write about the ids the event names. Webhooks
+// that arrive together share a transaction (see group.go).
 func (db *DB) Ingest(ctx context.Context, ev engine.Event, req *engine.Request) (engine.IngestResult, error) {
-	if err := engine.ValidateEvent(ev); err != nil {
+	op, err := newIngestOp(ev, req)
+	if err != nil {
 		return engine.IngestResult{}, err
+	}
+	return db.submit(ctx, op)
+}
+
+// newIngestOp checks ev and prepares what its transaction needs.
+func newIngestOp(ev engine.Event, req *engine.Request) (*ingestOp, error) {
+	if err := engine.ValidateEvent(ev); err != nil {
+		return nil, err
 	}
 	headers, err := json.Marshal(engine.RedactHeaders(req.Header))
 	if err != nil {
-		return engine.IngestResult{}, engine.Wrap(engine.EINTERNAL, err, "cannot encode headers")
+		return nil, engine.Wrap(engine.EINTERNAL, err, "cannot encode headers")
 	}
 	dedupe := engine.DedupeHash(ev.Provider, ev.DedupeKey)
 	keys := []string{"dedupe\x00" + string(dedupe)}
@@ -147,11 +158,17 @@ func (db *DB) Ingest(ctx context.Context, ev engine.Event, req *engine.Request) 
 	if ev.Reference != "" {
 		keys = append(keys, referenceKey(ev.Provider, ev.Reference))
 	}
+	return &ingestOp{ev: ev, dedupe: dedupe, headers: headers, body: req.Body, locks: lockIDs(keys), done: make(chan struct{})}, nil
+}
+
+// ingestAlone stores op in a transaction of its own, run again when it
+// loses a race.
+func (db *DB) ingestAlone(ctx context.Context, op *ingestOp) (engine.IngestResult, error) {
 	var res engine.IngestResult
-	locks := lockIDs(keys)
+	var err error
 	for range attempts {
 		res = engine.IngestResult{}
-		err = db.ingestOnce(ctx, locks, ev, dedupe, headers, req.Body, &res)
+		err = db.ingestOnce(ctx, op, &res)
 		if !retryable(err) {
 			break
 		}
@@ -162,11 +179,11 @@ func (db *DB) Ingest(ctx context.Context, ev engine.Event, req *engine.Request) 
 	return res, nil
 }
 
-// ingestOnce runs one attempt at storing ev in a transaction of its own on
+// ingestOnce runs one attempt at storing op in a transaction of its own on
 // a pooled connection: BEGIN goes out with the first reads and COMMIT with
 // the last writes, so a webhook costs three round trips in the common
 // case, not one per statement.
-func (db *DB) ingestOnce(ctx context.Context, locks []int64, ev engine.Event, dedupe, headers, body []byte, res *engine.IngestResult) error {
+func (db *DB) ingestOnce(ctx context.Context, op *ingestOp, res *engine.IngestResult) error {
 	if err := db.closedError(); err != nil {
 		return err
 	}
@@ -177,49 +194,52 @@ func (db *DB) ingestOnce(ctx context.Context, locks []int64, ev engine.Event, de
 	defer c.Release()
 	committed := false
 	defer func() {
-		if committed {
-			return
-		}
-		// A connection that cannot even roll back is broken: it must not
-		// go back to the pool inside a transaction.
-		if _, err := c.Exec(context.WithoutCancel(ctx), "ROLLBACK"); err != nil {
-			c.Conn().Close(context.WithoutCancel(ctx))
+		if !committed {
+			rollback(ctx, c)
 		}
 	}()
-	if err := db.ingest(ctx, c, locks, ev, dedupe, headers, body, res); err != nil {
+	if err := db.ingest(ctx, c, op, false, res); err != nil {
 		return err
 	}
 	committed = true
 	return nil
 }
 
-func (db *DB) ingest(ctx context.Context, tx dbtx, locks []int64, ev engine.Event, dedupe, headers, body []byte, res *engine.IngestResult) error {
+// rollback ends a failed transaction on c. A connection that cannot even
+// roll back is broken: it must not go back to the pool inside a
+// transaction.
+func rollback(ctx context.Context, c *pgxpool.Conn) {
+	if _, err := c.Exec(context.WithoutCancel(ctx), "ROLLBACK"); err != nil {
+		c.Conn().Close(context.WithoutCancel(ctx))
+	}
+}
+
+// ingest stores op on tx. With inTx the transaction is already open and
+// holds op's locks, and stays open; else ingest begins it, takes the locks
+// and commits.
+func (db *DB) ingest(ctx context.Context, tx dbtx, op *ingestOp, inTx bool, res *engine.IngestResult) error {
 	now := db.now()
+	ev := op.ev
 	// One round trip begins the transaction, takes the locks, finds the
 	// orders the event's ids name, and looks for an earlier delivery.
 	ids := engine.EventIDs(ev)
 	var b pgx.Batch
-	b.Queue("BEGIN")
-	b.Queue(qLock, locks)
-	b.Queue(`SELECT id FROM events WHERE dedupe = $1 AND original_id IS NULL`, dedupe)
-	if len(ids) > 0 {
-		b.Queue(qAliases, ev.Provider, ids)
+	if !inTx {
+		b.Queue("BEGIN")
+		b.Queue(qLock, op.locks)
 	}
+	queueLookup(&b, op)
 	br := tx.SendBatch(ctx, &b)
-	_, err := br.Exec()
-	if err == nil {
-		_, err = br.Exec()
-	}
-	var origID int64
-	if err == nil {
-		err = br.QueryRow().Scan(&origID)
-		if errors.Is(err, pgx.ErrNoRows) {
-			err = nil
+	var err error
+	if !inTx {
+		if _, err = br.Exec(); err == nil {
+			_, err = br.Exec()
 		}
 	}
+	var origID int64
 	var found map[string]*orderRow
-	if err == nil && len(ids) > 0 {
-		found, err = scanAliases(br)
+	if err == nil {
+		origID, found, err = readLookup(br, op)
 	}
 	if cerr := br.Close(); err == nil {
 		err = cerr
@@ -235,91 +255,179 @@ func (db *DB) ingest(ctx context.Context, tx dbtx, locks []int64, ev engine.Even
 		}
 	}
 	if origID != 0 {
-		if err := db.recordDuplicate(ctx, tx, ev, dedupe, origID, o, merged, now, res); err != nil {
+		if err := db.recordDuplicate(ctx, tx, ev, op.dedupe, origID, o, merged, now, res); err != nil {
 			return err
+		}
+		if inTx {
+			return nil
 		}
 		_, err := tx.Exec(ctx, "COMMIT")
 		return err
 	}
-
-	out := sm.Outcome{Result: sm.Ignored}
-	var outOfOrder bool
-	if o != nil {
-		outOfOrder = o.progress.Observe(ev.Kind, ev.OccurredAt)
-		if out, err = sm.Apply(o.state, &o.totals, ev.Kind, ev.Amount); err != nil {
-			return engine.Wrap(engine.EINTERNAL, err, "order %d cannot apply %s", o.ref, ev.Kind)
-		}
-	}
-	var orderRef, fromState, toState any
-	if o != nil {
-		orderRef, fromState, toState = o.ref, string(out.From), string(out.To)
-	}
 	// The second round trip stores the event with its raw body, the
 	// order's new fold, and reads back the facts the rules look at.
-	idsJSON, _ := json.Marshal(ids)
+	st := &step{op: op, o: o}
 	b = pgx.Batch{}
-	b.Queue(`WITH e AS (INSERT INTO events (order_ref, provider, dedupe, provider_event_id, provider_type, kind, result,
-		from_state, to_state, amount, currency, mode, occurred_at, received_at, out_of_order, unsigned, ids)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17) RETURNING id)
-		INSERT INTO raw_events (event_id, headers, body) SELECT id, $18, $19 FROM e RETURNING event_id`,
-		orderRef, ev.Provider, dedupe, ev.EventID, ev.Type, string(ev.Kind), string(out.Result), fromState, toState,
-		ev.Amount, nullString(ev.Currency), nullString(ev.Mode), nullTime(ev.OccurredAt), now, outOfOrder, ev.Unsigned, idsJSON,
-		headers, body)
-	var withFacts bool
-	if o != nil {
-		stateSince := o.stateSince
-		if out.Changed() {
-			stateSince = now
-		}
-		b.Queue(`UPDATE orders SET state = $1, captured = $2, refunded = $3, full_refund = $4, max_rank = $5,
-			max_occurred = $6, updated_at = $7, state_since = $8, last_event_at = $7 WHERE id = $9`,
-			string(out.To), o.totals.Captured, o.totals.Refunded, o.totals.FullRefund, o.progress.MaxRank,
-			nullTime(o.progress.MaxOccurred), now, stateSince, o.ref)
-		o.state, o.stateSince, o.lastEventAt = out.To, stateSince, now
-		// Most webhooks cannot change what the rules find: those skip
-		// reading the order's facts.
-		withFacts = !engine.Unchanged(o.registration(), o.redirectView(), out.From, out.To, engine.Fact{Kind: ev.Kind,
-			Amount: ev.Amount, Currency: ev.Currency, Mode: ev.Mode, IDs: ids})
-		if withFacts {
-			queueFacts(&b, o)
-		}
+	if err := st.queue(&b, now); err != nil {
+		return err
 	}
 	br = tx.SendBatch(ctx, &b)
-	var seq int64
-	err = br.QueryRow().Scan(&seq)
-	if err == nil && withFacts {
-		_, err = br.Exec()
-	}
-	var facts engine.Facts
-	var status map[string]string
-	if err == nil && withFacts {
-		facts, status, err = scanFacts(br, o)
-	}
+	err = st.read(br)
 	if cerr := br.Close(); err == nil {
 		err = cerr
 	}
 	if err != nil {
 		return err
 	}
-	res.Seq, res.Result = seq, out.Result
 	// The third sends what the rules decided, and COMMIT.
 	r := &raiser{now: now}
-	if o != nil {
-		for _, f := range engine.ArrivalFindings(ev, seq, out, outOfOrder) {
-			r.raise(o, f.Kind, seq, f.Detail)
-		}
-		for _, s := range engine.SettledResolutions(ev, out, o.redirectView(), now) {
-			if !withFacts || status[s.Kind] == engine.StatusOpen {
-				r.resolve(o.ref, s.Kind, s.Why)
-			}
-		}
-		if withFacts {
-			r.settleWith(o, seq, facts, status)
-		}
-		res.State, res.Anomalies, res.OrderID = out.To, r.kinds, o.shopID()
+	st.decide(r, now, res)
+	if !inTx {
+		r.batch.Queue("COMMIT")
 	}
-	r.batch.Queue("COMMIT")
 	return r.flush(ctx, tx)
+}
+
+// queueLookup queues the search for an earlier delivery of op's event and
+// for the orders its ids name, locked.
+func queueLookup(b *pgx.Batch, op *ingestOp) {
+	b.Queue(`SELECT id FROM events WHERE dedupe = $1 AND original_id IS NULL`, op.dedupe)
+	if ids := engine.EventIDs(op.ev); len(ids) > 0 {
+		b.Queue(qAliases, op.ev.Provider, ids)
+	}
+}
+
+// readLookup reads queueLookup's answers: the earlier delivery's seq (0
+// for none) and the orders found by id.
+func readLookup(br pgx.BatchResults, op *ingestOp) (int64, map[string]*orderRow, error) {
+	var origID int64
+	err := br.QueryRow().Scan(&origID)
+	if errors.Is(err, pgx.ErrNoRows) {
+		err = nil
+	}
+	if err != nil || len(engine.EventIDs(op.ev)) == 0 {
+		return origID, nil, err
+	}
+	found, err := scanAliases(br)
+	return origID, found, err
+}
+
+// step is one new event's way through the write: the order it applies to,
+// what applying it did, and what the rules need read back.
+type step struct {
+	op         *ingestOp
+	o          *orderRow
+	newIDs     []string // ids the event names that no order had yet: the group path records them for o
+	out        sm.Outcome
+	outOfOrder bool
+	withFacts  bool
+	seq        int64
+	facts      engine.Facts
+	status     map[string]string
+}
+
+// apply applies the event to its order in memory: the outcome, and
+// whether the rules may find something new, so need the order's facts.
+func (st *step) apply(now time.Time) error {
+	ev, o := st.op.ev, st.o
+	st.out = sm.Outcome{Result: sm.Ignored}
+	if o == nil {
+		return nil
+	}
+	st.outOfOrder = o.progress.Observe(ev.Kind, ev.OccurredAt)
+	out, err := sm.Apply(o.state, &o.totals, ev.Kind, ev.Amount)
+	if err != nil {
+		return engine.Wrap(engine.EINTERNAL, err, "order %d cannot apply %s", o.ref, ev.Kind)
+	}
+	st.out = out
+	if out.Changed() {
+		o.stateSince = now
+	}
+	o.state, o.lastEventAt = out.To, now
+	// Most webhooks cannot change what the rules find: those skip reading
+	// the order's facts.
+	st.withFacts = !engine.Unchanged(o.registration(), o.redirectView(), out.From, out.To, engine.Fact{Kind: ev.Kind,
+		Amount: ev.Amount, Currency: ev.Currency, Mode: ev.Mode, IDs: engine.EventIDs(ev)})
+	return nil
+}
+
+// fromTo is what the event did to its order, for its row: nil without one.
+func (st *step) fromTo() (orderRef, from, to any) {
+	if st.o == nil {
+		return nil, nil, nil
+	}
+	return st.o.ref, string(st.out.From), string(st.out.To)
+}
+
+// queue applies the event and queues the event with its raw body, the
+// order's new fold and, when the rules may find something new, the read
+// of the order's facts.
+func (st *step) queue(b *pgx.Batch, now time.Time) error {
+	if err := st.apply(now); err != nil {
+		return err
+	}
+	ev, o := st.op.ev, st.o
+	orderRef, fromState, toState := st.fromTo()
+	idsJSON, _ := json.Marshal(engine.EventIDs(ev))
+	b.Queue(`WITH e AS (INSERT INTO events (order_ref, provider, dedupe, provider_event_id, provider_type, kind, result,
+		from_state, to_state, amount, currency, mode, occurred_at, received_at, out_of_order, unsigned, ids)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17) RETURNING id)
+		INSERT INTO raw_events (event_id, headers, body) SELECT id, $18, $19 FROM e RETURNING event_id`,
+		orderRef, ev.Provider, st.op.dedupe, ev.EventID, ev.Type, string(ev.Kind), string(st.out.Result), fromState, toState,
+		ev.Amount, nullString(ev.Currency), nullString(ev.Mode), nullTime(ev.OccurredAt), now, st.outOfOrder, ev.Unsigned, idsJSON,
+		st.op.headers, st.op.body)
+	if o == nil {
+		return nil
+	}
+	b.Queue(`UPDATE orders SET state = $1, captured = $2, refunded = $3, full_refund = $4, max_rank = $5,
+		max_occurred = $6, updated_at = $7, state_since = $8, last_event_at = $7 WHERE id = $9`,
+		string(o.state), o.totals.Captured, o.totals.Refunded, o.totals.FullRefund, o.progress.MaxRank,
+		nullTime(o.progress.MaxOccurred), now, o.stateSince, o.ref)
+	if st.withFacts {
+		queueFacts(b, o)
+	}
+	return nil
+}
+
+// read reads the answers to what queue queued, in its order.
+func (st *step) read(br pgx.BatchResults) error {
+	if err := br.QueryRow().Scan(&st.seq); err != nil {
+		return err
+	}
+	if st.o == nil {
+		return nil
+	}
+	if _, err := br.Exec(); err != nil {
+		return err
+	}
+	if !st.withFacts {
+		return nil
+	}
+	var err error
+	st.facts, st.status, err = scanFacts(br, st.o)
+	return err
+}
+
+// decide gathers in r what the rules make of the stored event, and fills
+// the webhook's answer.
+func (st *step) decide(r *raiser, now time.Time, res *engine.IngestResult) {
+	ev, o := st.op.ev, st.o
+	res.Seq, res.Result = st.seq, st.out.Result
+	if o == nil {
+		return
+	}
+	for _, f := range engine.ArrivalFindings(ev, st.seq, st.out, st.outOfOrder) {
+		r.raise(o, f.Kind, st.seq, f.Detail)
+	}
+	for _, s := range engine.SettledResolutions(ev, st.out, o.redirectView(), now) {
+		if !st.withFacts || st.status[s.Kind] == engine.StatusOpen {
+			r.resolve(o.ref, s.Kind, s.Why)
+		}
+	}
+	if st.withFacts {
+		r.settleWith(o, st.seq, st.facts, st.status)
+	}
+	res.State, res.Anomalies, res.OrderID = st.out.To, r.kinds, o.shopID()
 }
 
 func (db *DB) recordDuplicate(ctx context.Context, tx dbtx, ev engine.Event, dedupe []byte, origID int64, o *orderRow, merged bool, now time.Time, res *engine.IngestResult) error {

@@ -13,6 +13,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -36,15 +37,20 @@ type Options struct {
 	Logger *slog.Logger
 }
 
-// DB is the PostgreSQL store. Every write is its own transaction that
-// serialises on the order it touches in the database, not in memory, so
-// any number of processes may share one database.
+// DB is the PostgreSQL store. Every write serialises on the orders it
+// touches in the database, not in memory, so any number of processes may
+// share one database; webhooks that arrive together share a transaction
+// (group.go).
 type DB struct {
 	url    string
 	pool   *pgxpool.Pool
 	now    func() time.Time
 	log    *slog.Logger
 	closed atomic.Bool
+
+	ingestQ    chan *ingestOp
+	quit       chan struct{}
+	committers sync.WaitGroup
 }
 
 // DefaultPoolSize is the connections a DB keeps open at most, unless the
@@ -77,10 +83,10 @@ func Open(ctx context.Context, url string, opts Options) (*DB, error) {
 		return nil, engine.Wrap(engine.EINVALID, err, "database URL %s cannot be parsed", redact(url))
 	}
 	if !strings.Contains(url, "pool_max_conns=") {
-		// pgx's default, four on two cores, holds a burst of webhooks to
-		// four commits at a time; PostgreSQL commits many together as
-		// cheaply as one. Three replicas at this size fit in a server's
-		// default hundred connections.
+		// Ingest holds at most a few connections (its committers, and
+		// webhooks stored alone after a group failed); the rest serve
+		// reads, registrations and the sweep. Three replicas at this size
+		// fit in a server's default hundred connections.
 		cfg.MaxConns = DefaultPoolSize
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
@@ -96,6 +102,7 @@ func Open(ctx context.Context, url string, opts Options) (*DB, error) {
 		pool.Close()
 		return nil, err
 	}
+	db.startCommitters()
 	return db, nil
 }
 
@@ -153,6 +160,8 @@ func (db *DB) migrate(ctx context.Context) error {
 // makes the caller retry, as a provider does on the 503 it maps to.
 func (db *DB) Close() error {
 	if db.closed.CompareAndSwap(false, true) {
+		close(db.quit)
+		db.committers.Wait()
 		db.pool.Close()
 	}
 	return nil

@@ -212,6 +212,80 @@ func testArrivalOrder(t *testing.T, open Opener) {
 	}
 }
 
+// testConcurrentArrival delivers random sets of events all at once: each
+// set's registration first, then every event of three runs of it (and a
+// redelivery) from goroutines of their own, so a store that commits
+// webhooks together gets events of one order, new orders, merges and
+// duplicates in one commit; then the redirect. The outcome must be the one
+// the same facts give delivered one at a time.
+func testConcurrentArrival(t *testing.T, open Opener) {
+	t.Parallel()
+	c := NewClock()
+	s := open(t, c.Now)
+	ctx := context.Background()
+	sets, runs := 40, 4
+	if raceEnabled {
+		sets = 10
+	}
+	r := rand.New(rand.NewPCG(20261207, 2))
+	for n := range sets {
+		fs := drawFactSet(r)
+		// Run 0 one step at a time; the others at once.
+		var seq []step
+		for i := range fs.events {
+			seq = append(seq, step(i))
+		}
+		seq = append([]step{stepRegister}, seq...)
+		if fs.redirect != "" {
+			seq = append(seq, stepRedirect)
+		}
+		require.NoError(t, deliver(ctx, s, fs, fmt.Sprintf("c%d_0", n), seq, c.Now()))
+		var wg sync.WaitGroup
+		var mu sync.Mutex
+		var errs []error
+		fire := func(run string, st step) {
+			wg.Go(func() {
+				if err := deliver(ctx, s, fs, run, []step{st}, c.Now()); err != nil {
+					mu.Lock()
+					errs = append(errs, err)
+					mu.Unlock()
+				}
+			})
+		}
+		for i := 1; i < runs; i++ {
+			require.NoError(t, deliver(ctx, s, fs, fmt.Sprintf("c%d_%d", n, i), []step{stepRegister}, c.Now()))
+		}
+		for i := 1; i < runs; i++ {
+			for e := range fs.events {
+				fire(fmt.Sprintf("c%d_%d", n, i), step(e))
+			}
+			fire(fmt.Sprintf("c%d_%d", n, i), step(r.IntN(len(fs.events))))
+		}
+		wg.Wait()
+		require.Empty(t, errs)
+		for i := 1; i < runs && fs.redirect != ""; i++ {
+			require.NoError(t, deliver(ctx, s, fs, fmt.Sprintf("c%d_%d", n, i), []step{stepRedirect}, c.Now()))
+		}
+		var first outcome
+		for i := range runs {
+			o := order(t, s, fmt.Sprintf("SO_c%d_%d", n, i))
+			got := outcome{State: o.State, Captured: o.Captured, Refunded: o.Refunded, Anomalies: heldAnomalies(o, engine.IsOrderFree)}
+			var facts []sm.Fact
+			for _, e := range o.Events {
+				if e.Result != sm.Duplicate {
+					facts = append(facts, sm.Fact{Kind: e.Kind, Amount: e.Amount})
+				}
+			}
+			require.Equal(t, sm.Decide(o.Amount, facts), o.State, "set %d run %d: %+v", n, i, fs)
+			if i == 0 {
+				first = got
+				continue
+			}
+			require.Equal(t, first, got, "set %d run %d: %+v, one at a time and all at once", n, i, fs)
+		}
+	}
+}
+
 func sortedUnique(ss []string) []string {
 	slices.Sort(ss)
 	return slices.Compact(ss)

@@ -40,6 +40,7 @@ var suite = []struct {
 	test func(t *testing.T, open Opener)
 }{
 	{"ArrivalOrderNeverChangesTheFacts", testArrivalOrder},
+	{"EventsArrivingAtOnceFoldAsOneAtATime", testConcurrentArrival},
 	{"ReviewCases", testReviewCases},
 	{"CheckoutMismatchHoldsForAPaymentAfterATie", testCheckoutMismatchAfterATie},
 
