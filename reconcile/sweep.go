@@ -137,7 +137,7 @@ func (r *Reconciler) RunSweep(ctx context.Context) (SweepResult, error) {
 		level = slog.LevelInfo
 	}
 	r.log.Log(ctx, level, "sweep done", slog.Int("raised", res.Count(Raised)), slog.Int("resolved", res.Count(Resolved)),
-		slog.Int("checked", res.Checked), slog.Int("transactions", res.Transactions), slog.Duration("took", time.Since(start)))
+		slog.Int("checked", res.Checked), slog.Int("transactions", res.Transactions), slog.Float64("took_ms", float64(time.Since(start).Microseconds())/1000))
 	return res, nil
 }
 

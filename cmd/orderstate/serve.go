@@ -71,7 +71,7 @@ func runServe(ctx context.Context, args []string, env func(string) string, stdou
 			slog.String("addr", s.server.Addr()))
 	}
 	<-ctx.Done()
-	log.Info("signal received, finishing in-flight requests", slog.Duration("timeout", f.shutdownTimeout))
+	log.Info("signal received, finishing in-flight requests", slog.String("timeout", f.shutdownTimeout.String()))
 	return s.close(f.shutdownTimeout)
 }
 

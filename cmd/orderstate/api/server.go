@@ -126,6 +126,7 @@ func New(cfg Config, store engine.Store, reports ReportSource, pipeline *engine.
 	if log == nil {
 		log = slog.Default()
 	}
+	log = slog.New(LogHandler(log.Handler()))
 	s := &Server{cfg: cfg, store: store, reports: reports, pipeline: pipeline, log: log, metrics: metrics,
 		slots: make(chan struct{}, cfg.MaxInFlight), done: make(chan error, 1)}
 	s.http = &http.Server{
@@ -188,7 +189,7 @@ func (s *Server) Handler() http.Handler {
 		}
 		fallback(w, r)
 	})
-	return withSecurityHeaders(mux)
+	return s.withAccessLog(withSecurityHeaders(mux))
 }
 
 // The content security policies. Nothing orderstate serves runs a script,
@@ -321,7 +322,7 @@ func (s *Server) handleWebhook(w http.ResponseWriter, r *http.Request) {
 		// and never quotes a header, so no signature reaches the log.
 		s.log.DebugContext(r.Context(), "webhook refused", slog.String("provider", s.providerLabel(provider)),
 			slog.Int("status", StatusOf(err)), slog.String("code", engine.ErrorCode(err)),
-			slog.String("message", engine.ErrorMessage(err)), slog.Duration("took", time.Since(start)))
+			slog.String("message", engine.ErrorMessage(err)), Millis("took", time.Since(start)))
 		s.writeError(w, r, err)
 	}
 	if !s.pipeline.Has(provider) {
@@ -351,7 +352,7 @@ func (s *Server) handleWebhook(w http.ResponseWriter, r *http.Request) {
 			// holding connections open on purpose. Either way an operator
 			// should be able to see it and who it was.
 			s.log.WarnContext(r.Context(), "webhook body too slow", slog.String("provider", provider),
-				slog.String("remote", r.RemoteAddr), slog.Int("bytes", len(body)), slog.Duration("took", time.Since(start)))
+				slog.String("remote", r.RemoteAddr), slog.Int("bytes", len(body)), Millis("took", time.Since(start)))
 			// What is left of the body will never be read; the connection
 			// cannot carry another request.
 			w.Header().Set("Connection", "close")
@@ -377,7 +378,7 @@ func (s *Server) handleWebhook(w http.ResponseWriter, r *http.Request) {
 	s.metrics.Webhooks.WithLabelValues(provider, string(res.Result)).Inc()
 	s.log.DebugContext(r.Context(), "webhook stored", slog.String("provider", provider), slog.String("result", string(res.Result)),
 		slog.Int64("seq", res.Seq), slog.String("order_id", res.OrderID), slog.String("state", string(res.State)),
-		slog.Duration("took", time.Since(start)))
+		Millis("took", time.Since(start)))
 	writeJSON(w, http.StatusOK, res)
 }
 
