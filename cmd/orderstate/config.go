@@ -136,6 +136,9 @@ var numberKinds = map[string]string{
 // not parse: the flag package says only "parse error", and unlike on the
 // command line no usage follows it.
 func wanted(f *flag.Flag) string {
+	if w, ok := f.Value.(interface{ want() string }); ok {
+		return w.want()
+	}
 	g, ok := f.Value.(flag.Getter)
 	if !ok {
 		return "cannot be read as --" + f.Name
@@ -169,6 +172,7 @@ type storeFlags struct {
 // PostgreSQL store are both one.
 type store interface {
 	engine.Store
+	engine.RawStore
 	reconcile.Store
 	api.ReportSource
 	api.AnomalyCounter
