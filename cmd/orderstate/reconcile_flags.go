@@ -98,7 +98,9 @@ func (r *retention) Set(v string) error {
 }
 
 // want says what the flag takes, for a variable that does not parse.
-func (r *retention) want() string { return "want a number of days such as 90d, or a duration such as 720h" }
+func (r *retention) want() string {
+	return "want a number of days such as 90d, or a duration such as 720h"
+}
 
 // reportFlags size a report for the person who reads it: past a few
 // hundred rows a report is no longer read, and what it leaves out is
