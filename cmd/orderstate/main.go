@@ -87,6 +87,8 @@ func commands() []command {
 		{"report", "print the anomaly report for a period", runReport},
 		{"replay", "rebuild every order from its stored events and list differences", runReplay},
 		{"fsm", "print the order state machine as a Mermaid diagram", runFSM},
+		{"send", "send a provider's webhook, signed as the provider signs it, to the running sidecar", runSend},
+		{"healthcheck", "exit 0 when the running sidecar is ready (/readyz): a container's health check", runHealthcheck},
 		{"backup", "copy a SQLite store to a new file, consistently, while serve runs on it", runBackup},
 		{"purge", "delete one order's raw webhook requests (a customer's request); its facts and timeline stay", runPurge},
 		{"version", "print the version, the commit and the Go release it was built with", runVersion},
