@@ -47,6 +47,7 @@ func (s *testSidecar) request(method, path string, body []byte, header http.Head
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)
 	require.NoError(s.t, err)
+	checkOpenAPI(s.t, method, req.URL.String(), req.Header, body, resp.StatusCode, resp.Header, b)
 	return resp.StatusCode, resp.Header.Get(api.RequestIDHeader), b
 }
 

@@ -14,6 +14,10 @@ import (
 
 func TestMain(m *testing.M) {
 	code := pgtest.Run(m)
+	if msg := openAPICoverage(); msg != "" && code == 0 {
+		fmt.Fprintln(os.Stderr, msg)
+		code = 1
+	}
 	if built.dir != "" {
 		os.RemoveAll(built.dir)
 	}

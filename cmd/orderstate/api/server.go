@@ -141,26 +141,59 @@ func New(cfg Config, store engine.Store, reports ReportSource, pipeline *engine.
 	return s
 }
 
+// Route is one route the server serves: a method and a ServeMux path
+// pattern.
+type Route struct {
+	Method, Pattern string
+}
+
+// route is a Route with its handler.
+type route struct {
+	Route
+	handler http.Handler
+}
+
+// routes is the route table: Handler serves it, Routes lists it, and the
+// OpenAPI document describes every entry (a test holds the two together).
+func (s *Server) routes() []route {
+	metrics := promhttp.HandlerFor(s.metrics.Registry, promhttp.HandlerOpts{
+		ErrorHandling: promhttp.ContinueOnError,
+		ErrorLog:      slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+	})
+	return []route{
+		{Route{"POST", "/webhooks/{provider}"}, http.HandlerFunc(s.handleWebhook)},
+		{Route{"PUT", "/v1/orders/{order_id}"}, s.auth(s.handleOrderRegister)},
+		{Route{"POST", "/v1/orders/{order_id}/redirect"}, s.auth(s.handleRedirect)},
+		{Route{"GET", "/v1/orders/{order_id}"}, s.auth(s.handleOrderGet)},
+		{Route{"GET", "/v1/checkouts/{provider}/{checkout_id}"}, s.auth(s.handleCheckoutGet)},
+		{Route{"GET", "/v1/anomalies"}, s.auth(s.handleAnomalies)},
+		{Route{"POST", "/v1/anomalies/{id}/ack"}, s.auth(s.handleAnomalyAck)},
+		{Route{"GET", "/v1/reports"}, s.auth(s.handleReports)},
+		{Route{"GET", "/v1/reports/{id}"}, s.auth(s.handleReport)},
+		{Route{"GET", "/healthz"}, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+		})},
+		{Route{"GET", "/readyz"}, http.HandlerFunc(s.handleReady)},
+		{Route{"GET", "/metrics"}, metrics},
+		{Route{"GET", "/openapi.json"}, http.HandlerFunc(serveOpenAPI)},
+	}
+}
+
+// Routes lists the routes the server serves.
+func Routes() []Route {
+	var out []Route
+	for _, r := range (&Server{metrics: NewMetrics(), log: slog.New(slog.DiscardHandler)}).routes() {
+		out = append(out, r.Route)
+	}
+	return out
+}
+
 // Handler is the full route table.
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc("POST /webhooks/{provider}", s.handleWebhook)
-	mux.Handle("PUT /v1/orders/{order_id}", s.auth(s.handleOrderRegister))
-	mux.Handle("POST /v1/orders/{order_id}/redirect", s.auth(s.handleRedirect))
-	mux.Handle("GET /v1/orders/{order_id}", s.auth(s.handleOrderGet))
-	mux.Handle("GET /v1/checkouts/{provider}/{checkout_id}", s.auth(s.handleCheckoutGet))
-	mux.Handle("GET /v1/anomalies", s.auth(s.handleAnomalies))
-	mux.Handle("POST /v1/anomalies/{id}/ack", s.auth(s.handleAnomalyAck))
-	mux.Handle("GET /v1/reports", s.auth(s.handleReports))
-	mux.Handle("GET /v1/reports/{id}", s.auth(s.handleReport))
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
-	})
-	mux.HandleFunc("GET /readyz", s.handleReady)
-	mux.Handle("GET /metrics", promhttp.HandlerFor(s.metrics.Registry, promhttp.HandlerOpts{
-		ErrorHandling: promhttp.ContinueOnError,
-		ErrorLog:      slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
-	}))
+	for _, r := range s.routes() {
+		mux.Handle(r.Method+" "+r.Pattern, r.handler)
+	}
 	fallback := func(w http.ResponseWriter, r *http.Request) {
 		// A path served under another method is a wrong verb, not a missing
 		// route: say which methods it takes.
