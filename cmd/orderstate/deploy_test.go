@@ -90,7 +90,7 @@ func TestDeploy_Dockerfile(t *testing.T) {
 	}
 	runs := strings.Join(find(build, "RUN"), "\n")
 	require.Regexp(t, `CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X main.Version=\$\{VERSION\}" -o /out/orderstate \./cmd/orderstate`, runs,
-		"static, stripped, versioned: as binary() in these tests builds it")
+		"static, stripped, versioned: as binary() in these tests builds it (which leaves -trimpath out, to share the reliability tests' compiled packages)")
 	require.Contains(t, find(final, "COPY"), "--from=build /out/orderstate /orderstate")
 
 	users := find(final, "USER")
