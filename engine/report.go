@@ -47,6 +47,8 @@ type ReportData struct {
 	// Activity is each provider's webhook traffic in the period, sorted by
 	// provider.
 	Activity []ProviderActivity
+	// Purged is what raw requests were purged in the period, by reason.
+	Purged []PurgeCount
 }
 
 // StateCount is a number of orders of one provider in one state.
@@ -112,6 +114,7 @@ func (d *ReportData) Sort() {
 	slices.SortFunc(d.OpenCounts, byKind)
 	slices.SortFunc(d.Info, byKind)
 	slices.SortFunc(d.Activity, func(a, b ProviderActivity) int { return cmp.Compare(a.Provider, b.Provider) })
+	slices.SortFunc(d.Purged, func(a, b PurgeCount) int { return cmp.Compare(a.Reason, b.Reason) })
 	for _, a := range d.Activity {
 		slices.Sort(a.Lags)
 	}

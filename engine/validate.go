@@ -94,8 +94,8 @@ func validateRegistration(reg Registration) error {
 		return Errorf(EINVALID, "checkout_id must be UTF-8 text without control characters")
 	case reg.Amount < 0:
 		return Errorf(EINVALID, "amount must be in minor units, zero or more; got %d", reg.Amount)
-	case len(reg.Currency) != 3 || strings.Trim(reg.Currency, "ABCDEFGHIJKLMNOPQRSTUVWXYZ") != "":
-		return Errorf(EINVALID, "currency must be a three-letter ISO 4217 code; got %q", reg.Currency)
+	case !IsCurrency(reg.Currency):
+		return CheckCurrency("currency", reg.Currency)
 	case reg.Mode != ModeLive && reg.Mode != ModeTest:
 		return Errorf(EINVALID, "mode must be live or test; got %q", reg.Mode)
 	}

@@ -9,23 +9,14 @@ import (
 	sm "github.com/orderstate/orderstate/statemachine"
 )
 
-// minorDigits are the ISO 4217 currencies whose minor unit is not a
-// hundredth. Amounts are stored in minor units, so 127390 is USD 1,273.90
-// but JPY 127,390 and KWD 127.390: a person reading the report cannot know
-// which without the exponent.
-var minorDigits = map[string]int{
-	// No minor unit.
-	"BIF": 0, "CLP": 0, "DJF": 0, "GNF": 0, "ISK": 0, "JPY": 0, "KMF": 0, "KRW": 0, "PYG": 0, "RWF": 0,
-	"UGX": 0, "UYI": 0, "VND": 0, "VUV": 0, "XAF": 0, "XOF": 0, "XPF": 0,
-	// Thousandths.
-	"BHD": 3, "IQD": 3, "JOD": 3, "KWD": 3, "LYD": 3, "OMR": 3, "TND": 3,
-	// Ten-thousandths (units of account).
-	"CLF": 4, "UYW": 4,
-}
-
-// decimals is how many digits currency's minor unit has.
+// decimals is how many digits currency's minor unit has: amounts are
+// stored in minor units, so 127390 is USD 1,273.90 but JPY 127,390 and KWD
+// 127.390, and a person reading the report cannot know which without the
+// exponent. The table is engine's, the one registrations and webhooks are
+// checked against; a code from before that check that is not in it is
+// taken to have cents, as most currencies do.
 func decimals(currency string) int {
-	if d, ok := minorDigits[strings.ToUpper(currency)]; ok {
+	if d, ok := engine.MinorDigits(currency); ok {
 		return d
 	}
 	return 2

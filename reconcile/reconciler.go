@@ -78,6 +78,12 @@ type Config struct {
 	// SweepChunk bounds how many anomalies one sweep transaction raises or
 	// resolves; a sweep with more to do goes on in another transaction.
 	SweepChunk int
+	// RetainRaw, when above zero, is how long raw requests (the bodies
+	// and headers of webhooks, which hold what customers typed) are kept:
+	// each sweep purges those received longer ago, SweepChunk to a
+	// transaction. The event facts and the timelines stay. The store must
+	// be an engine.RawStore.
+	RetainRaw time.Duration
 	// OnRun, when set, hears of every scheduled run as it ends: the job
 	// ("sweep" or "report"), how long it took, and its error (a recovered
 	// panic included). The server counts runs and failures with it.
@@ -150,6 +156,9 @@ func (c Config) validate() error {
 		return engine.Errorf(engine.EINVALID, "the number of orders listed or detailed must not be negative; got %d and %d",
 			c.MaxOrdersListed, c.MaxOrdersDetailed)
 	}
+	if c.RetainRaw < 0 {
+		return engine.Errorf(engine.EINVALID, "the raw request retention must not be negative; got %s", c.RetainRaw)
+	}
 	if err := CheckSchedule(c.SweepSchedule); err != nil {
 		return engine.Errorf(engine.EINVALID, "sweep schedule %q: %v", c.SweepSchedule, err)
 	}
@@ -203,6 +212,9 @@ func New(store Store, cfg Config, now func() time.Time, log *slog.Logger) (*Reco
 	}
 	if log == nil {
 		log = slog.Default()
+	}
+	if _, ok := store.(engine.RawStore); cfg.RetainRaw > 0 && !ok {
+		return nil, engine.Errorf(engine.EINVALID, "this store cannot purge raw requests")
 	}
 	return &Reconciler{store: store, cfg: cfg, now: func() time.Time { return now().UTC() }, log: log}, nil
 }

@@ -88,6 +88,7 @@ var funcs = map[string]any{
 	"inflight":    func() []sm.State { return []sm.State{sm.Pending, sm.Processing} },
 	"count":       func(m map[sm.State]int, s sm.State) int { return m[s] },
 	"pairs":       pairs,
+	"size":        size,
 	"action":      func(kind string) string { return describe(kind).action },
 	"orderAmount": orderAmount,
 	"anomalyIDs":  anomalyIDs,
@@ -115,6 +116,22 @@ var funcs = map[string]any{
 		}
 		return ""
 	},
+}
+
+// size is a number of bytes as a person reads it: "512 B", "4.1 KB",
+// "5.6 MB", "1.2 GB" (powers of 1000).
+func size(n int64) string {
+	if n < 1000 {
+		return fmt.Sprintf("%d B", n)
+	}
+	v, unit := float64(n)/1000, "KB"
+	for _, u := range []string{"MB", "GB", "TB"} {
+		if v < 1000 {
+			break
+		}
+		v, unit = v/1000, u
+	}
+	return fmt.Sprintf("%.1f %s", v, unit)
 }
 
 // resolvedShown bounds the Markdown and HTML list of what was closed in
@@ -274,6 +291,11 @@ No webhooks in the period.
 {{end}}{{range .Providers}}{{if .Rejected}}
 - {{cell .Provider}} rejected requests by reason: {{cell (pairs .RejectedBy)}}{{end}}{{if .Unknown}}
 - {{cell .Provider}} event types nobody documented: {{cell (pairs .UnknownTypes)}}{{end}}{{end}}
+{{end}}{{with .RawPurged}}
+## Raw requests purged
+
+{{if .RetainRaw}}Raw webhook requests (bodies and headers, which hold what customers typed) are kept for {{.RetainRaw}}. {{end}}The event facts and timelines stay whole.
+Purged in the period: {{n .Retention.Requests "raw request" "raw requests"}} ({{size .Retention.Bytes}}) past the retention, and on request {{n .OnRequest.Requests "raw request" "raw requests"}} ({{size .OnRequest.Bytes}}) of {{n .Orders "order" "orders"}}.
 {{end}}`
 
 const htmlSource = `<!DOCTYPE html>
@@ -378,6 +400,9 @@ code { font-size: .85rem; }
 {{range .Providers}}{{if .Rejected}}<li>{{.Provider}} rejected requests by reason: {{pairs .RejectedBy}}</li>
 {{end}}{{if .Unknown}}<li>{{.Provider}} event types nobody documented: {{pairs .UnknownTypes}}</li>
 {{end}}{{end}}</ul>
+{{end}}{{with .RawPurged}}<h2>Raw requests purged</h2>
+<p>{{if .RetainRaw}}Raw webhook requests (bodies and headers, which hold what customers typed) are kept for {{.RetainRaw}}. {{end}}The event facts and timelines stay whole.
+Purged in the period: {{n .Retention.Requests "raw request" "raw requests"}} ({{size .Retention.Bytes}}) past the retention, and on request {{n .OnRequest.Requests "raw request" "raw requests"}} ({{size .OnRequest.Bytes}}) of {{n .Orders "order" "orders"}}.</p>
 {{end}}</body>
 </html>
 `

@@ -5,6 +5,7 @@ import (
 	"maps"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -37,6 +38,9 @@ type Report struct {
 	Resolved  []Resolution     `json:"resolved"`
 	Orders    []ProviderOrders `json:"orders"`
 	Providers []ProviderHealth `json:"providers"`
+	// RawPurged says how many raw requests were purged in the period; nil
+	// when none were and no retention is set.
+	RawPurged *RawPurged `json:"raw_purged,omitempty"`
 
 	// detailOrders bounds the orders the Markdown and HTML detail: a
 	// report that is mailed is clipped past about 100 KB, and every order's
@@ -189,6 +193,19 @@ type ProviderHealth struct {
 	Unregistered int            `json:"unregistered"`
 }
 
+// RawPurged is what of the raw requests (webhooks' bodies and headers)
+// was purged in the period; the event facts and timelines stay.
+type RawPurged struct {
+	// RetainRaw is the retention in force, "90d"; "" when raw requests are
+	// kept until purged on request.
+	RetainRaw string `json:"retain_raw,omitempty"`
+	// Retention is what the retention purge emptied; OnRequest what
+	// orderstate purge --order did, for Orders orders.
+	Retention engine.RawPurge `json:"retention"`
+	OnRequest engine.RawPurge `json:"on_request"`
+	Orders    int             `json:"orders_on_request"`
+}
+
 // Lag is how long webhooks took from the provider's clock to arrival, over
 // the original deliveries that carried a provider time.
 type Lag struct {
@@ -212,6 +229,12 @@ func (r *Reconciler) BuildReport(ctx context.Context, since, until time.Time) (*
 	// less urgent one is listed.
 	rep.ActionOrders = rep.ActionOrders[:min(len(rep.ActionOrders), r.cfg.MaxOrdersListed, r.cfg.MaxPerKind)]
 	rep.detailOrders = detailed(rep.ActionOrders, r.cfg.MaxOrdersDetailed)
+	if r.cfg.RetainRaw > 0 {
+		if rep.RawPurged == nil {
+			rep.RawPurged = &RawPurged{}
+		}
+		rep.RawPurged.RetainRaw = FormatRetention(r.cfg.RetainRaw)
+	}
 	return rep, nil
 }
 
@@ -302,7 +325,28 @@ func buildReport(d *engine.ReportData, now time.Time) *Report {
 		rep.Providers = append(rep.Providers, h)
 		rep.Summary.Webhooks += a.Events
 	}
+	for _, p := range d.Purged {
+		if rep.RawPurged == nil {
+			rep.RawPurged = &RawPurged{}
+		}
+		switch p.Reason {
+		case engine.PurgeRetention:
+			rep.RawPurged.Retention.Add(p.RawPurge)
+		case engine.PurgeRequest:
+			rep.RawPurged.OnRequest.Add(p.RawPurge)
+			rep.RawPurged.Orders += p.Purges
+		}
+	}
 	return rep
+}
+
+// FormatRetention shows a retention as the flag takes it: whole days as
+// "90d", anything else as a duration ("36h0m0s").
+func FormatRetention(d time.Duration) string {
+	if d > 0 && d%(24*time.Hour) == 0 {
+		return strconv.FormatInt(int64(d/(24*time.Hour)), 10) + "d"
+	}
+	return d.String()
 }
 
 func finding(oa engine.OpenAnomaly, isNew bool) Finding {

@@ -55,6 +55,19 @@ type SweepResult struct {
 	// unless it had more than Config.SweepChunk anomalies to raise or
 	// resolve.
 	Transactions int `json:"transactions"`
+	// RawPurged is what the retention purge after the sweep did; nil when
+	// Config.RetainRaw is zero.
+	RawPurged *RawPurgeResult `json:"raw_purged,omitempty"`
+}
+
+// RawPurgeResult is what one run of the retention purge did.
+type RawPurgeResult struct {
+	engine.RawPurge
+	// Before is the cutoff: raw requests received before it were purged.
+	Before time.Time `json:"before"`
+	// More says the run stopped at its bound with some still to purge,
+	// which the next sweep goes on with.
+	More bool `json:"more"`
 }
 
 // Count returns how many changes had the given action.
@@ -132,12 +145,49 @@ func (r *Reconciler) RunSweep(ctx context.Context) (SweepResult, error) {
 	if err := r.store.SetWatermark(ctx, WatermarkSweep, res.At); err != nil {
 		return res, err
 	}
+	if r.cfg.RetainRaw > 0 {
+		p, err := r.PurgeRaw(ctx)
+		res.RawPurged = &p
+		if err != nil {
+			return res, err
+		}
+		if p.Requests > 0 {
+			r.log.InfoContext(ctx, "raw requests purged", slog.Int("requests", p.Requests), slog.Int64("bytes", p.Bytes),
+				slog.Time("before", p.Before), slog.Bool("more", p.More))
+		}
+	}
 	level := slog.LevelDebug
 	if len(res.Changes) > 0 {
 		level = slog.LevelInfo
 	}
 	r.log.Log(ctx, level, "sweep done", slog.Int("raised", res.Count(Raised)), slog.Int("resolved", res.Count(Resolved)),
-		slog.Int("checked", res.Checked), slog.Int("transactions", res.Transactions), slog.Duration("took", time.Since(start)))
+		slog.Int("checked", res.Checked), slog.Int("transactions", res.Transactions), slog.Float64("took_ms", float64(time.Since(start).Microseconds())/1000))
+	return res, nil
+}
+
+// maxPurgeChunks bounds the transactions one retention run takes: the
+// first run on a store that kept everything for a year would otherwise
+// hold the sweep for as long as it takes to purge it all. The next sweep
+// goes on where it stopped.
+const maxPurgeChunks = 100
+
+// PurgeRaw purges the raw requests received more than Config.RetainRaw
+// ago, Config.SweepChunk to a transaction. The sweep runs it after the
+// rules when RetainRaw is set.
+func (r *Reconciler) PurgeRaw(ctx context.Context) (RawPurgeResult, error) {
+	res := RawPurgeResult{Before: r.now().Add(-r.cfg.RetainRaw)}
+	raw, ok := r.store.(engine.RawStore)
+	if !ok || r.cfg.RetainRaw <= 0 {
+		return res, nil
+	}
+	for range maxPurgeChunks {
+		p, more, err := raw.PurgeRaw(ctx, res.Before, r.cfg.SweepChunk)
+		res.Add(p)
+		res.More = more
+		if err != nil || !more {
+			return res, err
+		}
+	}
 	return res, nil
 }
 

@@ -327,12 +327,21 @@ func mapEvent(ev engine.Event, fam family, o *object) (engine.Event, error) {
 func mapObject(ev *engine.Event, fam family, o *object) error {
 	var ids []string
 	var amount wire.Amount
-	var currency string
+	var currency, field string
+	// invoice and its alternative name the two fields a currency may be
+	// in, the first that holds one winning.
+	invoice := func() (string, string) {
+		if strings.TrimSpace(o.InvoiceCurrency) != "" {
+			return o.InvoiceCurrency, "data.invoice_currency"
+		}
+		return o.Currency, "data.currency"
+	}
 	switch fam {
 	case famCheckout:
 		ids = []string{o.ID, o.Payin}
 		ev.Reference = o.ReferenceID
-		amount, currency = o.Amount, first(o.InvoiceCurrency, o.Currency)
+		amount = o.Amount
+		currency, field = invoice()
 		// payment_status is independent of status: an expired (or just
 		// created) checkout whose payment_status is paid was paid.
 		if strings.EqualFold(o.PaymentStatus, "paid") && ev.Kind != sm.KindInformational {
@@ -344,7 +353,8 @@ func mapObject(ev *engine.Event, fam family, o *object) error {
 	case famPayin:
 		ids = []string{o.Checkout, o.ID, o.LatestPaymentAttempt}
 		ev.Reference = o.ReferenceID
-		amount, currency = o.Amount, first(o.InvoiceCurrency, o.Currency)
+		amount = o.Amount
+		currency, field = invoice()
 		if ev.Kind == sm.KindPaid && o.AmountPaid.Value > 0 {
 			amount = o.AmountPaid
 		}
@@ -354,13 +364,16 @@ func mapObject(ev *engine.Event, fam family, o *object) error {
 	case famRefund:
 		ids = []string{o.Checkout, o.Payin, o.PaymentAttempt}
 		ev.Reference = o.ReferenceID
-		amount, currency = o.Amount, first(o.Currency, o.InvoiceCurrency)
+		amount, currency, field = o.Amount, o.Currency, "data.currency"
+		if strings.TrimSpace(currency) == "" {
+			currency, field = o.InvoiceCurrency, "data.invoice_currency"
+		}
 		if ev.Kind == sm.KindRefunded && !amount.Set {
 			return invalid("Tazapay %s event %s carries no refund amount", ev.Type, ev.EventID)
 		}
 	}
 	ev.CheckoutID, ev.Refs = splitIDs(ids)
-	cur, err := wire.Currency(currency)
+	cur, err := wire.Currency(field, currency)
 	if err != nil {
 		return invalid("Tazapay %s event %s: %v", ev.Type, ev.EventID, err)
 	}
@@ -390,15 +403,6 @@ func splitIDs(ids []string) (string, []string) {
 		}
 	}
 	return checkout, refs
-}
-
-func first(vs ...string) string {
-	for _, v := range vs {
-		if strings.TrimSpace(v) != "" {
-			return v
-		}
-	}
-	return ""
 }
 
 // unknownCheckout finds the checkout an undocumented event is about, if its

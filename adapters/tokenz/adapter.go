@@ -312,12 +312,12 @@ func (a *Adapter) Parse(req *engine.Request) (engine.Event, error) {
 	if ev.CheckoutID == "" {
 		return engine.Event{}, invalid("Tokenz %s event %s has no order id (eventData.data.id)", ev.Type, ev.EventID)
 	}
-	amt := o.Amount
+	amt, field := o.Amount, "eventData.data.amount.currency"
 	if amt == nil {
-		amt = inner.Amount
+		amt, field = inner.Amount, "eventData.data.order.amount.currency"
 	}
 	if amt != nil {
-		cur, err := wire.Currency(amt.Currency)
+		cur, err := wire.Currency(field, amt.Currency)
 		if err != nil {
 			return engine.Event{}, invalid("Tokenz %s event %s: %v", ev.Type, ev.EventID, err)
 		}

@@ -230,7 +230,7 @@ func mapCheckout(ev engine.Event, d *checkoutData) (engine.Event, error) {
 	}
 	ev.Reference = reference(d.CheckoutData.CustomParams)
 	if p := d.PaymentData; p != nil {
-		cur, err := wire.Currency(p.Currency)
+		cur, err := wire.Currency("data.paymentData.currency", p.Currency)
 		if err != nil {
 			return engine.Event{}, invalid("Tweed %s webhook for %s: %v", d.Status, ev.CheckoutID, err)
 		}

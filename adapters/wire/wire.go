@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/orderstate/orderstate/engine"
 )
 
 // Time is a provider timestamp in any documented form. The zero value means
@@ -122,14 +124,16 @@ func (a *Amount) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
-// Currency normalises an ISO 4217 code to upper case; "" stays "".
-func Currency(s string) (string, error) {
+// Currency normalises a currency code to upper case and checks it is an
+// ISO 4217 currency (engine.IsCurrency); "" stays "". field is where the
+// code was in the body, "data.invoice_currency", which the error names.
+func Currency(field, s string) (string, error) {
 	s = strings.ToUpper(strings.TrimSpace(s))
 	if s == "" {
 		return "", nil
 	}
-	if len(s) != 3 || strings.Trim(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZ") != "" {
-		return "", fmt.Errorf("currency %q is not a three-letter ISO 4217 code", s)
+	if !engine.IsCurrency(s) {
+		return "", fmt.Errorf("%s %q is not an ISO 4217 currency code (such as USD, EUR or ZAR)", field, s)
 	}
 	return s, nil
 }

@@ -50,12 +50,15 @@ func TestAmount(t *testing.T) {
 
 func TestCurrency(t *testing.T) {
 	t.Parallel()
-	got, err := wire.Currency(" usd ")
+	got, err := wire.Currency("amount.currency", " usd ")
 	require.NoError(t, err)
 	require.Equal(t, "USD", got)
-	_, err = wire.Currency("dollars")
+	_, err = wire.Currency("amount.currency", "dollars")
 	require.Error(t, err)
-	got, err = wire.Currency("")
+	// Three letters are not enough: the code must be a currency.
+	_, err = wire.Currency("amount.currency", "ABC")
+	require.EqualError(t, err, `amount.currency "ABC" is not an ISO 4217 currency code (such as USD, EUR or ZAR)`)
+	got, err = wire.Currency("amount.currency", "")
 	require.NoError(t, err)
 	require.Empty(t, got)
 }

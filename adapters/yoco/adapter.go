@@ -309,7 +309,7 @@ func (a *Adapter) Parse(req *engine.Request) (engine.Event, error) {
 	if ref != "" && ref != ev.CheckoutID {
 		ev.Refs = []string{ref}
 	}
-	cur, err := wire.Currency(p.Currency)
+	cur, err := wire.Currency("payload.currency", p.Currency)
 	if err != nil {
 		return engine.Event{}, invalid("Yoco %s event %s: %v", ev.Type, ev.EventID, err)
 	}

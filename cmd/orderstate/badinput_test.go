@@ -69,6 +69,9 @@ type badInputKit struct {
 	// The text of the body's amount and of a timestamp, which the cases
 	// replace with bad values.
 	amount, timestamp string
+	// currency is the text of the body's currency code; currencyField is
+	// the field a refusal of it names.
+	currency, currencyField string
 }
 
 func badInputKits() []badInputKit {
@@ -92,8 +95,10 @@ func badInputKits() []badInputKit {
 				"NoType":     {`"type":"checkout.paid",`, "has no type"},
 				"NoCheckout": {`"id":"chk_b%d","object":"checkout","payin":"pay_b%d",`, "names no checkout or payin"},
 			},
-			amount:    `"amount":4999`,
-			timestamp: `"created_at":"2025-05-14T06:41:22Z"`,
+			amount:        `"amount":4999`,
+			timestamp:     `"created_at":"2025-05-14T06:41:22Z"`,
+			currency:      `"invoice_currency":"USD"`,
+			currencyField: "data.invoice_currency",
 		},
 		{
 			name: "tokenz",
@@ -112,8 +117,10 @@ func badInputKits() []badInputKit {
 				"NoType":     {`"type":"order.succeeded",`, "has no eventdata.type"},
 				"NoCheckout": {`"id":"order_b%d",`, "has no order id"},
 			},
-			amount:    `"amount":32800`,
-			timestamp: `"createdAt":"2024-07-02T14:03:17.905Z"`,
+			amount:        `"amount":32800`,
+			timestamp:     `"createdAt":"2024-07-02T14:03:17.905Z"`,
+			currency:      `"currency":"TWD"`,
+			currencyField: "eventdata.data.amount.currency",
 		},
 		{
 			name: "tweed",
@@ -137,8 +144,10 @@ func badInputKits() []badInputKit {
 				"NoType":     {`"type":"CHECKOUT_STATUS_UPDATED",`, "has no type"},
 				"NoCheckout": {`"checkoutId":"c_b%d",`, "has no checkoutdata.checkoutid"},
 			},
-			amount:    `"amount":1080`,
-			timestamp: `"created":1738706000`,
+			amount:        `"amount":1080`,
+			timestamp:     `"created":1738706000`,
+			currency:      `"currency":"usd"`,
+			currencyField: "data.paymentdata.currency",
 		},
 		{
 			name: "yoco",
@@ -158,8 +167,10 @@ func badInputKits() []badInputKit {
 				"NoType":     {`"type":"payment.succeeded",`, "has no type"},
 				"NoCheckout": {`"metadata":{"checkoutId":"ch_b%d"}`, "has no payload.metadata.checkoutid"},
 			},
-			amount:    `"amount":45000`,
-			timestamp: `"createdDate":"2024-08-05T15:51:20.031Z"`,
+			amount:        `"amount":45000`,
+			timestamp:     `"createdDate":"2024-08-05T15:51:20.031Z"`,
+			currency:      `"currency":"ZAR"`,
+			currencyField: "payload.currency",
 		},
 	}
 }
@@ -259,6 +270,13 @@ func TestBadInputMatrix(t *testing.T) {
 			"AmountExponent": "1e300", "AmountFraction": "12.5", "AmountNegative": "-5", "AmountAnObject": `{"v":1}`} {
 			body := edit(k.amount, k.amount[:strings.Index(k.amount, ":")+1]+v)
 			add(name, body, signed(body), 400, "amount")
+		}
+		// Three letters that are no ISO 4217 currency, and a code that
+		// has been withdrawn (the Croatian kuna, replaced by the euro).
+		curField := k.currency[:strings.Index(k.currency, ":")+1]
+		for name, v := range map[string]string{"CurrencyNotISO": `"XYZ"`, "CurrencyWithdrawn": `"HRK"`} {
+			body := edit(k.currency, curField+v)
+			add(name, body, signed(body), 400, k.currencyField+` "`+strings.ToLower(strings.Trim(v, `"`))+`" is not an iso 4217 currency code`)
 		}
 		tsField := k.timestamp[:strings.Index(k.timestamp, ":")+1]
 		for name, v := range map[string]string{"TimestampOverflows": "99999999999999999999", "TimestampGarbage": `"next tuesday"`} {

@@ -136,6 +136,9 @@ var numberKinds = map[string]string{
 // not parse: the flag package says only "parse error", and unlike on the
 // command line no usage follows it.
 func wanted(f *flag.Flag) string {
+	if w, ok := f.Value.(interface{ want() string }); ok {
+		return w.want()
+	}
 	g, ok := f.Value.(flag.Getter)
 	if !ok {
 		return "cannot be read as --" + f.Name
@@ -169,6 +172,7 @@ type storeFlags struct {
 // PostgreSQL store are both one.
 type store interface {
 	engine.Store
+	engine.RawStore
 	reconcile.Store
 	api.ReportSource
 	api.AnomalyCounter
@@ -229,20 +233,51 @@ type logFlags struct {
 
 func (l *logFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&l.level, "log-level", "info", "log level: debug, info, warn or error")
-	fs.StringVar(&l.format, "log-format", "text", "log format: text or json")
+	fs.StringVar(&l.format, "log-format", "auto", "log format: text, json, or auto (JSON unless standard error is a terminal)")
 }
 
+// logger builds the logger the flags describe, writing to w. Every record
+// logged in a request's context carries its request_id, and a duration
+// logged as one becomes milliseconds (key_ms): slog would write it in JSON
+// as nanoseconds.
 func (l *logFlags) logger(w io.Writer) (*slog.Logger, error) {
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(l.level)); err != nil {
 		return nil, fmt.Errorf("--log-level %q: want debug, info, warn or error", l.level)
 	}
-	opts := &slog.HandlerOptions{Level: level}
-	switch l.format {
-	case "text":
-		return slog.New(slog.NewTextHandler(w, opts)), nil
-	case "json":
-		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	opts := &slog.HandlerOptions{Level: level, ReplaceAttr: durationsInMillis}
+	format := l.format
+	if format == "auto" {
+		format = "json"
+		if isTerminal(w) {
+			format = "text"
+		}
 	}
-	return nil, fmt.Errorf("--log-format %q: want text or json", l.format)
+	switch format {
+	case "text":
+		return slog.New(api.LogHandler(slog.NewTextHandler(w, opts))), nil
+	case "json":
+		return slog.New(api.LogHandler(slog.NewJSONHandler(w, opts))), nil
+	}
+	return nil, fmt.Errorf("--log-format %q: want text, json or auto", l.format)
+}
+
+// durationsInMillis rewrites a time.Duration attribute as milliseconds,
+// its key with "_ms" after it, as api.Millis writes one.
+func durationsInMillis(_ []string, a slog.Attr) slog.Attr {
+	if a.Value.Kind() == slog.KindDuration {
+		return api.Millis(a.Key, a.Value.Duration())
+	}
+	return a
+}
+
+// isTerminal reports whether w is a terminal (a character device: a
+// console, or /dev/null, where the format does not matter).
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
 }

@@ -89,6 +89,7 @@ func (s *testSidecar) do(method, path string, body []byte, header http.Header) (
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)
 	require.NoError(s.t, err)
+	checkOpenAPI(s.t, method, req.URL.String(), req.Header, body, resp.StatusCode, resp.Header, b)
 	return resp.StatusCode, b
 }
 

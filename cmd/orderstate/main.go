@@ -14,9 +14,6 @@ import (
 	"github.com/orderstate/orderstate/engine"
 )
 
-// Version is set at build time with -ldflags "-X main.Version=...".
-var Version = "dev"
-
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -90,10 +87,11 @@ func commands() []command {
 		{"report", "print the anomaly report for a period", runReport},
 		{"replay", "rebuild every order from its stored events and list differences", runReplay},
 		{"fsm", "print the order state machine as a Mermaid diagram", runFSM},
-		{"version", "print the version", func(_ context.Context, _ []string, _ func(string) string, stdout, _ io.Writer) error {
-			_, err := fmt.Fprintln(stdout, "orderstate", Version)
-			return err
-		}},
+		{"send", "send a provider's webhook, signed as the provider signs it, to the running sidecar", runSend},
+		{"healthcheck", "exit 0 when the running sidecar is ready (/readyz): a container's health check", runHealthcheck},
+		{"backup", "copy a SQLite store to a new file, consistently, while serve runs on it", runBackup},
+		{"purge", "delete one order's raw webhook requests (a customer's request); its facts and timeline stay", runPurge},
+		{"version", "print the version, the commit and the Go release it was built with", runVersion},
 	}
 }
 
@@ -105,6 +103,9 @@ func run(ctx context.Context, args []string, env func(string) string, stdout, st
 	if args[0] == "help" && len(args) > 1 {
 		// "orderstate help serve" is "orderstate serve --help".
 		args = []string{args[1], "--help"}
+	}
+	if args[0] == "--version" || args[0] == "-version" {
+		args = append([]string{"version"}, args[1:]...)
 	}
 	if args[0] == "-h" || args[0] == "--help" || args[0] == "-help" || args[0] == "help" {
 		usage(stdout)
@@ -132,4 +133,5 @@ func usage(w io.Writer) {
 		fmt.Fprintf(w, "  %-10s %s\n", c.name, c.usage)
 	}
 	fmt.Fprintln(w, "\nEvery flag can also be set as ORDERSTATE_<FLAG> (dashes become underscores).")
+	fmt.Fprintln(w, "orderstate --version prints the version.")
 }

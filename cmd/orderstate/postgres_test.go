@@ -15,8 +15,6 @@ import (
 	sm "github.com/orderstate/orderstate/statemachine"
 )
 
-func TestMain(m *testing.M) { pgtest.Main(m) }
-
 // The commands that read a store work on the shared PostgreSQL store as
 // they do on a SQLite file, through the same --db.
 func TestCommands_OnPostgres(t *testing.T) {

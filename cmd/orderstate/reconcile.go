@@ -14,7 +14,7 @@ import (
 // config is the reconciler configuration the flags describe.
 func (r *reconcileFlags) config() reconcile.Config {
 	c := reconcile.Config{RedirectGrace: r.redirectGrace, StuckAfter: r.stuckAfter, SweepSchedule: r.sweepSchedule,
-		ReportSchedule: r.reportSchedule, ReportsDir: r.reportsDir}
+		ReportSchedule: r.reportSchedule, ReportsDir: r.reportsDir, RetainRaw: time.Duration(r.retainRaw)}
 	r.report.apply(&c)
 	return c
 }
@@ -24,7 +24,7 @@ func (r *reconcileFlags) config() reconcile.Config {
 // most about a thousand changes each), and each side waits its busy timeout
 // for the other's lock.
 func runReconcile(ctx context.Context, args []string, env func(string) string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("reconcile", "reconcile [--db PATH] [--redirect-grace 15m] [--stuck-after 24h] [--json]", stderr)
+	fs := newFlagSet("reconcile", "reconcile [--db PATH] [--redirect-grace 15m] [--stuck-after 24h] [--retain-raw 90d] [--json]", stderr)
 	var sf storeFlags
 	var rf reconcileFlags
 	sf.registerExisting(fs)
@@ -64,6 +64,13 @@ func runReconcile(ctx context.Context, args []string, env func(string) string, s
 		fmt.Fprintf(stdout, ", in %d transactions", res.Transactions)
 	}
 	fmt.Fprintln(stdout)
+	if p := res.RawPurged; p != nil {
+		fmt.Fprintf(stdout, "purged %d raw requests (%d bytes) received before %s", p.Requests, p.Bytes, p.Before.Format(time.RFC3339))
+		if p.More {
+			fmt.Fprint(stdout, "; more remain, which the next sweep purges")
+		}
+		fmt.Fprintln(stdout)
+	}
 	for _, c := range res.Changes {
 		id := c.OrderID
 		if id == "" {

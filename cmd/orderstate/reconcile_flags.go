@@ -3,6 +3,8 @@ package main
 import (
 	"flag"
 	"fmt"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/orderstate/orderstate/engine"
@@ -16,6 +18,7 @@ type reconcileFlags struct {
 	sweepSchedule  string
 	reportSchedule string
 	reportsDir     string
+	retainRaw      retention
 	report         reportFlags
 }
 
@@ -25,6 +28,7 @@ func (r *reconcileFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&r.sweepSchedule, "sweep-schedule", "@every 5m", "when the sweep runs: a cron spec (UTC) or @every <duration>")
 	fs.StringVar(&r.reportSchedule, "report-schedule", "0 3 * * *", "when the anomaly report is written: a cron spec (UTC) or @every <duration>")
 	fs.StringVar(&r.reportsDir, "reports-dir", "reports", "directory the reports are written to (JSON, Markdown and HTML)")
+	fs.Var(&r.retainRaw, "retain-raw", "how long raw webhook requests (bodies and headers) are kept, such as 90d; the sweep purges older ones, the event facts and timelines stay (empty: kept until purged on request)")
 	r.report.register(fs)
 }
 
@@ -58,6 +62,44 @@ func (r *reconcileFlags) sweepConfig() reconcile.Config {
 	c.SweepSchedule, c.ReportSchedule, c.ReportsDir = "", "", ""
 	c.MaxPerKind, c.MaxOrdersListed, c.MaxOrdersDetailed = 0, 0, 0
 	return c
+}
+
+// retention is --retain-raw: a number of days ("90d") or a Go duration
+// ("720h"); empty or 0 keeps raw requests until purged on request.
+type retention time.Duration
+
+func (r *retention) String() string {
+	if *r == 0 {
+		return ""
+	}
+	return reconcile.FormatRetention(time.Duration(*r))
+}
+
+func (r *retention) Set(v string) error {
+	v = strings.TrimSpace(v)
+	if v == "" || v == "0" {
+		*r = 0
+		return nil
+	}
+	if n, ok := strings.CutSuffix(v, "d"); ok {
+		days, err := strconv.Atoi(n)
+		if err != nil || days < 1 {
+			return fmt.Errorf("want a number of days such as 90d")
+		}
+		*r = retention(time.Duration(days) * 24 * time.Hour)
+		return nil
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d <= 0 {
+		return fmt.Errorf("want a number of days such as 90d, or a duration such as 720h")
+	}
+	*r = retention(d)
+	return nil
+}
+
+// want says what the flag takes, for a variable that does not parse.
+func (r *retention) want() string {
+	return "want a number of days such as 90d, or a duration such as 720h"
 }
 
 // reportFlags size a report for the person who reads it: past a few

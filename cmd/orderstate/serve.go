@@ -65,13 +65,13 @@ func runServe(ctx context.Context, args []string, env func(string) string, stdou
 	// Only once it serves: a serve that refuses to start needs no tuning.
 	tuneGC(env)
 	log.Info("orderstate serving", slog.String("addr", s.server.URL()), slog.String("db", f.store.db),
-		slog.Any("providers", s.pipeline.Providers()), slog.String("version", Version))
+		slog.Any("providers", s.pipeline.Providers()), slog.String("version", thisBuild().Version))
 	if f.token == "" && !loopback(s.server.Addr()) {
 		log.Warn("serving /v1 with no token on an address other hosts can reach: anyone who can connect can read orders and register them; set --token (ORDERSTATE_TOKEN) or bind to 127.0.0.1",
 			slog.String("addr", s.server.Addr()))
 	}
 	<-ctx.Done()
-	log.Info("signal received, finishing in-flight requests", slog.Duration("timeout", f.shutdownTimeout))
+	log.Info("signal received, finishing in-flight requests", slog.String("timeout", f.shutdownTimeout.String()))
 	return s.close(f.shutdownTimeout)
 }
 
@@ -158,6 +158,8 @@ func startSidecar(ctx context.Context, f *serveFlags, log *slog.Logger, now func
 		return nil, err
 	}
 	metrics := api.NewMetrics()
+	b := thisBuild()
+	metrics.SetBuild(b.Version, b.Revision, b.GoVersion)
 	pipeline := engine.NewPipeline(db, now, adapters...)
 	rcfg := f.recon.config()
 	rcfg.OnRun = metrics.ReconcilerRun

@@ -195,6 +195,10 @@ func TestAPI_RegistrationNeedsAnAmountAndAValidMode(t *testing.T) {
 		{"EmptyMode", `{"provider":"tazapay","checkout_id":"chk_r1","amount":100,"currency":"USD","mode":""}`, `mode must be live or test; got ""`},
 		{"OtherMode", `{"provider":"tazapay","checkout_id":"chk_r1","amount":100,"currency":"USD","mode":"sandbox"}`, `mode must be live or test; got "sandbox"`},
 		{"UpperCaseMode", `{"provider":"tazapay","checkout_id":"chk_r1","amount":100,"currency":"USD","mode":"LIVE"}`, `mode must be live or test; got "LIVE"`},
+		// Three letters are not enough: the code must be ISO 4217's.
+		{"CurrencyNotISO", `{"provider":"tazapay","checkout_id":"chk_r1","amount":100,"currency":"ABC","mode":"live"}`, `currency "ABC" is not an ISO 4217 currency code`},
+		{"CurrencyWord", `{"provider":"tazapay","checkout_id":"chk_r1","amount":100,"currency":"dollars","mode":"live"}`, `currency "DOLLARS" is not an ISO 4217 currency code`},
+		{"NoCurrency", `{"provider":"tazapay","checkout_id":"chk_r1","amount":100,"mode":"live"}`, `currency "" is not an ISO 4217 currency code`},
 	}
 	for _, tc := range refused {
 		st, body := s.do("PUT", "/v1/orders/order_r1", []byte(tc.body), nil)
@@ -212,6 +216,9 @@ func TestAPI_RegistrationNeedsAnAmountAndAValidMode(t *testing.T) {
 		// README: the mode defaults to live.
 		{"NoMode", "order_r3", `{"provider":"tazapay","checkout_id":"chk_r3","amount":100,"currency":"USD"}`, "live"},
 		{"Live", "order_r4", `{"provider":"tazapay","checkout_id":"chk_r4","amount":100,"currency":"USD","mode":"live"}`, "live"},
+		// Any case, and any minor unit: the yen has none, the dinar three.
+		{"LowerCaseCurrency", "order_r5", `{"provider":"tazapay","checkout_id":"chk_r5","amount":100,"currency":"jpy","mode":"live"}`, "live"},
+		{"ThreeDecimals", "order_r6", `{"provider":"tazapay","checkout_id":"chk_r6","amount":100,"currency":"KWD","mode":"live"}`, "live"},
 	}
 	for _, tc := range accepted {
 		st, body := s.do("PUT", "/v1/orders/"+tc.id, []byte(tc.body), nil)

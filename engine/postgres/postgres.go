@@ -133,6 +133,17 @@ func (db *DB) migrate(ctx context.Context) error {
 		return err
 	}
 	sort.Strings(names)
+	rows, err := conn.Query(ctx, `SELECT name FROM migrations ORDER BY name`)
+	if err != nil {
+		return engine.Wrap(engine.EUNAVAILABLE, err, "cannot read the migrations table")
+	}
+	applied, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return engine.Wrap(engine.EUNAVAILABLE, err, "cannot read the migrations table")
+	}
+	if err := engine.CheckSchema("database "+redact(db.url), applied, names); err != nil {
+		return err
+	}
 	for _, name := range names {
 		err := pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
 			var n int
@@ -154,6 +165,17 @@ func (db *DB) migrate(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// SchemaVersion is the schema version of this build's PostgreSQL store:
+// that of its newest migration.
+func SchemaVersion() int {
+	names, _ := fs.Glob(migrationFS, "migrations/*.sql")
+	v := 0
+	for _, n := range names {
+		v = max(v, engine.SchemaVersion(n))
+	}
+	return v
 }
 
 // Close closes the pool; calls after it answer ESHUTDOWN, a code that

@@ -51,6 +51,14 @@ func (db *DB) ReportData(ctx context.Context, q engine.ReportQuery) (*engine.Rep
 			WHERE a.opened_at >= $1 AND a.opened_at < $2 AND a.kind = ANY($3) GROUP BY a.kind, o.provider`, since, until, info)
 		d.Resolved, d.ResolvedTotal = r.resolved(since, until, q.MaxResolved)
 		d.Activity = r.activity(since, until)
+		d.Purged = []engine.PurgeCount{}
+		r.each(`SELECT reason, COUNT(*), SUM(requests)::bigint, SUM(bytes)::bigint FROM purges WHERE at >= $1 AND at < $2 GROUP BY reason`,
+			[]any{since, until}, func(rows pgx.Rows) error {
+				var c engine.PurgeCount
+				err := rows.Scan(&c.Reason, &c.Purges, &c.Requests, &c.Bytes)
+				d.Purged = append(d.Purged, c)
+				return err
+			})
 		return r.err
 	})
 	if err != nil {

@@ -61,6 +61,14 @@ func (db *DB) ReportData(ctx context.Context, q engine.ReportQuery) (*engine.Rep
 		GROUP BY a.kind, o.provider`, r.since, r.until)
 	d.Resolved, d.ResolvedTotal = r.resolved(q.MaxResolved)
 	d.Activity = r.activity()
+	d.Purged = []engine.PurgeCount{}
+	r.each(`SELECT reason, COUNT(*), SUM(requests), SUM(bytes) FROM purges INDEXED BY purges_at WHERE at >= ? AND at < ?
+		GROUP BY reason`, []any{r.since, r.until}, func(rows *sql.Rows) error {
+		var c engine.PurgeCount
+		err := rows.Scan(&c.Reason, &c.Purges, &c.Requests, &c.Bytes)
+		d.Purged = append(d.Purged, c)
+		return err
+	})
 	if r.err != nil {
 		return nil, r.err
 	}

@@ -248,12 +248,48 @@ func (db *DB) migrate(ctx context.Context) error {
 		return err
 	}
 	sort.Strings(names)
+	applied, err := db.appliedMigrations(ctx)
+	if err != nil {
+		return err
+	}
+	if err := engine.CheckSchema("database "+db.path, applied, names); err != nil {
+		return err
+	}
 	for _, name := range names {
 		if err := db.migrateFile(ctx, name); err != nil {
 			return fmt.Errorf("migration %s: %w", name, err)
 		}
 	}
 	return nil
+}
+
+// appliedMigrations lists the migrations the store's file records.
+func (db *DB) appliedMigrations(ctx context.Context) ([]string, error) {
+	rows, err := db.write.QueryContext(ctx, `SELECT name FROM migrations ORDER BY name`)
+	if err != nil {
+		return nil, engine.Wrap(engine.EUNAVAILABLE, err, "cannot read the migrations of %s", db.path)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var name string
+		if err := rows.Scan(&name); err != nil {
+			return nil, engine.Wrap(engine.EUNAVAILABLE, err, "cannot read the migrations of %s", db.path)
+		}
+		out = append(out, name)
+	}
+	return out, rows.Err()
+}
+
+// SchemaVersion is the schema version of this build's SQLite store: that
+// of its newest migration.
+func SchemaVersion() int {
+	names, _ := fs.Glob(migrationFS, "migrations/*.sql")
+	v := 0
+	for _, n := range names {
+		v = max(v, engine.SchemaVersion(n))
+	}
+	return v
 }
 
 func (db *DB) migrateFile(ctx context.Context, name string) error {

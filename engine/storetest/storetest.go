@@ -20,6 +20,7 @@ import (
 // anomaly counts /metrics exports.
 type Store interface {
 	engine.Store
+	engine.RawStore
 	reconcile.Store
 	// Reports lists stored reports, newest first, without their bodies;
 	// limit <= 0 takes the store's default.
@@ -80,6 +81,8 @@ var suite = []struct {
 	{"StoredReportsRoundTrip", testStoredReports},
 	{"Watermarks", testWatermarks},
 	{"OpenAnomalyCounts", testOpenAnomalyCounts},
+	{"RawRequestsPurgedKeepTheFacts", testRawPurge},
+	{"RawRequestsOfOneOrderPurgedOnRequest", testRawPurgeOrder},
 
 	{"AnomalyFilter", testAnomalyFilter},
 	{"OrderByCheckoutFindsEveryAlias", testOrderByCheckoutFindsEveryAlias},

@@ -156,3 +156,19 @@ func (c *anomalyCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, float64(n), kind)
 	}
 }
+
+// SetBuild exports orderstate_build_info, 1 with the build's version, the
+// commit it was built from and the Go release, in the form Prometheus
+// exporters give their build information, so a dashboard can show which
+// build each replica runs and an alert can join on it.
+func (m *Metrics) SetBuild(version, revision, goVersion string) {
+	g := prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "orderstate_build_info",
+		Help: "The running build: always 1, with its version, revision (commit) and goversion as labels.",
+	}, []string{"version", "revision", "goversion"})
+	g.WithLabelValues(version, revision, goVersion).Set(1)
+	var dup prometheus.AlreadyRegisteredError
+	if err := m.Registry.Register(g); err != nil && !errors.As(err, &dup) {
+		panic(err)
+	}
+}

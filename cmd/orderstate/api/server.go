@@ -126,6 +126,7 @@ func New(cfg Config, store engine.Store, reports ReportSource, pipeline *engine.
 	if log == nil {
 		log = slog.Default()
 	}
+	log = slog.New(LogHandler(log.Handler()))
 	s := &Server{cfg: cfg, store: store, reports: reports, pipeline: pipeline, log: log, metrics: metrics,
 		slots: make(chan struct{}, cfg.MaxInFlight), done: make(chan error, 1)}
 	s.http = &http.Server{
@@ -140,26 +141,59 @@ func New(cfg Config, store engine.Store, reports ReportSource, pipeline *engine.
 	return s
 }
 
+// Route is one route the server serves: a method and a ServeMux path
+// pattern.
+type Route struct {
+	Method, Pattern string
+}
+
+// route is a Route with its handler.
+type route struct {
+	Route
+	handler http.Handler
+}
+
+// routes is the route table: Handler serves it, Routes lists it, and the
+// OpenAPI document describes every entry (a test holds the two together).
+func (s *Server) routes() []route {
+	metrics := promhttp.HandlerFor(s.metrics.Registry, promhttp.HandlerOpts{
+		ErrorHandling: promhttp.ContinueOnError,
+		ErrorLog:      slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+	})
+	return []route{
+		{Route{"POST", "/webhooks/{provider}"}, http.HandlerFunc(s.handleWebhook)},
+		{Route{"PUT", "/v1/orders/{order_id}"}, s.auth(s.handleOrderRegister)},
+		{Route{"POST", "/v1/orders/{order_id}/redirect"}, s.auth(s.handleRedirect)},
+		{Route{"GET", "/v1/orders/{order_id}"}, s.auth(s.handleOrderGet)},
+		{Route{"GET", "/v1/checkouts/{provider}/{checkout_id}"}, s.auth(s.handleCheckoutGet)},
+		{Route{"GET", "/v1/anomalies"}, s.auth(s.handleAnomalies)},
+		{Route{"POST", "/v1/anomalies/{id}/ack"}, s.auth(s.handleAnomalyAck)},
+		{Route{"GET", "/v1/reports"}, s.auth(s.handleReports)},
+		{Route{"GET", "/v1/reports/{id}"}, s.auth(s.handleReport)},
+		{Route{"GET", "/healthz"}, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+		})},
+		{Route{"GET", "/readyz"}, http.HandlerFunc(s.handleReady)},
+		{Route{"GET", "/metrics"}, metrics},
+		{Route{"GET", "/openapi.json"}, http.HandlerFunc(serveOpenAPI)},
+	}
+}
+
+// Routes lists the routes the server serves.
+func Routes() []Route {
+	var out []Route
+	for _, r := range (&Server{metrics: NewMetrics(), log: slog.New(slog.DiscardHandler)}).routes() {
+		out = append(out, r.Route)
+	}
+	return out
+}
+
 // Handler is the full route table.
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc("POST /webhooks/{provider}", s.handleWebhook)
-	mux.Handle("PUT /v1/orders/{order_id}", s.auth(s.handleOrderRegister))
-	mux.Handle("POST /v1/orders/{order_id}/redirect", s.auth(s.handleRedirect))
-	mux.Handle("GET /v1/orders/{order_id}", s.auth(s.handleOrderGet))
-	mux.Handle("GET /v1/checkouts/{provider}/{checkout_id}", s.auth(s.handleCheckoutGet))
-	mux.Handle("GET /v1/anomalies", s.auth(s.handleAnomalies))
-	mux.Handle("POST /v1/anomalies/{id}/ack", s.auth(s.handleAnomalyAck))
-	mux.Handle("GET /v1/reports", s.auth(s.handleReports))
-	mux.Handle("GET /v1/reports/{id}", s.auth(s.handleReport))
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
-	})
-	mux.HandleFunc("GET /readyz", s.handleReady)
-	mux.Handle("GET /metrics", promhttp.HandlerFor(s.metrics.Registry, promhttp.HandlerOpts{
-		ErrorHandling: promhttp.ContinueOnError,
-		ErrorLog:      slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
-	}))
+	for _, r := range s.routes() {
+		mux.Handle(r.Method+" "+r.Pattern, r.handler)
+	}
 	fallback := func(w http.ResponseWriter, r *http.Request) {
 		// A path served under another method is a wrong verb, not a missing
 		// route: say which methods it takes.
@@ -188,7 +222,7 @@ func (s *Server) Handler() http.Handler {
 		}
 		fallback(w, r)
 	})
-	return withSecurityHeaders(mux)
+	return s.withAccessLog(withSecurityHeaders(mux))
 }
 
 // The content security policies. Nothing orderstate serves runs a script,
@@ -321,7 +355,7 @@ func (s *Server) handleWebhook(w http.ResponseWriter, r *http.Request) {
 		// and never quotes a header, so no signature reaches the log.
 		s.log.DebugContext(r.Context(), "webhook refused", slog.String("provider", s.providerLabel(provider)),
 			slog.Int("status", StatusOf(err)), slog.String("code", engine.ErrorCode(err)),
-			slog.String("message", engine.ErrorMessage(err)), slog.Duration("took", time.Since(start)))
+			slog.String("message", engine.ErrorMessage(err)), Millis("took", time.Since(start)))
 		s.writeError(w, r, err)
 	}
 	if !s.pipeline.Has(provider) {
@@ -351,7 +385,7 @@ func (s *Server) handleWebhook(w http.ResponseWriter, r *http.Request) {
 			// holding connections open on purpose. Either way an operator
 			// should be able to see it and who it was.
 			s.log.WarnContext(r.Context(), "webhook body too slow", slog.String("provider", provider),
-				slog.String("remote", r.RemoteAddr), slog.Int("bytes", len(body)), slog.Duration("took", time.Since(start)))
+				slog.String("remote", r.RemoteAddr), slog.Int("bytes", len(body)), Millis("took", time.Since(start)))
 			// What is left of the body will never be read; the connection
 			// cannot carry another request.
 			w.Header().Set("Connection", "close")
@@ -377,7 +411,7 @@ func (s *Server) handleWebhook(w http.ResponseWriter, r *http.Request) {
 	s.metrics.Webhooks.WithLabelValues(provider, string(res.Result)).Inc()
 	s.log.DebugContext(r.Context(), "webhook stored", slog.String("provider", provider), slog.String("result", string(res.Result)),
 		slog.Int64("seq", res.Seq), slog.String("order_id", res.OrderID), slog.String("state", string(res.State)),
-		slog.Duration("took", time.Since(start)))
+		Millis("took", time.Since(start)))
 	writeJSON(w, http.StatusOK, res)
 }
 

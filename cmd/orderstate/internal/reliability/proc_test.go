@@ -68,6 +68,9 @@ func binary(t testing.TB) string {
 			goBin = filepath.Join(runtime.GOROOT(), "bin", "go")
 		}
 		cmd := exec.Command(goBin, "build", "-o", binPath, "github.com/orderstate/orderstate/cmd/orderstate")
+		// Static, as the Dockerfile builds it; cmd/orderstate's tests build
+		// it so too, and the two builds share their compiled packages.
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 		out, err := cmd.CombinedOutput()
 		if err != nil {
 			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
