@@ -1,0 +1,131 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	sm "github.com/orderstate/orderstate/statemachine"
+)
+
+// Poller asks one provider's API what became of a checkout: the same
+// question a missing webhook would have answered. Only providers that
+// document a checkout retrieve API have one (Tazapay, Yoco).
+type Poller interface {
+	// Provider is the adapter's name: "tazapay".
+	Provider() string
+	// Poll asks about the checkout the shop registered. It returns a
+	// *PollError when the provider did not answer with a checkout.
+	Poll(ctx context.Context, checkoutID string) (PollAnswer, error)
+}
+
+// PollAnswer is what a provider said about a checkout.
+type PollAnswer struct {
+	// Status is the provider's own words, for logs and metrics:
+	// "payment_status=paid status=active".
+	Status string
+	// Event is the fact the answer establishes, mapped onto the canonical
+	// kinds the webhooks use, with Source SourcePoll; nil when it
+	// establishes none (a checkout still open and unpaid, or a status
+	// nobody could confirm the meaning of).
+	Event *Event
+}
+
+// PollError is a provider API call that gave no usable answer.
+type PollError struct {
+	// Reason is the metric label: "unauthorized", "not_found",
+	// "rate_limited", "unavailable", "timeout", "malformed", "error".
+	Reason string
+	// Status is the HTTP status, 0 when none came.
+	Status int
+	// RetryAfter is what a 429 or 503 asked to wait; 0 when it did not say.
+	RetryAfter time.Duration
+	// Message says what happened; it never holds a credential.
+	Message string
+}
+
+func (e *PollError) Error() string { return e.Message }
+
+// PollEvent builds the event a poll answer establishes: a fact like a
+// webhook's, marked as learned by polling. Its dedupe key is the fact
+// itself (provider, checkout, kind), so asking twice and hearing the same
+// answer stores it once.
+func PollEvent(provider, checkoutID, providerType string, kind sm.Kind) Event {
+	key := fmt.Sprintf("poll:%s:%s", checkoutID, kind)
+	return Event{Provider: provider, EventID: key, DedupeKey: key, Type: providerType, Kind: kind,
+		CheckoutID: checkoutID, Source: SourcePoll}
+}
+
+// outcomeClass groups kinds by what they say of the money: 1 taken, 0 not
+// taken and never will be on this checkout, -1 neither.
+func outcomeClass(k sm.Kind) int {
+	switch k {
+	case sm.KindPaid, sm.KindRefunded:
+		return 1
+	case sm.KindExpired, sm.KindFailed:
+		return 0
+	}
+	return -1
+}
+
+func stateClass(s sm.State) int {
+	switch {
+	case s.Captured():
+		return 1
+	case s == sm.Failed || s == sm.Expired:
+		return 0
+	}
+	return -1
+}
+
+// PollContradicts reports whether a polled fact of kind contradicts an
+// order that reached final state s: the provider's API says the money was
+// taken where the webhooks said it was not, or the reverse.
+func PollContradicts(s sm.State, k sm.Kind) bool {
+	c := outcomeClass(k)
+	return c >= 0 && stateClass(s) >= 0 && c != stateClass(s)
+}
+
+// Apply folds ev into an order in state s with totals t, as every store
+// and refold must: by the transition table, except that a fact learned by
+// polling never takes an order out of a final state by itself. When it
+// contradicts the outcome the order has (paid against expired, expired
+// and unpaid against paid), the order goes to needs_review and the event
+// is a conflict, which Assess raises with both facts.
+func Apply(s sm.State, t *sm.Totals, kind sm.Kind, amount int64, source string) (sm.Outcome, error) {
+	if source == SourcePoll && PollContradicts(s, kind) {
+		t.Add(kind, amount)
+		return sm.Outcome{From: s, To: sm.NeedsReview, Result: sm.Conflict}, nil
+	}
+	return sm.Apply(s, t, kind, amount)
+}
+
+// pollConflicts returns the polled facts recorded as conflicts and the
+// earlier facts each contradicts.
+func pollConflicts(events []Fact) (polls, contradicted []Fact) {
+	for _, p := range events {
+		if p.Source != SourcePoll || p.Result != sm.Conflict || outcomeClass(p.Kind) < 0 {
+			continue
+		}
+		polls = append(polls, p)
+		for _, q := range events {
+			if q.Seq < p.Seq && outcomeClass(q.Kind) >= 0 && outcomeClass(q.Kind) != outcomeClass(p.Kind) {
+				contradicted = append(contradicted, q)
+			}
+		}
+	}
+	return polls, contradicted
+}
+
+// PollStore is what polling needs from a store besides Store.
+type PollStore interface {
+	Store
+	// PollCandidates returns the orders worth asking a provider about:
+	// those still pending or processing whose customer came back in
+	// [from, to), and those with an open missing_webhook or stuck anomaly
+	// opened at or after from; newest first, at most limit of them.
+	PollCandidates(ctx context.Context, from, to time.Time, limit int) ([]SweepOrder, error)
+	// NoteAnomaly adds a note to an anomaly and leaves its status as it
+	// is. Returns ENOTFOUND or EINVALID.
+	NoteAnomaly(ctx context.Context, id int64, note string) error
+}
