@@ -1,8 +1,10 @@
 package engine
 
 import (
+	"cmp"
 	"context"
 	"fmt"
+	"slices"
 	"time"
 
 	sm "github.com/orderstate/orderstate/statemachine"
@@ -29,6 +31,9 @@ type PollAnswer struct {
 	// establishes none (a checkout still open and unpaid, or a status
 	// nobody could confirm the meaning of).
 	Event *Event
+	// Raw is the provider's answer as it came, kept beside the event as a
+	// webhook's body is.
+	Raw []byte
 }
 
 // PollError is a provider API call that gave no usable answer.
@@ -128,4 +133,30 @@ type PollStore interface {
 	// NoteAnomaly adds a note to an anomaly and leaves its status as it
 	// is. Returns ENOTFOUND or EINVALID.
 	NoteAnomaly(ctx context.Context, id int64, note string) error
+}
+
+// PollStats is what polling did since the process started, for the report
+// and /metrics.
+type PollStats struct {
+	// Pollable are the providers polling asks; Unpollable the configured
+	// ones that document no API to ask.
+	Pollable   []string    `json:"pollable"`
+	Unpollable []string    `json:"unpollable"`
+	Polls      []PollCount `json:"polls"`
+	// GaveUp counts the orders polling stopped asking about.
+	GaveUp int `json:"gave_up"`
+}
+
+// PollCount is a number of polls of one provider with one result.
+type PollCount struct {
+	Provider string `json:"provider"`
+	Result   string `json:"result"`
+	Count    int    `json:"count"`
+}
+
+// Sort orders the counts by provider, then result.
+func (s *PollStats) Sort() {
+	slices.SortFunc(s.Polls, func(a, b PollCount) int {
+		return cmp.Or(cmp.Compare(a.Provider, b.Provider), cmp.Compare(a.Result, b.Result))
+	})
 }

@@ -93,7 +93,7 @@ func (p *Poller) Poll(ctx context.Context, checkoutID string) (engine.PollAnswer
 	case pay == "unpaid" && st == "expired":
 		kind = sm.KindExpired
 	default:
-		return engine.PollAnswer{Status: status}, nil
+		return engine.PollAnswer{Status: status, Raw: body}, nil
 	}
 	ev := engine.PollEvent(Name, checkoutID, status, kind)
 	if d.Payin != "" && d.Payin != checkoutID {
@@ -111,7 +111,7 @@ func (p *Poller) Poll(ctx context.Context, checkoutID string) (engine.PollAnswer
 		}
 		ev.Amount, ev.Currency = amount.Value, cur
 	}
-	return engine.PollAnswer{Status: status, Event: &ev}, nil
+	return engine.PollAnswer{Status: status, Event: &ev, Raw: body}, nil
 }
 
 // FakeCheckout is what a fake Tazapay API says about one checkout.

@@ -67,7 +67,7 @@ func (p *Poller) Poll(ctx context.Context, checkoutID string) (engine.PollAnswer
 	}
 	status := "status=" + *a.Status
 	if *a.Status != "completed" {
-		return engine.PollAnswer{Status: status}, nil
+		return engine.PollAnswer{Status: status, Raw: body}, nil
 	}
 	ev := engine.PollEvent(Name, checkoutID, status, sm.KindPaid)
 	if a.PaymentID != "" {
@@ -81,7 +81,7 @@ func (p *Poller) Poll(ctx context.Context, checkoutID string) (engine.PollAnswer
 	if m, ok := normalizeMode(a.ProcessingMode); ok {
 		ev.Mode = m
 	}
-	return engine.PollAnswer{Status: status, Event: &ev}, nil
+	return engine.PollAnswer{Status: status, Event: &ev, Raw: body}, nil
 }
 
 // FakeCheckout is what a fake Yoco API says about one checkout.

@@ -24,6 +24,7 @@ var statusByCode = map[string]int{
 	engine.ETOOLARGE:     http.StatusRequestEntityTooLarge,
 	engine.EUNSUPPORTED:  http.StatusUnsupportedMediaType,
 	engine.EMETHOD:       http.StatusMethodNotAllowed,
+	engine.EPROVIDER:     http.StatusBadGateway,
 	ETIMEOUT:             http.StatusRequestTimeout,
 	engine.EUNAVAILABLE:  http.StatusServiceUnavailable,
 	engine.EOVERLOADED:   http.StatusServiceUnavailable,
