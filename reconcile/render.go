@@ -274,6 +274,16 @@ No webhooks in the period.
 {{end}}{{range .Providers}}{{if .Rejected}}
 - {{cell .Provider}} rejected requests by reason: {{cell (pairs .RejectedBy)}}{{end}}{{if .Unknown}}
 - {{cell .Provider}} event types nobody documented: {{cell (pairs .UnknownTypes)}}{{end}}{{end}}
+{{end}}{{with .Polling}}
+## Polling the providers
+
+Asked: {{if .Pollable}}{{range $i, $p := .Pollable}}{{if $i}}, {{end}}{{cell $p}}{{end}}{{else}}none (no API credentials set){{end}}. Cannot be asked (no API to ask about a checkout): {{if .Unpollable}}{{range $i, $p := .Unpollable}}{{if $i}}, {{end}}{{cell $p}}{{end}}{{else}}none{{end}}.
+{{if $.Recovered}}
+| provider | missing webhooks recovered by poll | by the webhook |
+|---|---:|---:|
+{{range $.Recovered}}| {{cell .Provider}} | {{.ByPoll}} | {{.ByWebhook}} |
+{{end}}{{end}}{{if .Polls}}
+Polls since the sidecar started, by result: {{range $i, $c := .Polls}}{{if $i}}; {{end}}{{cell $c.Provider}} {{cell $c.Result}} {{$c.Count}}{{end}}.{{end}}{{if .GaveUp}} Polling gave up on {{.GaveUp}} orders; their anomalies say so.{{end}}
 {{end}}`
 
 const htmlSource = `<!DOCTYPE html>
@@ -378,6 +388,13 @@ code { font-size: .85rem; }
 {{range .Providers}}{{if .Rejected}}<li>{{.Provider}} rejected requests by reason: {{pairs .RejectedBy}}</li>
 {{end}}{{if .Unknown}}<li>{{.Provider}} event types nobody documented: {{pairs .UnknownTypes}}</li>
 {{end}}{{end}}</ul>
-{{end}}</body>
+{{end}}{{with .Polling}}<h2>Polling the providers</h2>
+<p>Asked: {{if .Pollable}}{{range $i, $p := .Pollable}}{{if $i}}, {{end}}{{$p}}{{end}}{{else}}none (no API credentials set){{end}}. Cannot be asked (no API to ask about a checkout): {{if .Unpollable}}{{range $i, $p := .Unpollable}}{{if $i}}, {{end}}{{$p}}{{end}}{{else}}none{{end}}.</p>
+{{if $.Recovered}}<table>
+<tr><th>provider</th><th>missing webhooks recovered by poll</th><th>by the webhook</th></tr>
+{{range $.Recovered}}<tr><td>{{.Provider}}</td><td class="n">{{.ByPoll}}</td><td class="n">{{.ByWebhook}}</td></tr>
+{{end}}</table>
+{{end}}{{if .Polls}}<p>Polls since the sidecar started, by result: {{range $i, $c := .Polls}}{{if $i}}; {{end}}{{$c.Provider}} {{$c.Result}} {{$c.Count}}{{end}}.{{if .GaveUp}} Polling gave up on {{.GaveUp}} orders; their anomalies say so.{{end}}</p>
+{{end}}{{end}}</body>
 </html>
 `

@@ -168,7 +168,7 @@ type storeFlags struct {
 // store is what the commands need from a store; the SQLite and the
 // PostgreSQL store are both one.
 type store interface {
-	engine.Store
+	engine.PollStore
 	reconcile.Store
 	api.ReportSource
 	api.AnomalyCounter
