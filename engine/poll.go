@@ -128,11 +128,22 @@ type PollStore interface {
 	// PollCandidates returns the orders worth asking a provider about:
 	// those still pending or processing whose customer came back in
 	// [from, to), and those with an open missing_webhook or stuck anomaly
-	// opened at or after from; newest first, at most limit of them.
-	PollCandidates(ctx context.Context, from, to time.Time, limit int) ([]SweepOrder, error)
+	// opened at or after from. They come newest first by PollKey, those
+	// before the key before (the zero Key: from the newest), at most limit
+	// of them, so a caller pages through them all.
+	PollCandidates(ctx context.Context, from, to time.Time, before Key, limit int) ([]SweepOrder, error)
 	// NoteAnomaly adds a note to an anomaly and leaves its status as it
 	// is. Returns ENOTFOUND or EINVALID.
 	NoteAnomaly(ctx context.Context, id int64, note string) error
+}
+
+// PollKey is where a candidate stands in PollCandidates' order: its
+// redirect time, else the time it entered its state, then its ref.
+func PollKey(o SweepOrder) Key {
+	if o.Redirect != nil {
+		return Key{At: o.Redirect.At, Ref: o.Ref}
+	}
+	return Key{At: o.StateSince, Ref: o.Ref}
 }
 
 // PollStats is what polling did since the process started, for the report

@@ -79,7 +79,8 @@ type Config struct {
 	// doubles with each attempt, with jitter, up to MaxBackoff.
 	BaseBackoff time.Duration
 	MaxBackoff  time.Duration
-	// Limit bounds the candidates read per pass.
+	// Limit bounds the candidates read at once; a pass reads them all,
+	// a page at a time.
 	Limit int
 	// Unpollable names the configured providers that have no retrieve API.
 	Unpollable []string
@@ -230,22 +231,31 @@ func (s *Service) Pass(ctx context.Context, provider string) {
 
 	now := s.now()
 	s.forget(now.Add(-s.cfg.Window))
-	orders, err := s.store.PollCandidates(ctx, now.Add(-s.cfg.Window), now.Add(-s.cfg.Grace), s.cfg.Limit)
-	if err != nil {
-		s.log.Warn("cannot read the orders to poll; will retry", slog.String("provider", provider), slog.Any("err", err))
-		return
-	}
-	for _, o := range orders {
-		if ctx.Err() != nil {
+	// Page through every candidate, newest first: those backing off or
+	// given up on are passed over, never in the way of older ones.
+	var before engine.Key
+	for {
+		orders, err := s.store.PollCandidates(ctx, now.Add(-s.cfg.Window), now.Add(-s.cfg.Grace), before, s.cfg.Limit)
+		if err != nil {
+			s.log.Warn("cannot read the orders to poll; will retry", slog.String("provider", provider), slog.Any("err", err))
 			return
 		}
-		if o.Provider != provider || o.State.Final() || !s.due(o) {
-			continue
+		for _, o := range orders {
+			if ctx.Err() != nil {
+				return
+			}
+			if o.Provider != provider || o.State.Final() || !s.due(o) {
+				continue
+			}
+			out := s.ask(ctx, o, true)
+			if out.Result == "rate_limited" {
+				return // the provider said to wait: the rest waits with it
+			}
 		}
-		out := s.ask(ctx, o, true)
-		if out.Result == "rate_limited" {
-			return // the provider said to wait: the rest waits with it
+		if len(orders) < s.cfg.Limit {
+			return
 		}
+		before = engine.PollKey(orders[len(orders)-1])
 	}
 }
 

@@ -268,7 +268,7 @@ func TestContradictionOfAFinalStateIsAConflict(t *testing.T) {
 }
 
 func TestRateLimitSpacesTheCalls(t *testing.T) {
-	b := setup(t, poll.Config{Rate: 10})
+	b := setup(t, poll.Config{Rate: 10, Limit: 4}) // two pages
 	ctx := context.Background()
 	for i := range 6 {
 		id := fmt.Sprintf("chk_%d", i)

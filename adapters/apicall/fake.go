@@ -24,6 +24,7 @@ type Fake struct {
 	notFound  func() any
 
 	mu        sync.Mutex
+	fallback  func(id string) any
 	checkouts map[string]any
 	calls     map[string]int
 	total     int
@@ -56,6 +57,10 @@ func (f *Fake) Put(id string, checkout any) {
 	f.checkouts[id] = checkout
 	f.mu.Unlock()
 }
+
+// Fallback makes GET of an id nobody Put answer what fn returns for it,
+// instead of 404.
+func (f *Fake) Fallback(fn func(id string) any) { f.mu.Lock(); f.fallback = fn; f.mu.Unlock() }
 
 // Down makes the next n calls answer 503; n < 0 for every call.
 func (f *Fake) Down(n int) { f.mu.Lock(); f.down = n; f.mu.Unlock() }
@@ -96,6 +101,9 @@ func (f *Fake) serve(w http.ResponseWriter, r *http.Request) {
 		f.limited--
 	}
 	checkout, known := f.checkouts[id]
+	if !known && f.fallback != nil && id != "" {
+		checkout, known = f.fallback(id), true
+	}
 	f.mu.Unlock()
 	if slow > 0 {
 		select {

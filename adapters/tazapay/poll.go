@@ -139,15 +139,25 @@ func NewFakeAPI(key, secret string) *FakeAPI {
 		func() any { return map[string]any{"status": "error", "message": "checkout not found"} })}
 }
 
+// OpenByDefault makes the API answer, for a checkout it was told nothing
+// about, that it is still open and unpaid.
+func (f *FakeAPI) OpenByDefault() {
+	f.Fallback(func(id string) any {
+		return fakeCheckout(id, FakeCheckout{PaymentStatus: "unpaid", Status: "active", Currency: "USD"})
+	})
+}
+
 // SetCheckout sets what the API answers about the checkout id.
-func (f *FakeAPI) SetCheckout(id string, c FakeCheckout) {
+func (f *FakeAPI) SetCheckout(id string, c FakeCheckout) { f.Put(id, fakeCheckout(id, c)) }
+
+func fakeCheckout(id string, c FakeCheckout) map[string]any {
 	attempts := []map[string]any{}
 	if c.PaymentStatus == "paid" {
 		attempts = append(attempts, map[string]any{"id": "pat_" + id, "status": "succeeded", "amount": c.AmountPaid,
 			"charge_currency": c.Currency})
 	}
-	f.Put(id, map[string]any{"id": id, "object": "checkout", "status": c.Status, "payment_status": c.PaymentStatus,
+	return map[string]any{"id": id, "object": "checkout", "status": c.Status, "payment_status": c.PaymentStatus,
 		"amount": c.Amount, "amount_paid": c.AmountPaid, "invoice_currency": c.Currency, "payin": c.Payin,
 		"reference_id": c.Reference, "payment_attempts": attempts, "partially_paid": false, "paid_in_excess": false,
-		"metadata": map[string]any{}})
+		"metadata": map[string]any{}}
 }

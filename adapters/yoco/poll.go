@@ -105,13 +105,21 @@ func NewFakeAPI(key string) *FakeAPI {
 		func() any { return map[string]any{"errorType": "not_found", "errorMessage": "Checkout not found"} })}
 }
 
+// OpenByDefault makes the API answer, for a checkout it was told nothing
+// about, that it was created and not paid.
+func (f *FakeAPI) OpenByDefault() {
+	f.Fallback(func(id string) any { return fakeCheckout(id, FakeCheckout{Status: "created", Currency: "ZAR"}) })
+}
+
 // SetCheckout sets what the API answers about the checkout id.
-func (f *FakeAPI) SetCheckout(id string, c FakeCheckout) {
+func (f *FakeAPI) SetCheckout(id string, c FakeCheckout) { f.Put(id, fakeCheckout(id, c)) }
+
+func fakeCheckout(id string, c FakeCheckout) map[string]any {
 	var payment any
 	if c.PaymentID != "" {
 		payment = c.PaymentID
 	}
-	f.Put(id, map[string]any{"id": id, "status": c.Status, "amount": c.Amount, "currency": c.Currency,
+	return map[string]any{"id": id, "status": c.Status, "amount": c.Amount, "currency": c.Currency,
 		"paymentId": payment, "processingMode": c.Mode, "metadata": map[string]any{},
-		"redirectUrl": "https://c.yoco.com/checkout/" + id})
+		"redirectUrl": "https://c.yoco.com/checkout/" + id}
 }

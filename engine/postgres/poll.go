@@ -14,7 +14,12 @@ import (
 // still pending or processing whose customer came back in [from, to), and
 // those with an open missing_webhook or stuck anomaly opened at or after
 // from; newest first, at most limit of them.
-func (db *DB) PollCandidates(ctx context.Context, from, to time.Time, limit int) ([]engine.SweepOrder, error) {
+func (db *DB) PollCandidates(ctx context.Context, from, to time.Time, before engine.Key, limit int) ([]engine.SweepOrder, error) {
+	var bound *time.Time
+	if !before.At.IsZero() {
+		t := before.At.UTC()
+		bound = &t
+	}
 	var out []engine.SweepOrder
 	err := db.read(ctx, func(tx pgx.Tx) error {
 		rows, err := tx.Query(ctx, `SELECT `+sweepColumns+` FROM orders o WHERE o.id IN (
@@ -23,8 +28,9 @@ func (db *DB) PollCandidates(ctx context.Context, from, to time.Time, limit int)
 				UNION
 				SELECT order_ref FROM anomalies
 					WHERE status = 'open' AND kind IN ($3, $4) AND opened_at >= $1)
+				AND ($6::timestamptz IS NULL OR (COALESCE(o.redirect_at, o.state_since), o.id) < ($6, $7))
 			ORDER BY COALESCE(o.redirect_at, o.state_since) DESC, o.id DESC LIMIT $5`,
-			from.UTC(), to.UTC(), engine.AnomalyMissingWebhook, engine.AnomalyStuck, limitOf(limit))
+			from.UTC(), to.UTC(), engine.AnomalyMissingWebhook, engine.AnomalyStuck, limitOf(limit), bound, before.Ref)
 		if err != nil {
 			return err
 		}

@@ -14,7 +14,7 @@ import (
 // those with an open missing_webhook or stuck anomaly opened at or after
 // from; newest first, at most limit of them. It reads, and never holds up
 // the writer.
-func (db *DB) PollCandidates(ctx context.Context, from, to time.Time, limit int) ([]engine.SweepOrder, error) {
+func (db *DB) PollCandidates(ctx context.Context, from, to time.Time, before engine.Key, limit int) ([]engine.SweepOrder, error) {
 	if err := db.closedError(); err != nil {
 		return nil, err
 	}
@@ -23,14 +23,20 @@ func (db *DB) PollCandidates(ctx context.Context, from, to time.Time, limit int)
 		return nil, storeError(err, "poll candidates")
 	}
 	defer tx.Rollback()
+	bound, ref := "9999", int64(0)
+	if !before.At.IsZero() {
+		bound, ref = formatTime(before.At), before.Ref
+	}
 	rows, err := tx.QueryContext(ctx, `SELECT `+sweepColumns+` FROM orders o WHERE o.id IN (
 			SELECT id FROM orders INDEXED BY orders_redirect
 				WHERE redirect_at >= ? AND redirect_at < ? AND state IN ('pending', 'processing')
 			UNION
 			SELECT order_ref FROM anomalies
 				WHERE status = 'open' AND kind IN (?, ?) AND opened_at >= ?)
+			AND (COALESCE(o.redirect_at, o.state_since) < ? OR COALESCE(o.redirect_at, o.state_since) = ? AND (? = 0 OR o.id < ?))
 		ORDER BY COALESCE(o.redirect_at, o.state_since) DESC, o.id DESC LIMIT ?`,
-		formatTime(from), formatTime(to), engine.AnomalyMissingWebhook, engine.AnomalyStuck, formatTime(from), sqlLimit(limit))
+		formatTime(from), formatTime(to), engine.AnomalyMissingWebhook, engine.AnomalyStuck, formatTime(from),
+		bound, bound, ref, ref, sqlLimit(limit))
 	if err != nil {
 		return nil, storeError(err, "poll candidates")
 	}

@@ -144,10 +144,10 @@ func testPollCandidates(t *testing.T, open Opener) {
 		}
 		return out
 	}
-	got, err := s.PollCandidates(ctx, start.Add(-time.Hour), c.Now().Add(-5*time.Minute), 0)
+	got, err := s.PollCandidates(ctx, start.Add(-time.Hour), c.Now().Add(-5*time.Minute), engine.Key{}, 0)
 	require.NoError(t, err)
 	require.ElementsMatch(t, []string{"waiting", "cancelled"}, ids(got), "in flight and redirected long enough ago")
-	got, err = s.PollCandidates(ctx, start.Add(-time.Hour), start, 0)
+	got, err = s.PollCandidates(ctx, start.Add(-time.Hour), start, engine.Key{}, 0)
 	require.NoError(t, err)
 	require.Empty(t, got, "redirected too recently")
 
@@ -161,10 +161,27 @@ func testPollCandidates(t *testing.T, open Opener) {
 		}
 		return false, err
 	})
-	got, err = s.PollCandidates(ctx, start.Add(-time.Hour), start, 1)
+	got, err = s.PollCandidates(ctx, start.Add(-time.Hour), start, engine.Key{}, 1)
 	require.NoError(t, err)
 	require.Equal(t, []string{"unredirected"}, ids(got))
 	require.Contains(t, got[0].Open, engine.AnomalyStuck)
+
+	// Paged one at a time, newest first, every candidate comes once.
+	var paged []string
+	var before engine.Key
+	for {
+		page, err := s.PollCandidates(ctx, start.Add(-time.Hour), c.Now(), before, 1)
+		require.NoError(t, err)
+		if len(page) == 0 {
+			break
+		}
+		paged = append(paged, ids(page)...)
+		before = engine.PollKey(page[len(page)-1])
+	}
+	all, err := s.PollCandidates(ctx, start.Add(-time.Hour), c.Now(), engine.Key{}, 0)
+	require.NoError(t, err)
+	require.Equal(t, ids(all), paged)
+	require.ElementsMatch(t, []string{"waiting", "cancelled", "unredirected"}, paged)
 
 	stuck := byKind(order(t, s, "unredirected").Anomalies)[engine.AnomalyStuck]
 	require.NoError(t, s.NoteAnomaly(ctx, stuck.ID, "polling gave up"))

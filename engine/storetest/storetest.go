@@ -29,7 +29,7 @@ type Store interface {
 	// OpenAnomalyCounts counts the open anomalies of each kind.
 	OpenAnomalyCounts(ctx context.Context) (map[string]int, error)
 	// PollCandidates and NoteAnomaly serve polling (engine.PollStore).
-	PollCandidates(ctx context.Context, from, to time.Time, limit int) ([]engine.SweepOrder, error)
+	PollCandidates(ctx context.Context, from, to time.Time, before engine.Key, limit int) ([]engine.SweepOrder, error)
 	NoteAnomaly(ctx context.Context, id int64, note string) error
 }
 
