@@ -71,6 +71,12 @@ func (p *Poller) Poll(ctx context.Context, checkoutID string) (engine.PollAnswer
 	if err != nil {
 		return engine.PollAnswer{}, err
 	}
+	return p.ParseAnswer(body, checkoutID)
+}
+
+// ParseAnswer maps the body of a Fetch Checkout answer about checkoutID;
+// see Poll. A body that is not one is a *engine.PollError "malformed".
+func (p *Poller) ParseAnswer(body []byte, checkoutID string) (engine.PollAnswer, error) {
 	var a checkoutAnswer
 	if err := json.Unmarshal(body, &a); err != nil {
 		return engine.PollAnswer{}, apicall.Malformed("tazapay", "a body that is not a checkout", err)

@@ -58,6 +58,12 @@ func (p *Poller) Poll(ctx context.Context, checkoutID string) (engine.PollAnswer
 	if err != nil {
 		return engine.PollAnswer{}, err
 	}
+	return ParseAnswer(body, checkoutID)
+}
+
+// ParseAnswer maps the body of a GET of the checkout checkoutID; see Poll.
+// A body that is not one is a *engine.PollError "malformed".
+func ParseAnswer(body []byte, checkoutID string) (engine.PollAnswer, error) {
 	var a checkoutAnswer
 	if err := json.Unmarshal(body, &a); err != nil {
 		return engine.PollAnswer{}, apicall.Malformed("yoco", "a body that is not a checkout", err)
