@@ -55,6 +55,16 @@ func (e *PollError) Error() string { return e.Message }
 // webhook's, marked as learned by polling. Its dedupe key is the fact
 // itself (provider, checkout, kind), so asking twice and hearing the same
 // answer stores it once.
+//
+// The webhook that later brings the same fact cannot share that key: its
+// own is the provider's event id, which no checkout API returns. It is
+// stored beside the poll's, and the fold makes the two one fact instead: a
+// second paid changes no state (paid on paid is no transition), the
+// captured amount is the largest any paid event carried, not a sum, and a
+// poll never reports a refund, the one kind whose amounts add up. So the
+// state, the totals and the order-free anomalies are those of one fact
+// whichever came first; the webhook's timeline entry shows it changed
+// nothing (from paid to paid).
 func PollEvent(provider, checkoutID, providerType string, kind sm.Kind) Event {
 	key := fmt.Sprintf("poll:%s:%s", checkoutID, kind)
 	return Event{Provider: provider, EventID: key, DedupeKey: key, Type: providerType, Kind: kind,
