@@ -17,10 +17,14 @@ build: ## build bin/orderstate
 test: ## run every test with the race detector
 	$(GO) test -race -count=1 -timeout 15m $(PKGS)
 
-fuzz: ## run each adapter's fuzz target for FUZZTIME (default 10s)
+fuzz: ## run each adapter's fuzz targets (webhooks, and poll answers where there is a poller) for FUZZTIME (default 10s)
 	@for p in tokenz yoco tazapay tweed; do \
 		echo "fuzz $$p for $(FUZZTIME)"; \
 		$(GO) test -run='^$$' -fuzz=FuzzVerifyParse -fuzztime=$(FUZZTIME) ./adapters/$$p || exit 1; \
+	done
+	@for p in yoco tazapay; do \
+		echo "fuzz $$p poll answers for $(FUZZTIME)"; \
+		$(GO) test -run='^$$' -fuzz=FuzzPollAnswer -fuzztime=$(FUZZTIME) ./adapters/$$p || exit 1; \
 	done
 
 bench: build ## measure ingest, reads, sweep and report against the real server (builds a 1M-order store once, in .bench)

@@ -19,6 +19,7 @@ const (
 	EOVERLOADED   = "overloaded"         // too many webhooks in flight: 503
 	ESHUTDOWN     = "shutting_down"      // the process is stopping: 503
 	EMETHOD       = "method_not_allowed" // the route exists for other methods: 405
+	EPROVIDER     = "provider_error"     // a provider's API gave no usable answer: 502
 )
 
 // Error is an error with a code a caller can act on and a message fit for

@@ -16,6 +16,8 @@ type Step struct {
 	OccurredAt time.Time
 	Result     sm.Result
 	From, To   sm.State
+	// Source is SourceWebhook or SourcePoll; see Apply.
+	Source string
 }
 
 // Fold is what an order's events make of it, applied in arrival order from
@@ -42,7 +44,7 @@ func Refold(registered int64, steps []Step) (Fold, error) {
 	f := Fold{State: sm.Pending, Totals: sm.Totals{Registered: registered}, Progress: sm.NewProgress()}
 	for _, s := range steps {
 		f.Progress.Observe(s.Kind, s.OccurredAt)
-		out, err := sm.Apply(f.State, &f.Totals, s.Kind, s.Amount)
+		out, err := Apply(f.State, &f.Totals, s.Kind, s.Amount, s.Source)
 		if err != nil {
 			return f, fmt.Errorf("event %d: %w", s.Seq, err)
 		}

@@ -57,6 +57,24 @@ type Event struct {
 	// Unsigned marks an event accepted without a signature because the
 	// operator allowed it for a provider where signing is optional.
 	Unsigned bool
+	// Source is how orderstate learned the fact: SourceWebhook (also
+	// written "") when the provider sent it, SourcePoll when orderstate
+	// asked the provider's API.
+	Source string
+}
+
+// Sources of an event.
+const (
+	SourceWebhook = "webhook"
+	SourcePoll    = "poll"
+)
+
+// SourceOf is an event's source as stored: "" is a webhook.
+func SourceOf(source string) string {
+	if source == "" {
+		return SourceWebhook
+	}
+	return source
 }
 
 // Modes of an order or event.
@@ -129,6 +147,8 @@ type Entry struct {
 	ReceivedAt      time.Time  `json:"received_at"`
 	OutOfOrder      bool       `json:"out_of_order,omitempty"`
 	Unsigned        bool       `json:"unsigned,omitempty"`
+	// Source is "webhook" or "poll".
+	Source string `json:"source"`
 }
 
 // Anomaly kinds.

@@ -37,12 +37,16 @@ type Fact struct {
 	// for an event stored before its ids were kept, which the checkout
 	// rule then takes on trust.
 	IDs []string
+	// Source is SourceWebhook or SourcePoll; Result what the event was
+	// recorded as doing (the conflict rule for polls reads both).
+	Source string
+	Result sm.Result
 }
 
 // FactOf is what a store keeps of ev, once it is stored as seq.
 func FactOf(ev Event, seq int64) Fact {
 	return Fact{Seq: seq, Provider: ev.Provider, Type: ev.Type, Kind: ev.Kind, Amount: ev.Amount, Currency: ev.Currency,
-		Mode: ev.Mode, IDs: EventIDs(ev)}
+		Mode: ev.Mode, IDs: EventIDs(ev), Source: SourceOf(ev.Source)}
 }
 
 // EventIDs lists the provider ids ev names, its checkout id first, each
@@ -132,13 +136,19 @@ func Assess(f Facts) []Finding {
 			failed = append(failed, e)
 		}
 	}
+	var conflict []Fact
+	var why []string
 	if len(paid) > 0 && len(failed) > 0 {
-		both := append(append([]Fact{}, paid...), failed...)
-		add(AnomalyConflict, both, func() string {
-			return fmt.Sprintf("%s sent contradictory outcomes: %s says the money was taken, %s says the checkout failed.",
-				providers(both), types(paid), types(failed))
-		})
+		conflict = append(append(conflict, paid...), failed...)
+		why = append(why, fmt.Sprintf("%s sent contradictory outcomes: %s says the money was taken, %s says the checkout failed.",
+			providers(conflict), types(paid), types(failed)))
 	}
+	if polls, earlier := pollConflicts(f.Events); len(polls) > 0 {
+		conflict = append(append(conflict, polls...), earlier...)
+		why = append(why, fmt.Sprintf("Asked by poll, %s answered %s, which contradicts %s received before; the order was not moved out of its outcome. "+
+			"Check with the provider which is true.", providers(polls), types(polls), types(earlier)))
+	}
+	add(AnomalyConflict, conflict, func() string { return strings.Join(why, " ") })
 	add(AnomalyFailedAfterSettlement, settled, func() string {
 		return fmt.Sprintf("%s reported %s: the funds moved but the order failed. Refund the customer or deliver the order.",
 			providers(settled), types(settled))
@@ -323,6 +333,11 @@ type Settled struct {
 	Why  string
 }
 
+// RecoveredByPoll begins the resolution of a missing_webhook that a poll
+// of the provider's API settled, so a report can tell those recoveries from
+// the webhook's own.
+const RecoveredByPoll = "Recovered by poll"
+
 // SettledResolutions returns the anomalies an event that gave an order its
 // outcome resolves: a webhook that was missing has come, and an order that
 // was stuck has moved.
@@ -331,7 +346,12 @@ func SettledResolutions(ev Event, out sm.Outcome, redirect *Redirect, now time.T
 		return nil
 	}
 	var res []Settled
-	if redirect != nil { // missing_webhook is only ever raised after a redirect
+	switch {
+	case redirect == nil: // missing_webhook is only ever raised after a redirect
+	case ev.Source == SourcePoll:
+		res = append(res, Settled{AnomalyMissingWebhook, fmt.Sprintf("%s: %s answered %s; the webhook had been missing for %s since the customer's redirect.",
+			RecoveredByPoll, ev.Provider, ev.Type, since(redirect.At, now))})
+	default:
 		res = append(res, Settled{AnomalyMissingWebhook, fmt.Sprintf("%s %s arrived %s after the redirect.", ev.Provider, ev.Type, since(redirect.At, now))})
 	}
 	return append(res, Settled{AnomalyStuck, fmt.Sprintf("the order moved to %s.", out.To)})

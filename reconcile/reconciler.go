@@ -93,6 +93,9 @@ type Config struct {
 	// so the report's rejections are complete. Its error is logged and the
 	// report goes ahead.
 	BeforeReport func(ctx context.Context) error
+	// PollStats, when set, says what polling did, for the report: the
+	// providers it asks and cannot ask, and its calls by result.
+	PollStats func() engine.PollStats
 }
 
 func (c Config) withDefaults() Config {

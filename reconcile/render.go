@@ -296,6 +296,16 @@ No webhooks in the period.
 
 {{if .RetainRaw}}Raw webhook requests (bodies and headers, which hold what customers typed) are kept for {{.RetainRaw}}. {{end}}The event facts and timelines stay whole.
 Purged in the period: {{n .Retention.Requests "raw request" "raw requests"}} ({{size .Retention.Bytes}}) past the retention, and on request {{n .OnRequest.Requests "raw request" "raw requests"}} ({{size .OnRequest.Bytes}}) of {{n .Orders "order" "orders"}}.
+{{end}}{{with .Polling}}
+## Polling the providers
+
+Asked: {{if .Pollable}}{{range $i, $p := .Pollable}}{{if $i}}, {{end}}{{cell $p}}{{end}}{{else}}none (no API credentials set){{end}}. Cannot be asked (no API to ask about a checkout): {{if .Unpollable}}{{range $i, $p := .Unpollable}}{{if $i}}, {{end}}{{cell $p}}{{end}}{{else}}none{{end}}.
+{{if $.Recovered}}
+| provider | missing webhooks recovered by poll | by the webhook |
+|---|---:|---:|
+{{range $.Recovered}}| {{cell .Provider}} | {{.ByPoll}} | {{.ByWebhook}} |
+{{end}}{{end}}{{if .Polls}}
+Polls since the sidecar started, by result: {{range $i, $c := .Polls}}{{if $i}}; {{end}}{{cell $c.Provider}} {{cell $c.Result}} {{$c.Count}}{{end}}.{{end}}{{if .GaveUp}} Polling gave up on {{.GaveUp}} orders; their anomalies say so.{{end}}
 {{end}}`
 
 const htmlSource = `<!DOCTYPE html>
@@ -403,6 +413,13 @@ code { font-size: .85rem; }
 {{end}}{{with .RawPurged}}<h2>Raw requests purged</h2>
 <p>{{if .RetainRaw}}Raw webhook requests (bodies and headers, which hold what customers typed) are kept for {{.RetainRaw}}. {{end}}The event facts and timelines stay whole.
 Purged in the period: {{n .Retention.Requests "raw request" "raw requests"}} ({{size .Retention.Bytes}}) past the retention, and on request {{n .OnRequest.Requests "raw request" "raw requests"}} ({{size .OnRequest.Bytes}}) of {{n .Orders "order" "orders"}}.</p>
-{{end}}</body>
+{{end}}{{with .Polling}}<h2>Polling the providers</h2>
+<p>Asked: {{if .Pollable}}{{range $i, $p := .Pollable}}{{if $i}}, {{end}}{{$p}}{{end}}{{else}}none (no API credentials set){{end}}. Cannot be asked (no API to ask about a checkout): {{if .Unpollable}}{{range $i, $p := .Unpollable}}{{if $i}}, {{end}}{{$p}}{{end}}{{else}}none{{end}}.</p>
+{{if $.Recovered}}<table>
+<tr><th>provider</th><th>missing webhooks recovered by poll</th><th>by the webhook</th></tr>
+{{range $.Recovered}}<tr><td>{{.Provider}}</td><td class="n">{{.ByPoll}}</td><td class="n">{{.ByWebhook}}</td></tr>
+{{end}}</table>
+{{end}}{{if .Polls}}<p>Polls since the sidecar started, by result: {{range $i, $c := .Polls}}{{if $i}}; {{end}}{{$c.Provider}} {{$c.Result}} {{$c.Count}}{{end}}.{{if .GaveUp}} Polling gave up on {{.GaveUp}} orders; their anomalies say so.{{end}}</p>
+{{end}}{{end}}</body>
 </html>
 `

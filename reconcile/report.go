@@ -41,6 +41,12 @@ type Report struct {
 	// RawPurged says how many raw requests were purged in the period; nil
 	// when none were and no retention is set.
 	RawPurged *RawPurged `json:"raw_purged,omitempty"`
+	// Recovered counts, per provider, the missing webhooks resolved in the
+	// period by a poll of the provider's API and by the webhook itself;
+	// Polling is what polling did since the process started. Both are
+	// left out where polling is not configured (Config.PollStats).
+	Recovered []Recovered       `json:"missing_webhooks_recovered,omitempty"`
+	Polling   *engine.PollStats `json:"polling,omitempty"`
 
 	// detailOrders bounds the orders the Markdown and HTML detail: a
 	// report that is mailed is clipped past about 100 KB, and every order's
@@ -169,6 +175,43 @@ type Resolution struct {
 	How        string    `json:"how"`
 }
 
+// Recovered counts one provider's missing webhooks resolved in the period,
+// by how their order got its outcome.
+type Recovered struct {
+	Provider  string `json:"provider"`
+	ByPoll    int    `json:"by_poll"`
+	ByWebhook int    `json:"by_webhook"`
+}
+
+// recovered counts the missing_webhook anomalies resolved because their
+// order reached an outcome: by a poll when the poll's resolution says so,
+// else by the webhook. One resolved because no webhook was expected any
+// more (the redirect changed), or acknowledged by a person, is neither.
+func recovered(resolved []engine.Anomaly) []Recovered {
+	by := map[string]*Recovered{}
+	for _, a := range resolved {
+		if a.Kind != engine.AnomalyMissingWebhook || a.Status != engine.StatusResolved {
+			continue
+		}
+		r := by[a.Provider]
+		if r == nil {
+			r = &Recovered{Provider: a.Provider}
+			by[a.Provider] = r
+		}
+		switch {
+		case strings.HasPrefix(a.Resolution, engine.RecoveredByPoll):
+			r.ByPoll++
+		case a.State.Final():
+			r.ByWebhook++
+		}
+	}
+	out := []Recovered{}
+	for _, p := range slices.Sorted(maps.Keys(by)) {
+		out = append(out, *by[p])
+	}
+	return out
+}
+
 // ProviderOrders counts one provider's orders by state.
 type ProviderOrders struct {
 	Provider string `json:"provider"`
@@ -223,6 +266,10 @@ func (r *Reconciler) BuildReport(ctx context.Context, since, until time.Time) (*
 		return nil, err
 	}
 	rep := buildReport(d, r.now())
+	if r.cfg.PollStats != nil {
+		st := r.cfg.PollStats()
+		rep.Polling, rep.Recovered = &st, recovered(d.Resolved)
+	}
 	// The orders come from each kind's newest MaxPerKind anomalies, so
 	// only that many of them are sure to be the most urgent and newest:
 	// past it, an older order of an urgent kind may be missing while a

@@ -69,4 +69,31 @@
 // Tazapay's payloads do not say live or test; sandbox is a separate host
 // with separate keys. Adapter.Mode is what the operator says this endpoint
 // serves, and "" when not configured.
+//
+// # Polling
+//
+// Poller asks Tazapay's Fetch Checkout API when a webhook is missing:
+// GET {base}/v3/checkout/{id} with HTTP Basic auth (API key : API secret),
+// base https://service.tazapay.com, sandbox
+// https://service-sandbox.tazapay.com. What this relies on:
+//
+//   - developer.tazapay.com, "Fetch Checkout" (and "Fetch Payment Attempt",
+//     the same v3 family, whose curl sample shows the Basic header and the
+//     envelope): the answer is {"status": "success", "message": ...,
+//     "data": <checkout object>}.
+//   - docs.tazapay.com/reference/checkout-object: the checkout object is the
+//     one its webhooks carry: id, invoice_currency, amount, amount_paid,
+//     payment_status, status, payin, payment_attempts[],
+//     latest_payment_attempt, partially_paid, paid_in_excess, reference_id.
+//     Its example pairs status "expired" with payment_status "paid".
+//   - docs.tazapay.com/docs/checkout-object-states: payment_status is
+//     unpaid, processing or paid.
+//
+// The answer is mapped as checkout.paid / checkout.expired would be:
+// payment_status paid is paid (amount_paid, else amount, in the invoice
+// currency) whatever status says; processing is a payment in flight; unpaid
+// with status expired is expired; unpaid and active, or a value not listed
+// above, establishes nothing. A refund is never read from a checkout: its
+// webhooks carry it. An answer whose data.id is not the checkout asked about
+// is refused as malformed.
 package tazapay

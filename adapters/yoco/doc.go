@@ -17,4 +17,26 @@
 // missing-webhook and stuck rules cover those gaps, not this package. Its
 // event and payload createdDate disagree in the documentation's own sample,
 // so the event time is recorded but is weak evidence of order.
+//
+// # Polling
+//
+// Poller asks Yoco's Checkout API when a webhook is missing:
+// GET https://payments.yoco.com/api/checkouts/{id} with
+// "Authorization: Bearer <secret key>". What this relies on:
+//
+//   - developer.yoco.com/online/api-reference/checkout/payments/accept-payments
+//     [D]: the Checkout API at https://payments.yoco.com/api/checkouts, its
+//     secret-key authentication, amounts in cents, "verify that the payment
+//     is successful" on the server.
+//   - The GET of one checkout and its status field [S]: many integrations
+//     read it, and all of them treat "completed" as paid. The full list of
+//     status values could not be read from Yoco's reference.
+//
+// Only "completed" is mapped, to paid, with the checkout's amount and
+// currency, its paymentId as a further id of the order (the payment
+// webhooks name it) and processingMode as the mode. Every other status
+// ("created", "started", "processing", or any other) establishes nothing:
+// a value whose meaning cannot be confirmed must not move an order. Yoco's
+// webhooks send no failure or expiry either, so a poll of Yoco can only
+// ever find an order paid.
 package yoco

@@ -171,7 +171,7 @@ type storeFlags struct {
 // store is what the commands need from a store; the SQLite and the
 // PostgreSQL store are both one.
 type store interface {
-	engine.Store
+	engine.PollStore
 	engine.RawStore
 	reconcile.Store
 	api.ReportSource

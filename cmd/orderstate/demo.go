@@ -18,6 +18,8 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/orderstate/orderstate/adapters/tazapay"
+	"github.com/orderstate/orderstate/adapters/yoco"
 	"github.com/orderstate/orderstate/engine"
 	"github.com/orderstate/orderstate/engine/sqlite"
 	"github.com/orderstate/orderstate/internal/simulate"
@@ -47,7 +49,7 @@ func runDemo(ctx context.Context, args []string, env func(string) string, stdout
 	seed := fs.Uint64("seed", 1, "the day to play: the same seed plays the same orders, bodies and delivery sequences")
 	faults := fs.String("faults", "1", "fault rates: a multiplier of the defaults (0 for none, 2 for twice as many), and/or "+
 		"name=rate overrides, e.g. 1,drop=0.1,forged=0. Faults and default rates (the chance an order that can get one does): "+
-		simulate.DefaultFaults().String())
+		simulate.DemoFaults().String())
 	dir := fs.String("dir", "demo", "folder for the demo's store and reports; an earlier demo's store and reports there are removed, "+
 		"and the demo refuses to run over a store or reports folder it did not make")
 	workers := fs.Int("workers", 24, "orders played at once")
@@ -58,7 +60,7 @@ func runDemo(ctx context.Context, args []string, env func(string) string, stdout
 	if *orders < 1 || *workers < 1 {
 		return errors.New("--orders and --workers must be at least 1")
 	}
-	rates, err := simulate.ParseFaults(*faults)
+	rates, err := simulate.ParseFaultsOver(simulate.DemoFaults(), *faults)
 	if err != nil {
 		return err
 	}
@@ -79,8 +81,10 @@ func demoUsage(fs *flag.FlagSet, stderr io.Writer) func() {
 		fmt.Fprintln(stderr, "Plays a day of a shop's checkout traffic (Tazapay, Yoco, Tokenz, Tweed) with the faults real providers")
 		fmt.Fprintln(stderr, "produce through a fresh orderstate on a SQLite file in --dir, runs the reconciler with the clock moved")
 		fmt.Fprintln(stderr, "past the redirect grace and the stuck time-to-live, writes the report, and checks every anomaly")
-		fmt.Fprintln(stderr, "orderstate raised against the ones the simulator injected. Exit status 3: the self-check failed")
-		fmt.Fprintln(stderr, "(an anomaly missed, a false alarm, an order in the wrong state, or a request answered wrongly).")
+		fmt.Fprintln(stderr, "orderstate raised against the ones the simulator injected. Fake Tazapay and Yoco APIs hold the payments")
+		fmt.Fprintln(stderr, "whose webhooks never came (fault unsent); the demo polls them and expects those orders recovered by poll.")
+		fmt.Fprintln(stderr, "Exit status 3: the self-check failed (an anomaly missed, a false alarm, an order in the wrong state,")
+		fmt.Fprintln(stderr, "a request answered wrongly, or a payment the provider had and polling did not recover).")
 		fmt.Fprintln(stderr)
 		inner()
 	}
@@ -103,6 +107,11 @@ type demoResult struct {
 	// reportRejected is what the report counts as refused; -1 without a
 	// report.
 	reportRejected int
+	// unsent counts the orders whose payment only the provider's API
+	// had; recovered those polling recovered (a poll's event applied and
+	// no missing_webhook left open), polled the events polls stored.
+	unsent, recovered, polled int
+	unrecovered               []string
 }
 
 // failures lists why the run fails its self-check; none when it passes.
@@ -120,8 +129,12 @@ func (r *demoResult) failures() []string {
 	if n := len(r.problems); n > 0 {
 		out = append(out, fmt.Sprintf("%d requests answered with the wrong status", n))
 	}
-	if r.events != r.accepted {
-		out = append(out, fmt.Sprintf("%d webhook events stored for %d genuine webhooks sent", r.events, r.accepted))
+	if r.events != r.accepted+r.polled {
+		out = append(out, fmt.Sprintf("%d events stored for %d genuine webhooks sent and %d polls that found a payment", r.events, r.accepted, r.polled))
+	}
+	if n := len(r.unrecovered); n > 0 {
+		out = append(out, fmt.Sprintf("%d of %d payments only the provider had were not recovered by poll (%s)", n, r.unsent,
+			strings.Join(r.unrecovered[:min(n, 5)], ", ")))
 	}
 	if forged := forgedCount(r.orders); r.reportRejected >= 0 && r.reportRejected != forged {
 		out = append(out, fmt.Sprintf("the report counts %d refused webhooks for %d forged", r.reportRejected, forged))
@@ -191,6 +204,20 @@ func playDemo(ctx context.Context, cfg demoConfig, stdout, stderr io.Writer) (*d
 		return nil, err
 	}
 	f.providers = providerFlags{tokenz: secrets.Tokenz, yoco: secrets.Yoco, tazapay: secrets.Tazapay, tweed: secrets.Tweed}
+	// Fake provider APIs: they hold the payments whose webhooks never
+	// come (fault unsent), and answer every other checkout still open.
+	// The demo polls them itself once the clock has moved, so the
+	// background poll waits a day; the fakes are local, so no rate limit
+	// to speak of.
+	apiKey, apiSecret := "tz_demo_"+simulate.NewSecrets().Tazapay, "tz_demo_"+simulate.NewSecrets().Tazapay
+	tzAPI, ycAPI := tazapay.NewFakeAPI(apiKey, apiSecret), yoco.NewFakeAPI(apiKey)
+	defer tzAPI.Close()
+	defer ycAPI.Close()
+	tzAPI.OpenByDefault()
+	ycAPI.OpenByDefault()
+	f.poll.tazapayKey, f.poll.tazapaySecret, f.poll.tazapayURL = apiKey, apiSecret, tzAPI.URL()
+	f.poll.yocoKey, f.poll.yocoURL = apiKey, ycAPI.URL()
+	f.poll.interval, f.poll.rate = 24*time.Hour, 10000
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	side, err := startSidecar(ctx, &f, log, clock.Now)
 	if err != nil {
@@ -248,6 +275,7 @@ func playDemo(ctx context.Context, cfg demoConfig, stdout, stderr io.Writer) (*d
 	// the time-to-live of the last order to change state.
 	recCfg := f.recon.config()
 	recCfg.BeforeReport = side.pipeline.Flush
+	recCfg.PollStats = side.poll.Stats
 	jump := max(f.recon.stuckAfter, f.recon.redirectGrace) + time.Minute
 	clock.Advance(jump)
 	rec, err := reconcile.New(side.db, recCfg, clock.Now, log)
@@ -260,12 +288,33 @@ func playDemo(ctx context.Context, cfg demoConfig, stdout, stderr io.Writer) (*d
 	}
 	fmt.Fprintf(stdout, "Moved the clock %s on and swept: %d anomalies raised, %d resolved.\n",
 		jump, swept.Count(reconcile.Raised), swept.Count(reconcile.Resolved))
+	unsent := 0
+	for _, o := range orders {
+		if o.Polled == nil {
+			continue
+		}
+		unsent++
+		switch o.Provider {
+		case simulate.Tazapay:
+			tzAPI.SetCheckout(o.CheckoutID, tazapay.FakeCheckout{PaymentStatus: "paid", Status: "active", Amount: o.Polled.Amount,
+				AmountPaid: o.Polled.Amount, Currency: o.Polled.Currency, Payin: o.Polled.Refs[0], Reference: o.Polled.Reference})
+		case simulate.Yoco:
+			ycAPI.SetCheckout(o.CheckoutID, yoco.FakeCheckout{Status: "completed", Amount: o.Polled.Amount, Currency: o.Polled.Currency,
+				PaymentID: o.Polled.Refs[0], Mode: o.Polled.Mode})
+		}
+	}
+	side.poll.Tick(ctx)
+	fmt.Fprintf(stdout, "Asked Tazapay's and Yoco's APIs about the orders still waiting: %d calls; %d payments whose webhooks never came were found there.\n",
+		tzAPI.Total()+ycAPI.Total(), unsent)
 	written, err := rec.RunReport(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("report: %w", err)
 	}
 
-	res := &demoResult{orders: orders, problems: sender.Problems(), accepted: accepted, reportRejected: -1}
+	res := &demoResult{orders: orders, problems: sender.Problems(), accepted: accepted, reportRejected: -1, unsent: unsent}
+	if err := checkRecovered(ctx, side.db, orders, res); err != nil {
+		return nil, err
+	}
 	if written != nil {
 		res.reports = written.Paths
 		res.reportRejected = 0
@@ -309,6 +358,37 @@ func playDemo(ctx context.Context, cfg demoConfig, stdout, stderr io.Writer) (*d
 	printNext(stdout, res, dbPath, reportsDir)
 	fmt.Fprintf(stdout, "\nThe demo took %s.\n", time.Since(started).Round(10*time.Millisecond))
 	return res, nil
+}
+
+// checkRecovered checks that every order whose payment only the provider's
+// API had was recovered by poll: a poll's event applied in its timeline and
+// no missing_webhook left open. It counts the events polls stored.
+func checkRecovered(ctx context.Context, db engine.Store, orders []*simulate.Order, res *demoResult) error {
+	for _, o := range orders {
+		if o.Polled == nil {
+			continue
+		}
+		held, err := db.Order(ctx, o.ID)
+		if err != nil {
+			return err
+		}
+		applied, open := false, false
+		for _, e := range held.Events {
+			if e.Source == engine.SourcePoll {
+				res.polled++
+				applied = applied || e.Result == sm.Applied
+			}
+		}
+		for _, a := range held.Anomalies {
+			open = open || a.Kind == engine.AnomalyMissingWebhook && a.Status == engine.StatusOpen
+		}
+		if applied && !open {
+			res.recovered++
+		} else {
+			res.unrecovered = append(res.unrecovered, o.ID)
+		}
+	}
+	return nil
 }
 
 // demoMark names the watermark that marks a store as the demo's, and
@@ -525,10 +605,10 @@ func printSelfCheck(w io.Writer, res *demoResult) {
 			wrong++
 		}
 	}
-	if wrong == 0 && res.events == res.accepted {
+	if wrong == 0 && res.events == res.accepted+res.polled {
 		fmt.Fprintf(w, ", %d forged webhooks refused and none stored.\n", forged)
 	} else {
-		fmt.Fprintf(w, ", %d of %d forged webhooks accepted; %d events stored for %d genuine webhooks.\n", wrong, forged, res.events, res.accepted)
+		fmt.Fprintf(w, ", %d of %d forged webhooks accepted; %d events stored for %d genuine webhooks and %d polls.\n", wrong, forged, res.events, res.accepted, res.polled)
 	}
 	if fails := res.failures(); len(fails) > 0 {
 		fmt.Fprintf(w, "\nSELF-CHECK FAILED: %s\n", strings.Join(fails, "; "))
@@ -557,6 +637,10 @@ func printSelfCheck(w io.Writer, res *demoResult) {
 		}
 	} else {
 		fmt.Fprintf(w, "  Every injected fault was found and nothing else was flagged.\n")
+	}
+	if res.unsent > 0 {
+		fmt.Fprintf(w, "  Recovered by poll: %d of %d payments whose webhooks never came (the provider had them; orderstate asked).\n",
+			res.recovered, res.unsent)
 	}
 }
 

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -24,10 +25,14 @@ func TestDemo_SmallDayChecksOut(t *testing.T) {
 	t.Parallel()
 	dir := filepath.Join(t.TempDir(), "demo")
 	var out bytes.Buffer
-	cfg := demoConfig{orders: 250, seed: 5, faults: simulate.DefaultFaults().Scale(2), scale: "2", dir: dir, workers: 8}
+	cfg := demoConfig{orders: 250, seed: 5, faults: simulate.DemoFaults().Scale(2), scale: "2", dir: dir, workers: 8}
 	res, err := playDemo(context.Background(), cfg, &out, io.Discard)
 	require.NoError(t, err, out.String())
 	require.Empty(t, res.failures(), out.String())
+	// The payments only the provider had were recovered by poll.
+	require.Positive(t, res.unsent, "the day has no unsent payment; pick a seed that shows one")
+	require.Equal(t, res.unsent, res.recovered, out.String())
+	require.Contains(t, out.String(), fmt.Sprintf("Recovered by poll: %d of %d", res.unsent, res.unsent))
 	require.InDelta(t, 1.0, res.check.Recall(), 1e-9)
 	require.Contains(t, out.String(), "recall 100.0%")
 	require.Contains(t, out.String(), "0 false alarms")
@@ -95,12 +100,14 @@ func TestDemo_FailuresAreNamed(t *testing.T) {
 			FalseAlarms: []simulate.Finding{{Key: "SO-2", Kind: engine.AnomalyDuplicate}},
 		},
 		events: 3, accepted: 2,
+		unsent: 2, recovered: 1, unrecovered: []string{"SO-3"},
 	}
 	got := res.failures()
-	require.Len(t, got, 3)
+	require.Len(t, got, 4)
 	require.Contains(t, got[0], "stuck 1")
 	require.Contains(t, got[1], "duplicate 1")
-	require.Contains(t, got[2], "3 webhook events stored for 2 genuine webhooks")
+	require.Contains(t, got[2], "3 events stored for 2 genuine webhooks")
+	require.Contains(t, got[3], "1 of 2 payments only the provider had were not recovered by poll (SO-3)")
 	err := run(context.Background(), []string{"demo", "--orders", "0"}, func(string) string { return "" }, io.Discard, io.Discard)
 	require.Error(t, err)
 	err = run(context.Background(), []string{"demo", "--faults", "bogus=1"}, func(string) string { return "" }, io.Discard, io.Discard)

@@ -83,6 +83,7 @@ func commands() []command {
 		{"serve", "run the webhook receiver, the shop API and the reconciler", runServe},
 		{"demo", "play a day of shop traffic through a fresh sidecar and check what it found", runDemo},
 		{"order", "show an order's state, anomalies and event timeline", runOrder},
+		{"poll", "ask an order's provider what became of it now (Tazapay, Yoco)", runPoll},
 		{"reconcile", "run one sweep for missing, stuck and contradicted orders now", runReconcile},
 		{"report", "print the anomaly report for a period", runReport},
 		{"replay", "rebuild every order from its stored events and list differences", runReplay},

@@ -216,7 +216,7 @@ func TestOpenAPI_DocumentMatchesTheServer(t *testing.T) {
 	require.ElementsMatch(t, results, enum("TimelineEntry", "result"))
 	codes := enum("Error", "error", "code")
 	for _, c := range []string{engine.EINVALID, engine.EUNAUTHORIZED, engine.ENOTFOUND, engine.ECONFLICT, engine.ETOOLARGE, engine.EUNAVAILABLE,
-		engine.EINTERNAL, engine.EUNSUPPORTED, engine.EOVERLOADED, engine.ESHUTDOWN, engine.EMETHOD, api.ETIMEOUT} {
+		engine.EINTERNAL, engine.EUNSUPPORTED, engine.EOVERLOADED, engine.ESHUTDOWN, engine.EMETHOD, engine.EPROVIDER, api.ETIMEOUT} {
 		require.Contains(t, codes, c)
 	}
 }

@@ -104,6 +104,9 @@ func printOrder(w io.Writer, o *engine.Order) error {
 		if e.OutOfOrder {
 			result += " (out of order)"
 		}
+		if e.Source == engine.SourcePoll {
+			result += " (by poll)"
+		}
 		fmt.Fprintf(tw, "  %d\t%s\t%s\t%s\t%s\t%s\t%s\n", e.Seq, e.ReceivedAt.Format(time.RFC3339), occurred,
 			term(e.ProviderType), term(string(e.Kind)), term(result), term(state))
 	}

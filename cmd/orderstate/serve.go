@@ -13,6 +13,7 @@ import (
 
 	"github.com/orderstate/orderstate/cmd/orderstate/api"
 	"github.com/orderstate/orderstate/engine"
+	"github.com/orderstate/orderstate/poll"
 	"github.com/orderstate/orderstate/reconcile"
 )
 
@@ -23,6 +24,7 @@ type serveFlags struct {
 	logs      logFlags
 	providers providerFlags
 	recon     reconcileFlags
+	poll      pollFlags
 
 	addr            string
 	token           string
@@ -38,6 +40,7 @@ func (f *serveFlags) register(fs *flag.FlagSet) {
 	f.logs.register(fs)
 	f.providers.register(fs)
 	f.recon.register(fs)
+	f.poll.register(fs)
 	fs.StringVar(&f.addr, "addr", api.DefaultAddr, "address to listen on; the default keeps the sidecar private to its host")
 	fs.StringVar(&f.token, "token", "", "bearer token required on /v1/* (empty: no token)")
 	fs.Int64Var(&f.maxBody, "max-body", api.DefaultMaxBody, "largest request body accepted, in bytes")
@@ -111,6 +114,9 @@ func (f *serveFlags) validate() error {
 	if err := f.recon.check(true); err != nil {
 		return err
 	}
+	if err := f.poll.check(); err != nil {
+		return err
+	}
 	return f.recon.report.check()
 }
 
@@ -121,6 +127,7 @@ type sidecar struct {
 	server   *api.Server
 	log      *slog.Logger
 	recon    *reconcile.Scheduler
+	poll     *poll.Service
 	stopBg   context.CancelFunc
 	bgDone   chan struct{}
 }
@@ -161,16 +168,31 @@ func startSidecar(ctx context.Context, f *serveFlags, log *slog.Logger, now func
 	b := thisBuild()
 	metrics.SetBuild(b.Version, b.Revision, b.GoVersion)
 	pipeline := engine.NewPipeline(db, now, adapters...)
+	poller := f.poll.service(db, f.providers.tazapayMode, now, log, func(provider, result string) {
+		metrics.Polls.WithLabelValues(provider, result).Inc()
+	})
+	var orderPoller api.OrderPoller
+	for _, p := range knownProviders {
+		metrics.Pollable.WithLabelValues(p).Set(0)
+	}
 	rcfg := f.recon.config()
 	rcfg.OnRun = metrics.ReconcilerRun
 	rcfg.BeforeReport = pipeline.Flush
+	rcfg.PollStats = func() engine.PollStats { return engine.PollStats{Unpollable: unpollable} }
+	if poller != nil {
+		orderPoller = poller
+		for _, p := range poller.Pollable() {
+			metrics.Pollable.WithLabelValues(p).Set(1)
+		}
+		rcfg.PollStats = poller.Stats
+	}
 	rec, err := reconcile.New(db, rcfg, now, log)
 	if err != nil {
 		db.Close()
 		return nil, err
 	}
 	server := api.New(api.Config{Addr: f.addr, Listener: ln, Token: f.token, MaxBody: f.maxBody, MaxInFlight: f.maxInFlight,
-		BodyTimeout: f.bodyTimeout, Providers: knownProviders},
+		BodyTimeout: f.bodyTimeout, Providers: knownProviders, Poller: orderPoller},
 		db, db, pipeline, metrics, log)
 	if err := server.Open(); err != nil {
 		db.Close()
@@ -190,15 +212,26 @@ func startSidecar(ctx context.Context, f *serveFlags, log *slog.Logger, now func
 		return nil, err
 	}
 	bg, stop := context.WithCancel(context.WithoutCancel(ctx))
-	s := &sidecar{db: db, pipeline: pipeline, server: server, log: log, recon: sched, stopBg: stop, bgDone: make(chan struct{})}
-	go s.flushRejections(bg)
+	s := &sidecar{db: db, pipeline: pipeline, server: server, log: log, recon: sched, poll: poller, stopBg: stop, bgDone: make(chan struct{})}
+	go s.background(bg)
 	started = true
 	return s, nil
 }
 
+// background runs polling, on goroutines of its own, and the flush of
+// rejection counts until ctx ends.
+func (s *sidecar) background(ctx context.Context) {
+	defer close(s.bgDone)
+	if s.poll != nil {
+		done := make(chan struct{})
+		go func() { defer close(done); s.poll.Run(ctx) }()
+		defer func() { <-done }()
+	}
+	s.flushRejections(ctx)
+}
+
 // flushRejections writes the counts of refused requests once a minute.
 func (s *sidecar) flushRejections(ctx context.Context) {
-	defer close(s.bgDone)
 	t := time.NewTicker(time.Minute)
 	defer t.Stop()
 	for {

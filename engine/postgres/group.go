@@ -482,6 +482,7 @@ func queueEvents(b *pgx.Batch, steps []*step, now time.Time) {
 		occurred                                   = make([]*time.Time, n)
 		outOfOrder, unsigned                       = make([]bool, n), make([]bool, n)
 		ids, headers                               = make([]string, n), make([]string, n)
+		sources                                    = make([]string, n)
 	)
 	refs, fresh := orderRefs(steps, func(*step) int { return 1 })
 	for i, st := range steps {
@@ -496,22 +497,23 @@ func queueEvents(b *pgx.Batch, steps []*step, now time.Time) {
 		amounts[i], outOfOrder[i], unsigned[i] = ev.Amount, st.outOfOrder, ev.Unsigned
 		idsJSON, _ := json.Marshal(engine.EventIDs(ev))
 		ids[i] = string(idsJSON)
+		sources[i] = engine.SourceOf(ev.Source)
 	}
 	b.Queue(`WITH v AS (SELECT * FROM unnest($1::bigint[], $2::text[], $3::bytea[], $4::text[], $5::text[], $6::text[], $7::text[],
 			$8::text[], $9::text[], $10::bigint[], $11::text[], $12::text[], $13::timestamptz[], $14::boolean[], $15::boolean[],
-			$16::text[], $17::text[], $18::bytea[], $20::text[]) WITH ORDINALITY AS v (order_ref, provider, dedupe, provider_event_id,
+			$16::text[], $17::text[], $18::bytea[], $20::text[], $21::text[]) WITH ORDINALITY AS v (order_ref, provider, dedupe, provider_event_id,
 			provider_type, kind, result, from_state, to_state, amount, currency, mode, occurred_at, out_of_order, unsigned, ids,
-			headers, body, fresh, i)),
+			headers, body, fresh, source, i)),
 		e AS (INSERT INTO events (order_ref, provider, dedupe, provider_event_id, provider_type, kind, result, from_state,
-			to_state, amount, currency, mode, occurred_at, received_at, out_of_order, unsigned, ids)
+			to_state, amount, currency, mode, occurred_at, received_at, out_of_order, unsigned, ids, source)
 			SELECT COALESCE(order_ref, (SELECT id FROM orders o WHERE o.provider = v.provider AND o.checkout_id = v.fresh)),
 				provider, dedupe, provider_event_id, provider_type, kind, result, from_state, to_state, amount,
-				currency, mode, occurred_at, $19, out_of_order, unsigned, ids::jsonb FROM v ORDER BY i
+				currency, mode, occurred_at, $19, out_of_order, unsigned, ids::jsonb, source FROM v ORDER BY i
 			RETURNING id, dedupe),
 		r AS (INSERT INTO raw_events (event_id, headers, body) SELECT e.id, v.headers::jsonb, v.body FROM e JOIN v USING (dedupe))
 		SELECT id, dedupe FROM e`,
 		refs, providers, dedupes, eventIDs, types, kinds, results, froms, tos, amounts, currencies, modes, occurred,
-		outOfOrder, unsigned, ids, headers, bodies, now, fresh)
+		outOfOrder, unsigned, ids, headers, bodies, now, fresh, sources)
 }
 
 // queueFolds writes the steps' orders' new folds.

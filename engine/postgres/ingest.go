@@ -335,7 +335,7 @@ func (st *step) apply(now time.Time) error {
 		return nil
 	}
 	st.outOfOrder = o.progress.Observe(ev.Kind, ev.OccurredAt)
-	out, err := sm.Apply(o.state, &o.totals, ev.Kind, ev.Amount)
+	out, err := engine.Apply(o.state, &o.totals, ev.Kind, ev.Amount, ev.Source)
 	if err != nil {
 		return engine.Wrap(engine.EINTERNAL, err, "order %d cannot apply %s", o.ref, ev.Kind)
 	}
@@ -370,12 +370,12 @@ func (st *step) queue(b *pgx.Batch, now time.Time) error {
 	orderRef, fromState, toState := st.fromTo()
 	idsJSON, _ := json.Marshal(engine.EventIDs(ev))
 	b.Queue(`WITH e AS (INSERT INTO events (order_ref, provider, dedupe, provider_event_id, provider_type, kind, result,
-		from_state, to_state, amount, currency, mode, occurred_at, received_at, out_of_order, unsigned, ids)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17) RETURNING id)
+		from_state, to_state, amount, currency, mode, occurred_at, received_at, out_of_order, unsigned, ids, source)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $20) RETURNING id)
 		INSERT INTO raw_events (event_id, headers, body) SELECT id, $18, $19 FROM e RETURNING event_id`,
 		orderRef, ev.Provider, st.op.dedupe, ev.EventID, ev.Type, string(ev.Kind), string(st.out.Result), fromState, toState,
 		ev.Amount, nullString(ev.Currency), nullString(ev.Mode), nullTime(ev.OccurredAt), now, st.outOfOrder, ev.Unsigned, idsJSON,
-		st.op.headers, st.op.body)
+		st.op.headers, st.op.body, engine.SourceOf(ev.Source))
 	if o == nil {
 		return nil
 	}
@@ -437,10 +437,10 @@ func (db *DB) recordDuplicate(ctx context.Context, tx dbtx, ev engine.Event, ded
 	}
 	var seq int64
 	err := tx.QueryRow(ctx, `INSERT INTO events (order_ref, provider, dedupe, provider_event_id, provider_type, kind, result,
-		amount, currency, mode, occurred_at, received_at, unsigned, original_id)
-		VALUES ($1, $2, $3, $4, $5, $6, 'duplicate', $7, $8, $9, $10, $11, $12, $13) RETURNING id`,
+		amount, currency, mode, occurred_at, received_at, unsigned, original_id, source)
+		VALUES ($1, $2, $3, $4, $5, $6, 'duplicate', $7, $8, $9, $10, $11, $12, $13, $14) RETURNING id`,
 		ref, ev.Provider, dedupe, ev.EventID, ev.Type, string(ev.Kind), ev.Amount, nullString(ev.Currency),
-		nullString(ev.Mode), nullTime(ev.OccurredAt), now, ev.Unsigned, origID).Scan(&seq)
+		nullString(ev.Mode), nullTime(ev.OccurredAt), now, ev.Unsigned, origID, engine.SourceOf(ev.Source)).Scan(&seq)
 	if err != nil {
 		return err
 	}
@@ -639,7 +639,7 @@ func (db *DB) refold(ctx context.Context, tx dbtx, ref int64, now time.Time) err
 	if err != nil {
 		return err
 	}
-	rows, err := tx.Query(ctx, `SELECT id, kind, amount, occurred_at, result, COALESCE(from_state, ''), COALESCE(to_state, '')
+	rows, err := tx.Query(ctx, `SELECT id, kind, amount, occurred_at, result, COALESCE(from_state, ''), COALESCE(to_state, ''), source
 		FROM events WHERE order_ref = $1 AND original_id IS NULL ORDER BY id`, ref)
 	if err != nil {
 		return err
@@ -649,7 +649,7 @@ func (db *DB) refold(ctx context.Context, tx dbtx, ref int64, now time.Time) err
 		var st engine.Step
 		var kind, result, from, to string
 		var occurred *time.Time
-		if err := rows.Scan(&st.Seq, &kind, &st.Amount, &occurred, &result, &from, &to); err != nil {
+		if err := rows.Scan(&st.Seq, &kind, &st.Amount, &occurred, &result, &from, &to, &st.Source); err != nil {
 			rows.Close()
 			return err
 		}
@@ -736,9 +736,9 @@ func (r *raiser) flush(ctx context.Context, tx dbtx) error {
 // those mean needs_review.
 func queueFacts(b *pgx.Batch, o *orderRow) {
 	withEvents := o.registered || o.state == sm.NeedsReview
-	b.Queue(`SELECT 0, id, provider, provider_type, kind, amount, COALESCE(currency, ''), COALESCE(mode, ''), ids
+	b.Queue(`SELECT 0, id, provider, provider_type, kind, amount, COALESCE(currency, ''), COALESCE(mode, ''), ids, source, result
 		FROM events WHERE $2 AND order_ref = $1 AND original_id IS NULL
-		UNION ALL SELECT 1, 0, '', '', kind, 0, status, '', NULL FROM anomalies WHERE order_ref = $1`, o.ref, withEvents)
+		UNION ALL SELECT 1, 0, '', '', kind, 0, status, '', NULL, '', '' FROM anomalies WHERE order_ref = $1`, o.ref, withEvents)
 }
 
 // scanFacts reads queueFacts' answer.
@@ -755,14 +755,15 @@ func scanFacts(br pgx.BatchResults, o *orderRow) (engine.Facts, map[string]strin
 		var what int
 		var kind string
 		var ids []byte
-		if err := rows.Scan(&what, &e.Seq, &e.Provider, &e.Type, &kind, &e.Amount, &e.Currency, &e.Mode, &ids); err != nil {
+		var result string
+		if err := rows.Scan(&what, &e.Seq, &e.Provider, &e.Type, &kind, &e.Amount, &e.Currency, &e.Mode, &ids, &e.Source, &result); err != nil {
 			return f, nil, err
 		}
 		if what == 1 {
 			status[kind] = e.Currency
 			continue
 		}
-		e.Kind = sm.Kind(kind)
+		e.Kind, e.Result = sm.Kind(kind), sm.Result(result)
 		if ids != nil && f.Registration != nil {
 			if err := json.Unmarshal(ids, &e.IDs); err != nil {
 				return f, nil, engine.Wrap(engine.EINTERNAL, err, "event %d: stored ids", e.Seq)

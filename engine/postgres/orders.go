@@ -275,7 +275,7 @@ func (o *orderRow) view() *engine.Order {
 
 func timeline(ctx context.Context, tx pgx.Tx, ref int64) ([]engine.Entry, error) {
 	rows, err := tx.Query(ctx, `SELECT id, provider_event_id, provider_type, kind, result, COALESCE(from_state, ''),
-		COALESCE(to_state, ''), amount, COALESCE(currency, ''), COALESCE(mode, ''), occurred_at, received_at, out_of_order, unsigned
+		COALESCE(to_state, ''), amount, COALESCE(currency, ''), COALESCE(mode, ''), occurred_at, received_at, out_of_order, unsigned, source
 		FROM events WHERE order_ref = $1 ORDER BY id`, ref)
 	if err != nil {
 		return nil, err
@@ -287,7 +287,7 @@ func timeline(ctx context.Context, tx pgx.Tx, ref int64) ([]engine.Entry, error)
 		var kind, result, from, to string
 		var occurred *time.Time
 		if err := rows.Scan(&e.Seq, &e.ProviderEventID, &e.ProviderType, &kind, &result, &from, &to, &e.Amount,
-			&e.Currency, &e.Mode, &occurred, &e.ReceivedAt, &e.OutOfOrder, &e.Unsigned); err != nil {
+			&e.Currency, &e.Mode, &occurred, &e.ReceivedAt, &e.OutOfOrder, &e.Unsigned, &e.Source); err != nil {
 			return nil, err
 		}
 		e.Kind, e.Result, e.FromState, e.ToState = sm.Kind(kind), sm.Result(result), sm.State(from), sm.State(to)
@@ -440,7 +440,7 @@ func (db *DB) Replay(ctx context.Context, fix bool, fn func(engine.ReplayDiff)) 
 	err := db.read(ctx, func(tx pgx.Tx) error {
 		diffs, n = nil, 0
 		rows, err := tx.Query(ctx, `SELECT o.id, `+shopIDColumn+`, o.provider, o.checkout_id, o.state, COALESCE(o.amount, 0),
-			e.kind, e.amount FROM orders o LEFT JOIN events e ON e.order_ref = o.id AND e.original_id IS NULL
+			e.kind, e.amount, e.source FROM orders o LEFT JOIN events e ON e.order_ref = o.id AND e.original_id IS NULL
 			ORDER BY o.id, e.id`)
 		if err != nil {
 			return err
@@ -459,7 +459,8 @@ func (db *DB) Replay(ctx context.Context, fix bool, fn func(engine.ReplayDiff)) 
 			var registered int64
 			var kind *string
 			var amount *int64
-			if err := rows.Scan(&d.Ref, &d.OrderID, &d.Provider, &d.CheckoutID, &stored, &registered, &kind, &amount); err != nil {
+			var source *string
+			if err := rows.Scan(&d.Ref, &d.OrderID, &d.Provider, &d.CheckoutID, &stored, &registered, &kind, &amount, &source); err != nil {
 				return err
 			}
 			if cur == nil || cur.Ref != d.Ref {
@@ -475,7 +476,7 @@ func (db *DB) Replay(ctx context.Context, fix bool, fn func(engine.ReplayDiff)) 
 			if amount != nil {
 				amt = *amount
 			}
-			out, err := sm.Apply(cur.Replayed, &totals, sm.Kind(*kind), amt)
+			out, err := engine.Apply(cur.Replayed, &totals, sm.Kind(*kind), amt, str(source))
 			if err != nil {
 				return engine.Wrap(engine.EINTERNAL, err, "replay order %d", cur.Ref)
 			}

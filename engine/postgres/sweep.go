@@ -91,6 +91,11 @@ func (s *sweepTx) orders(query string, args ...any) ([]engine.SweepOrder, error)
 	if err != nil {
 		return nil, storeError(err, "sweep candidates")
 	}
+	return scanSweepOrders(rows)
+}
+
+// scanSweepOrders reads rows of sweepColumns, and closes them.
+func scanSweepOrders(rows pgx.Rows) ([]engine.SweepOrder, error) {
 	defer rows.Close()
 	var out []engine.SweepOrder
 	for rows.Next() {

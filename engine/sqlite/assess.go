@@ -16,10 +16,10 @@ import (
 // query (lead column 0 an event, 1 an anomaly's kind and status), since
 // the driver's cost is per statement as much as per row.
 const (
-	qFacts = `SELECT 0, id, provider, provider_type, kind, amount, COALESCE(currency, ''), COALESCE(mode, ''), ids
+	qFacts = `SELECT 0, id, provider, provider_type, kind, amount, COALESCE(currency, ''), COALESCE(mode, ''), ids, source, result
 		FROM events WHERE order_ref = ? AND original_id IS NULL
-		UNION ALL SELECT 1, 0, '', '', kind, 0, status, '', NULL FROM anomalies WHERE order_ref = ?`
-	qOrderAnomalies = `SELECT 1, 0, '', '', kind, 0, status, '', NULL FROM anomalies WHERE order_ref = ?`
+		UNION ALL SELECT 1, 0, '', '', kind, 0, status, '', NULL, '', '' FROM anomalies WHERE order_ref = ?`
+	qOrderAnomalies = `SELECT 1, 0, '', '', kind, 0, status, '', NULL, '', '' FROM anomalies WHERE order_ref = ?`
 )
 
 // facts loads what engine.Assess looks at for the order o, and the status
@@ -45,14 +45,15 @@ func (r *raiser) facts(ctx context.Context, o *orderRow) (engine.Facts, map[stri
 		var what int64
 		var kind string
 		var ids sql.NullString
-		if err := rows.Scan(&what, &e.Seq, &e.Provider, &e.Type, &kind, &e.Amount, &e.Currency, &e.Mode, &ids); err != nil {
+		var result string
+		if err := rows.Scan(&what, &e.Seq, &e.Provider, &e.Type, &kind, &e.Amount, &e.Currency, &e.Mode, &ids, &e.Source, &result); err != nil {
 			return f, nil, storeError(err, "load facts")
 		}
 		if what == 1 {
 			status[kind] = e.Currency
 			continue
 		}
-		e.Kind = sm.Kind(kind)
+		e.Kind, e.Result = sm.Kind(kind), sm.Result(result)
 		if ids.Valid && f.Registration != nil {
 			if err := json.Unmarshal([]byte(ids.String), &e.IDs); err != nil {
 				return f, nil, engine.Wrap(engine.EINTERNAL, err, "event %d: stored ids", e.Seq)

@@ -79,16 +79,16 @@ const (
 	qDedupe       = `SELECT id FROM events WHERE order_ref = ? AND dedupe = ? AND original_id IS NULL`
 	qDedupeOrphan = `SELECT id FROM events WHERE order_ref IS NULL AND dedupe = ? AND original_id IS NULL`
 	qInsertEvent  = `INSERT INTO events (order_ref, provider, dedupe, provider_event_id, provider_type, kind,
-		result, from_state, to_state, amount, currency, mode, occurred_at, received_at, out_of_order, unsigned, ids)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+		result, from_state, to_state, amount, currency, mode, occurred_at, received_at, out_of_order, unsigned, ids, source)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 	qInsertRaw   = `INSERT INTO raw_events (event_id, headers, body) VALUES (?, ?, ?)`
 	qUpdateOrder = `UPDATE orders SET state = ?, captured = ?, refunded = ?, full_refund = ?, max_rank = ?,
 		max_occurred = ?, updated_at = ?, state_since = ?, last_event_at = ? WHERE id = ?`
 	qUpdateOrderSameState = `UPDATE orders SET captured = ?, refunded = ?, full_refund = ?, max_rank = ?,
 		max_occurred = ?, updated_at = ?, last_event_at = ? WHERE id = ?`
 	qInsertDuplicate = `INSERT INTO events (order_ref, provider, dedupe, provider_event_id, provider_type, kind,
-		result, amount, currency, mode, occurred_at, received_at, unsigned, original_id)
-		VALUES (?, ?, ?, ?, ?, ?, 'duplicate', ?, ?, ?, ?, ?, ?, ?)`
+		result, amount, currency, mode, occurred_at, received_at, unsigned, original_id, source)
+		VALUES (?, ?, ?, ?, ?, ?, 'duplicate', ?, ?, ?, ?, ?, ?, ?, ?)`
 	qAliasLookup      = `SELECT order_ref FROM order_aliases WHERE provider = ? AND external_id = ?`
 	qOrderByReference = `SELECT id FROM orders WHERE order_id = ? AND provider = ?`
 	qInsertOrder      = `INSERT INTO orders (provider, checkout_id, reference, state, created_at, updated_at, state_since)
@@ -182,7 +182,7 @@ func (db *DB) ingest(ctx context.Context, tx *wtx, ev engine.Event, headers, bod
 	var outOfOrder bool
 	if o != nil {
 		outOfOrder = o.progress.Observe(ev.Kind, ev.OccurredAt)
-		if out, err = sm.Apply(o.state, &o.totals, ev.Kind, ev.Amount); err != nil {
+		if out, err = engine.Apply(o.state, &o.totals, ev.Kind, ev.Amount, ev.Source); err != nil {
 			return engine.Wrap(engine.EINTERNAL, err, "order %d cannot apply %s", o.ref, ev.Kind)
 		}
 	} else {
@@ -197,7 +197,7 @@ func (db *DB) ingest(ctx context.Context, tx *wtx, ev engine.Event, headers, bod
 	r, err := tx.ExecContext(ctx, qInsertEvent,
 		orderRef, ev.Provider, dedupe, ev.EventID, ev.Type, string(ev.Kind), string(out.Result), fromState, toState,
 		ev.Amount, nullString(ev.Currency), nullString(ev.Mode), nullTime(ev.OccurredAt), formatTime(now), outOfOrder, ev.Unsigned,
-		idsJSON(engine.EventIDs(ev)))
+		idsJSON(engine.EventIDs(ev)), engine.SourceOf(ev.Source))
 	if err != nil {
 		return storeError(err, "insert event")
 	}
@@ -260,7 +260,7 @@ func (db *DB) recordDuplicate(ctx context.Context, tx *wtx, ev engine.Event, ded
 	}
 	r, err := tx.ExecContext(ctx, qInsertDuplicate,
 		ref, ev.Provider, dedupe, ev.EventID, ev.Type, string(ev.Kind), ev.Amount, nullString(ev.Currency),
-		nullString(ev.Mode), nullTime(ev.OccurredAt), formatTime(now), ev.Unsigned, origID)
+		nullString(ev.Mode), nullTime(ev.OccurredAt), formatTime(now), ev.Unsigned, origID, engine.SourceOf(ev.Source))
 	if err != nil {
 		return storeError(err, "insert duplicate")
 	}

@@ -76,7 +76,7 @@ func (db *DB) refold(ctx context.Context, tx *wtx, ref int64, now time.Time) err
 	if err != nil {
 		return storeError(err, "refold order")
 	}
-	rows, err := tx.QueryContext(ctx, `SELECT id, kind, amount, occurred_at, result, COALESCE(from_state, ''), COALESCE(to_state, '')
+	rows, err := tx.QueryContext(ctx, `SELECT id, kind, amount, occurred_at, result, COALESCE(from_state, ''), COALESCE(to_state, ''), source
 		FROM events WHERE order_ref = ? AND original_id IS NULL ORDER BY id`, ref)
 	if err != nil {
 		return storeError(err, "refold order")
@@ -86,7 +86,7 @@ func (db *DB) refold(ctx context.Context, tx *wtx, ref int64, now time.Time) err
 		var st engine.Step
 		var kind, result, from, to string
 		var occurred sql.NullString
-		if err := rows.Scan(&st.Seq, &kind, &st.Amount, &occurred, &result, &from, &to); err != nil {
+		if err := rows.Scan(&st.Seq, &kind, &st.Amount, &occurred, &result, &from, &to, &st.Source); err != nil {
 			rows.Close()
 			return storeError(err, "refold order")
 		}

@@ -357,7 +357,7 @@ func timeline(ctx context.Context, tx querier, ref int64) ([]engine.Entry, error
 		var kind, result, from, to string
 		var occurred, received sql.NullString
 		if err := rows.Scan(&e.Seq, &e.ProviderEventID, &e.ProviderType, &kind, &result, &from, &to, &e.Amount,
-			&e.Currency, &e.Mode, &occurred, &received, &e.OutOfOrder, &e.Unsigned); err != nil {
+			&e.Currency, &e.Mode, &occurred, &received, &e.OutOfOrder, &e.Unsigned, &e.Source); err != nil {
 			return nil, storeError(err, "read timeline")
 		}
 		e.Kind, e.Result, e.FromState, e.ToState = sm.Kind(kind), sm.Result(result), sm.State(from), sm.State(to)
@@ -530,7 +530,7 @@ func (db *DB) Replay(ctx context.Context, fix bool, fn func(engine.ReplayDiff)) 
 	}
 	defer tx.Rollback()
 	rows, err := tx.QueryContext(ctx, `SELECT o.id, `+shopIDColumn+`, o.provider, o.checkout_id, o.state, COALESCE(o.amount, 0),
-		e.kind, e.amount FROM orders o LEFT JOIN events e ON e.order_ref = o.id AND e.original_id IS NULL
+		e.kind, e.amount, e.source FROM orders o LEFT JOIN events e ON e.order_ref = o.id AND e.original_id IS NULL
 		ORDER BY o.id, e.id`)
 	if err != nil {
 		return 0, storeError(err, "replay")
@@ -552,7 +552,8 @@ func (db *DB) Replay(ctx context.Context, fix bool, fn func(engine.ReplayDiff)) 
 		var registered int64
 		var kind sql.NullString
 		var amount sql.NullInt64
-		if err := rows.Scan(&d.Ref, &d.OrderID, &d.Provider, &d.CheckoutID, &stored, &registered, &kind, &amount); err != nil {
+		var source sql.NullString
+		if err := rows.Scan(&d.Ref, &d.OrderID, &d.Provider, &d.CheckoutID, &stored, &registered, &kind, &amount, &source); err != nil {
 			return n, storeError(err, "replay")
 		}
 		if cur == nil || cur.Ref != d.Ref {
@@ -564,7 +565,7 @@ func (db *DB) Replay(ctx context.Context, fix bool, fn func(engine.ReplayDiff)) 
 		if !kind.Valid {
 			continue
 		}
-		out, err := sm.Apply(cur.Replayed, &totals, sm.Kind(kind.String), amount.Int64)
+		out, err := engine.Apply(cur.Replayed, &totals, sm.Kind(kind.String), amount.Int64, source.String)
 		if err != nil {
 			return n, engine.Wrap(engine.EINTERNAL, err, "replay order %d", cur.Ref)
 		}

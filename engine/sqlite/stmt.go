@@ -124,7 +124,7 @@ func (t *rtx) QueryRowContext(ctx context.Context, query string, args ...any) *s
 // The order view's statements, prepared once for the read pool.
 const (
 	qTimeline = `SELECT id, provider_event_id, provider_type, kind, result, COALESCE(from_state, ''),
-		COALESCE(to_state, ''), amount, COALESCE(currency, ''), COALESCE(mode, ''), occurred_at, received_at, out_of_order, unsigned
+		COALESCE(to_state, ''), amount, COALESCE(currency, ''), COALESCE(mode, ''), occurred_at, received_at, out_of_order, unsigned, source
 		FROM events WHERE order_ref = ? ORDER BY id`
 	qOrderByOrderID  = `SELECT ` + orderColumns + ` FROM orders WHERE order_id = ?`
 	qOrderByCheckout = `SELECT ` + orderColumns + ` FROM orders WHERE id = (SELECT order_ref FROM order_aliases WHERE provider = ? AND external_id = ?)`

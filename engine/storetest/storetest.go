@@ -29,6 +29,9 @@ type Store interface {
 	Report(ctx context.Context, id int64) (*engine.StoredReport, error)
 	// OpenAnomalyCounts counts the open anomalies of each kind.
 	OpenAnomalyCounts(ctx context.Context) (map[string]int, error)
+	// PollCandidates and NoteAnomaly serve polling (engine.PollStore).
+	PollCandidates(ctx context.Context, from, to time.Time, before engine.Key, limit int) ([]engine.SweepOrder, error)
+	NoteAnomaly(ctx context.Context, id int64, note string) error
 }
 
 // Opener opens a fresh, empty store whose clock is now, closed when t ends.
@@ -90,6 +93,11 @@ var suite = []struct {
 	{"ConcurrentEventsOfOneOrderFoldToTheirSet", testConcurrentEventsOfOneOrder},
 	{"ConcurrentRegistrationsMakeOneOrder", testConcurrentRegistrations},
 	{"ConcurrentRejectionCountsAndAcksAddUp", testConcurrentCounts},
+
+	{"PollRecoversAMissingWebhook", testPollRecoversAMissingWebhook},
+	{"PollNeverLeavesAFinalStateByItself", testPollNeverLeavesAFinalState},
+	{"PollCandidatesAndNotes", testPollCandidates},
+	{"SourcesOfEventsArrivingAtOnce", testSourcesOfEventsArrivingAtOnce},
 }
 
 // Run runs the whole suite against the stores open makes.

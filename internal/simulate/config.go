@@ -96,11 +96,17 @@ const (
 	FaultRedirect = "redirect"
 	// FaultForged adds a request signed with the wrong secret.
 	FaultForged = "forged"
+	// FaultUnsent has a Tazapay or Yoco customer pay and come back with
+	// success while the provider never sends the webhooks that confirm it:
+	// only asking the provider's API (Order.Polled) finds the payment. The
+	// truth assumes it is asked, so it is 0 in DefaultFaults and on in
+	// DemoFaults: the demo runs fake provider APIs and polls them.
+	FaultUnsent = "unsent"
 )
 
 // FaultNames lists every fault, in the order they are applied.
 var FaultNames = []string{FaultPaidAfterExpiry, FaultFailedAfterDone, FaultFailedAfterTx, FaultMissing, FaultAmount,
-	FaultCurrency, FaultSecondCheckout, FaultMode, FaultRedirect, FaultDrop, FaultRetry, FaultShuffle, FaultForged}
+	FaultCurrency, FaultSecondCheckout, FaultMode, FaultRedirect, FaultDrop, FaultRetry, FaultShuffle, FaultForged, FaultUnsent}
 
 // Faults maps a fault name to the probability that an order it can apply to
 // gets it. A fault that does not fit an order (paid after expiry for a
@@ -115,7 +121,17 @@ func DefaultFaults() Faults {
 		FaultShuffle: 0.15, FaultRetry: 0.12, FaultDrop: 0.04, FaultMissing: 0.04,
 		FaultPaidAfterExpiry: 0.08, FaultFailedAfterDone: 0.06, FaultFailedAfterTx: 0.06,
 		FaultAmount: 0.03, FaultCurrency: 0.02, FaultSecondCheckout: 0.03, FaultMode: 0.03, FaultRedirect: 0.03, FaultForged: 0.03,
+		FaultUnsent: 0,
 	}
+}
+
+// DemoFaults are DefaultFaults with the faults only the demo can check on:
+// it polls fake provider APIs, so a payment whose webhooks never come is
+// found there (FaultUnsent).
+func DemoFaults() Faults {
+	f := DefaultFaults()
+	f[FaultUnsent] = 0.04
+	return f
 }
 
 // Scale multiplies every rate by m, keeping each within [0, 1].
@@ -145,15 +161,19 @@ func (f Faults) String() string {
 // every default rate ("2" doubles them); or a comma-separated list of
 // name=rate that overrides the named defaults, optionally with a multiplier
 // first ("0.5,forged=0.2,drop=0").
-func ParseFaults(s string) (Faults, error) {
+func ParseFaults(s string) (Faults, error) { return ParseFaultsOver(DefaultFaults(), s) }
+
+// ParseFaultsOver reads a fault setting as ParseFaults does, over the rates
+// base instead of the defaults.
+func ParseFaultsOver(base Faults, s string) (Faults, error) {
 	s = strings.TrimSpace(s)
 	if s == "" {
-		return DefaultFaults(), nil
+		return base, nil
 	}
 	if s == "none" || s == "off" {
-		return DefaultFaults().Scale(0), nil
+		return base.Scale(0), nil
 	}
-	f := DefaultFaults()
+	f := base
 	for i, item := range strings.Split(s, ",") {
 		item = strings.TrimSpace(item)
 		name, val, named := strings.Cut(item, "=")
@@ -223,4 +243,16 @@ var forger = Secrets{
 	Yoco:    "whsec_Zm9yZ2VkLWZvcmdlZC1mb3JnZWQtZm9yZ2VkLWZvcmdlZA==",
 	Tazapay: "tzp_forged_0000000000000000",
 	Tweed:   "tweed_forged_000000000000000",
+}
+
+// Merge returns f with the rates of g set over it.
+func (f Faults) Merge(g Faults) Faults {
+	out := Faults{}
+	for k, v := range f {
+		out[k] = v
+	}
+	for k, v := range g {
+		out[k] = v
+	}
+	return out
 }

@@ -79,9 +79,12 @@ func (g *Generator) Order(i int) *Order {
 	s.t0 = g.cfg.Day.Add(time.Duration(i)*slot + time.Duration(r.Int64N(int64(max(slot, time.Millisecond)))))
 	s.o.Provider = g.pickProvider(r.Float64())
 	s.setup()
+	// From a stream of its own, so that the other orders' draws are the
+	// same whether or not the fault is on.
+	s.unsentDraw = rand.New(rand.NewPCG(g.cfg.Seed, uint64(i)|1<<62)).Float64()
 	s.tell()
 	s.deliver()
-	s.o.Want = Expect(s.o.Deliveries)
+	s.o.Want = ExpectPolled(s.o.Deliveries, s.o.Provider, s.o.Polled)
 	return s.o
 }
 
@@ -127,6 +130,8 @@ type story struct {
 	tweedDelivery  bool
 	// note is the filler every body carries (Config.Filler); "" for none.
 	note string
+	// unsentDraw decides FaultUnsent.
+	unsentDraw float64
 }
 
 func (s *story) chance(p float64) bool { return s.r.Float64() < p }
@@ -211,6 +216,11 @@ func (s *story) tell() {
 			s.injected(FaultFailedAfterTx)
 		}
 	}
+	unsent := false
+	if flow == "" && (o.Provider == Tazapay || o.Provider == Yoco) && s.unsentDraw < s.g.faults[FaultUnsent] {
+		flow, unsent = "paid", true
+		s.injected(FaultUnsent)
+	}
 	missing := false
 	if flow == "" && s.fault(FaultMissing) {
 		flow, missing = "paid", true
@@ -235,7 +245,7 @@ func (s *story) tell() {
 		s.injected(FaultCurrency)
 	}
 	s.checkout = o.CheckoutID
-	if (o.Provider == Tazapay || o.Provider == Tweed) && captures && s.fault(FaultSecondCheckout) {
+	if (o.Provider == Tazapay || o.Provider == Tweed) && captures && !unsent && s.fault(FaultSecondCheckout) {
 		// The customer paid through a checkout the shop never
 		// registered; its events name the order by the shop's reference.
 		if o.Provider == Tazapay {
@@ -261,11 +271,25 @@ func (s *story) tell() {
 		s.tweed(flow)
 	}
 
-	if missing {
+	if missing || unsent {
 		s.redirect = "success"
 		for _, e := range s.events {
 			e.dropped = e.dropped || e.capture
 		}
+	}
+	if unsent {
+		// The provider's API has the payment the webhooks would have
+		// brought, as the poller maps it.
+		p := &Event{Type: "payment_status=paid status=active", Kind: sm.KindPaid, CheckoutID: o.CheckoutID,
+			DedupeKey: "poll:" + o.CheckoutID + ":paid", Amount: s.fig.amount, Currency: s.fig.currency}
+		switch o.Provider {
+		case Tazapay:
+			p.Refs, p.Reference = []string{s.payin}, o.ID
+		case Yoco:
+			p.Type, p.Refs, p.Mode = "status=completed", []string{s.paymentID}, s.fig.mode
+		}
+		p.EventID = p.DedupeKey
+		o.Polled = p
 	}
 	if s.fault(FaultRedirect) {
 		s.lie(flow)

@@ -57,6 +57,11 @@ type Order struct {
 	Faults []string
 	// Deliveries are the requests that reach orderstate, in sequence.
 	Deliveries []Delivery
+	// Polled is what the provider's API says of the order's checkout when
+	// asked once its deliveries are in: the payment whose webhooks never
+	// came (FaultUnsent); nil when its API has nothing the webhooks did
+	// not bring.
+	Polled *Event
 	// Want is what orderstate must end up with.
 	Want Truth
 }

@@ -113,7 +113,7 @@ func TestSameSeedSameDay(t *testing.T) {
 // Every fault shows up in a day, and registration always comes first.
 func TestDayHasEveryFault(t *testing.T) {
 	t.Parallel()
-	orders := simulate.NewGenerator(simulate.Config{Seed: 1, Orders: 2000}).Orders()
+	orders := simulate.NewGenerator(simulate.Config{Seed: 1, Orders: 2000, Faults: simulate.DemoFaults()}).Orders()
 	faults := map[string]int{}
 	kinds := map[string]int{}
 	for _, o := range orders {
@@ -133,6 +133,39 @@ func TestDayHasEveryFault(t *testing.T) {
 	}
 	for _, k := range engine.AnomalyKinds {
 		require.Positive(t, kinds[k], "no order expects %s", k)
+	}
+}
+
+// An order whose webhooks never come is paid by what the provider's API
+// answers; without the answer it would be flagged missing.
+func TestUnsentIsPaidByThePoll(t *testing.T) {
+	t.Parallel()
+	orders := simulate.NewGenerator(simulate.Config{Seed: 3, Orders: 400, Faults: simulate.DefaultFaults().Scale(0).Merge(simulate.Faults{simulate.FaultUnsent: 0.5})}).Orders()
+	n := 0
+	for _, o := range orders {
+		if !o.HasFault(simulate.FaultUnsent) {
+			require.Nil(t, o.Polled)
+			continue
+		}
+		n++
+		require.Contains(t, []string{simulate.Tazapay, simulate.Yoco}, o.Provider)
+		require.NotNil(t, o.Polled)
+		require.Equal(t, sm.Paid, o.Want.State, o.ID)
+		require.NotContains(t, o.Want.Anomalies, engine.AnomalyMissingWebhook)
+		for _, d := range o.Deliveries {
+			if d.Action == simulate.Webhook {
+				require.NotEqual(t, sm.KindPaid, d.Event.Kind, "the confirming webhook never comes")
+			}
+		}
+		without := simulate.Expect(o.Deliveries)
+		require.Contains(t, without.Anomalies, engine.AnomalyMissingWebhook, "without the poll it is missing")
+	}
+	require.Greater(t, n, 50)
+	unchanged := simulate.NewGenerator(simulate.Config{Seed: 3, Orders: 400, Faults: simulate.DefaultFaults().Scale(0)}).Orders()
+	for i, o := range unchanged {
+		if !orders[i].HasFault(simulate.FaultUnsent) {
+			require.Equal(t, o.Deliveries, orders[i].Deliveries, "the fault changes no other order")
+		}
 	}
 }
 

@@ -45,10 +45,18 @@ import (
 // order nobody registered; an event naming two such orders joins them, and
 // one that names a registered order by reference brings the order its ids
 // made along. A registration adopts the orders webhooks made under its id.
-func Expect(ds []Delivery) Truth {
+func Expect(ds []Delivery) Truth { return ExpectPolled(ds, "", nil) }
+
+// ExpectPolled is Expect for an order whose provider's API, asked once the
+// deliveries are in, answered polled (nil for nothing new): the answer is a
+// fact like a webhook's, with a dedupe key of its own.
+func ExpectPolled(ds []Delivery, provider string, polled *Event) Truth {
 	var w world
 	for i := range ds {
 		w.deliver(&ds[i])
+	}
+	if polled != nil {
+		w.webhook(provider, polled)
 	}
 	var t Truth
 	for _, e := range w.entities {

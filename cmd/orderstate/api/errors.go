@@ -24,6 +24,7 @@ var statusByCode = map[string]int{
 	engine.ETOOLARGE:     http.StatusRequestEntityTooLarge,
 	engine.EUNSUPPORTED:  http.StatusUnsupportedMediaType,
 	engine.EMETHOD:       http.StatusMethodNotAllowed,
+	engine.EPROVIDER:     http.StatusBadGateway,
 	ETIMEOUT:             http.StatusRequestTimeout,
 	engine.EUNAVAILABLE:  http.StatusServiceUnavailable,
 	engine.EOVERLOADED:   http.StatusServiceUnavailable,
@@ -40,10 +41,13 @@ func StatusOf(err error) int {
 }
 
 type errorBody struct {
-	Error struct {
-		Code    string `json:"code"`
-		Message string `json:"message"`
-	} `json:"error"`
+	Error errorDetail `json:"error"`
+}
+
+// errorDetail is the code and message of an error answer.
+type errorDetail struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
 }
 
 func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {

@@ -26,6 +26,10 @@ type Metrics struct {
 	// ReconcilerSeconds is how long they took.
 	ReconcilerRuns    *prometheus.CounterVec
 	ReconcilerSeconds *prometheus.HistogramVec
+	// Polls counts calls to providers' APIs by provider and result;
+	// Pollable says, per provider, whether it can be asked (1) or not (0).
+	Polls    *prometheus.CounterVec
+	Pollable *prometheus.GaugeVec
 }
 
 // NewMetrics creates the instruments and registers them with the Go and
@@ -50,6 +54,14 @@ func NewMetrics() *Metrics {
 			Name: "orderstate_webhooks_receiving",
 			Help: "Webhooks whose bodies are still arriving; they hold no in-flight slot.",
 		}),
+		Polls: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "orderstate_polls_total",
+			Help: "Calls to providers' checkout APIs, by provider and result (recovered, changed, unchanged, conflict, or why no usable answer came: unauthorized, not_found, rate_limited, unavailable, timeout, malformed, error, store_error).",
+		}, []string{"provider", "result"}),
+		Pollable: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "orderstate_provider_pollable",
+			Help: "1 for a provider orderstate polls for missing webhooks, 0 for one it cannot ask (no retrieve API, or no API credentials set).",
+		}, []string{"provider"}),
 		ReconcilerRuns: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "orderstate_reconciler_runs_total",
 			Help: "Scheduled reconciler runs, by job (sweep, report) and result (ok, failed).",
@@ -60,7 +72,7 @@ func NewMetrics() *Metrics {
 			Buckets: []float64{.001, .01, .1, .5, 1, 5, 30, 120},
 		}, []string{"job"}),
 	}
-	m.Registry.MustRegister(m.Webhooks, m.Ingest, m.InFlight, m.Receiving, m.ReconcilerRuns, m.ReconcilerSeconds,
+	m.Registry.MustRegister(m.Webhooks, m.Ingest, m.InFlight, m.Receiving, m.ReconcilerRuns, m.ReconcilerSeconds, m.Polls, m.Pollable,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	// The run counters exist from the start at zero: an alert on failed
 	// runs, or on runs not growing, needs a series before the first run

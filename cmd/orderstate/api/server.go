@@ -25,6 +25,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/orderstate/orderstate/engine"
+	"github.com/orderstate/orderstate/poll"
 	sm "github.com/orderstate/orderstate/statemachine"
 )
 
@@ -47,7 +48,10 @@ type Config struct {
 	// holds its own connection and nothing other webhooks need.
 	BodyTimeout time.Duration
 	// Providers are the names PUT /v1/orders accepts.
-	Providers         []string
+	Providers []string
+	// Poller answers POST /v1/orders/{order_id}/poll; nil when no
+	// provider's API credentials are set.
+	Poller            OrderPoller
 	ReadHeaderTimeout time.Duration
 	ReadTimeout       time.Duration
 	WriteTimeout      time.Duration
@@ -165,6 +169,7 @@ func (s *Server) routes() []route {
 		{Route{"PUT", "/v1/orders/{order_id}"}, s.auth(s.handleOrderRegister)},
 		{Route{"POST", "/v1/orders/{order_id}/redirect"}, s.auth(s.handleRedirect)},
 		{Route{"GET", "/v1/orders/{order_id}"}, s.auth(s.handleOrderGet)},
+		{Route{"POST", "/v1/orders/{order_id}/poll"}, s.auth(s.handleOrderPoll)},
 		{Route{"GET", "/v1/checkouts/{provider}/{checkout_id}"}, s.auth(s.handleCheckoutGet)},
 		{Route{"GET", "/v1/anomalies"}, s.auth(s.handleAnomalies)},
 		{Route{"POST", "/v1/anomalies/{id}/ack"}, s.auth(s.handleAnomalyAck)},
@@ -609,6 +614,50 @@ func (s *Server) handleOrderGet(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, o)
+}
+
+// OrderPoller asks an order's provider about it now; *poll.Service is one.
+type OrderPoller interface {
+	PollOrder(ctx context.Context, orderID string) (poll.Outcome, error)
+}
+
+// pollAnswer is the answer to POST /v1/orders/{order_id}/poll: what the
+// poll did, the order as it is now, and why the provider gave no usable
+// answer, if it did not.
+type pollAnswer struct {
+	Poll  poll.Outcome  `json:"poll"`
+	Order *engine.Order `json:"order,omitempty"`
+	Error *errorDetail  `json:"error,omitempty"`
+}
+
+// handleOrderPoll asks the order's provider now. A provider that gave no
+// usable answer is a 502 that still says what was tried; one that asked
+// to be left alone adds its Retry-After.
+func (s *Server) handleOrderPoll(w http.ResponseWriter, r *http.Request) {
+	if s.cfg.Poller == nil {
+		s.writeError(w, r, engine.Errorf(engine.EINVALID, "polling is off: no provider's API credentials are set "+
+			"(ORDERSTATE_TAZAPAY_API_KEY with ORDERSTATE_TAZAPAY_API_SECRET, or ORDERSTATE_YOCO_API_KEY)"))
+		return
+	}
+	id := r.PathValue("order_id")
+	out, err := s.cfg.Poller.PollOrder(r.Context(), id)
+	if err != nil && out.Result == "" {
+		s.writeError(w, r, err)
+		return
+	}
+	ans := pollAnswer{Poll: out}
+	status := http.StatusOK
+	if err != nil {
+		status = StatusOf(err)
+		ans.Error = &errorDetail{Code: engine.ErrorCode(err), Message: engine.ErrorMessage(err)}
+		if d, perr := time.ParseDuration(out.RetryAfter); perr == nil && d > 0 {
+			w.Header().Set("Retry-After", strconv.Itoa(int(d.Round(time.Second).Seconds())))
+		}
+	}
+	if o, oerr := s.store.Order(r.Context(), id); oerr == nil {
+		ans.Order = o
+	}
+	writeJSON(w, status, ans)
 }
 
 func (s *Server) handleCheckoutGet(w http.ResponseWriter, r *http.Request) {
