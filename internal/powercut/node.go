@@ -553,7 +553,7 @@ func (n *node) Fsync(ctx context.Context, fh fs.FileHandle, flags uint32) syscal
 	switch h := fh.(type) {
 	case *handle:
 		f.stats.Syncs++
-		if f.firedAtSyncLocked() {
+		if f.trigger != nil && f.firedLocked(Op{Sync: true, Path: f.nameLocked(h.s)}) {
 			return syscall.EIO
 		}
 		if f.opts.LieOnFsync {
@@ -625,7 +625,7 @@ func (h *handle) Write(ctx context.Context, data []byte, off int64) (uint32, sys
 	if errno := f.writeLocked(h.s, data, off, h.s.node); errno != 0 {
 		return 0, errno
 	}
-	if f.firedLocked() {
+	if f.trigger != nil && f.firedLocked(Op{Path: f.nameLocked(h.s), Offset: off, Len: len(data)}) {
 		return 0, syscall.EIO
 	}
 	return uint32(len(data)), 0
