@@ -513,7 +513,10 @@ func (db *DB) AckAnomaly(ctx context.Context, id int64, note string) (*engine.An
 	if err != nil {
 		return nil, err
 	}
-	return &a, nil
+	// The ack itself is on disk, but the answer is read afterwards and
+	// may show later writes (the order's new state, the anomaly raised
+	// again) whose flush is still running: like every read, it waits.
+	return &a, db.awaitDurable(ctx)
 }
 
 // Replay rebuilds every order from its stored events (originals only, in
