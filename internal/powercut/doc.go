@@ -84,7 +84,9 @@
 // of its write-ahead log (the log starting over). The report of a cut
 // says which request it fired at and what each file lost.
 // LieOnFsync turns fsync into a no-op, for checking that the harness
-// notices lost data.
+// notices lost data; SyncDelay makes each fsync slow, so that what a
+// program shows before its flush returns stays in view, and at risk, for
+// longer.
 //
 // Mounting needs root (CAP_SYS_ADMIN): Mount calls mount(2) itself and
 // does not need fusermount.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"path/filepath"
 	"syscall"
+	"time"
 
 	"github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
@@ -544,6 +545,11 @@ func (n *node) Statfs(ctx context.Context, out *fuse.StatfsOut) syscall.Errno {
 
 // Fsync serves fsync and fdatasync of files and of directories.
 func (n *node) Fsync(ctx context.Context, fh fs.FileHandle, flags uint32) syscall.Errno {
+	if _, ok := fh.(*handle); ok && n.fsys.opts.SyncDelay > 0 {
+		// The disk takes its time; nothing is durable until it is done,
+		// and a cut meanwhile loses what this sync would have kept.
+		time.Sleep(n.fsys.opts.SyncDelay)
+	}
 	if errno := n.lock(); errno != 0 {
 		return errno
 	}

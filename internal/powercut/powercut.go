@@ -35,6 +35,12 @@ type Options struct {
 	// straight from it. Use SQLiteShm for a SQLite database in WAL mode.
 	Passthrough func(rel string) bool
 
+	// SyncDelay makes each fsync and fdatasync of a file take that long
+	// before it persists anything, like a disk slow to flush: what a
+	// program shows before its flush returns is then in view for longer,
+	// and a cut meanwhile loses what the flush would have kept.
+	SyncDelay time.Duration
+
 	// Seed seeds the random choices of tearing; 0 takes one from the
 	// clock. The seed in use is in CutReport.Seed.
 	Seed uint64

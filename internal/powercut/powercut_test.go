@@ -500,3 +500,29 @@ func TestCutWhenAtASync(t *testing.T) {
 	require.Equal(t, []Dropped{{Path: "f", Bytes: 4096, From: 0, Resized: true}}, cut.Report.Dropped)
 	require.Empty(t, readBacking(t, backing, "f"))
 }
+
+// A slow sync persists nothing until its delay is over: a cut meanwhile
+// loses what it would have kept, and the sync fails.
+func TestSyncDelay(t *testing.T) {
+	backing := t.TempDir()
+	f, mp := mountT(t, backing, Options{SyncDelay: 300 * time.Millisecond})
+	fh, err := os.Create(filepath.Join(mp, "f"))
+	require.NoError(t, err)
+	defer fh.Close()
+	_, err = fh.Write(fill('a', 100))
+	require.NoError(t, err)
+	began := time.Now()
+	require.NoError(t, fh.Sync())
+	require.GreaterOrEqual(t, time.Since(began), 300*time.Millisecond)
+	require.Equal(t, fill('a', 100), readBacking(t, backing, "f"))
+
+	_, err = fh.Write(fill('b', 100))
+	require.NoError(t, err)
+	synced := make(chan error, 1)
+	go func() { synced <- fh.Sync() }()
+	time.Sleep(100 * time.Millisecond)
+	_, err = f.Cut(false)
+	require.NoError(t, err)
+	require.Error(t, <-synced)
+	require.Equal(t, fill('a', 100), readBacking(t, backing, "f"))
+}
