@@ -209,7 +209,9 @@ func (i *Inspector) Counts(ctx context.Context) (Counts, error) {
 // Stored returns how many times the event that provider's adapter
 // deduplicates by key (engine.Event.DedupeKey) is stored as an event: 1
 // once it is stored, 0 before; more would be a broken store. Its
-// redeliveries are not counted (see Redelivered).
+// redeliveries are not counted (see Redelivered). The store looks events
+// up within their order, so this reads every event: to check many, read
+// them once with Originals.
 func (i *Inspector) Stored(ctx context.Context, provider, key string) (int, error) {
 	var n int
 	err := i.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM events WHERE dedupe = ? AND original_id IS NULL`,
@@ -218,6 +220,38 @@ func (i *Inspector) Stored(ctx context.Context, provider, key string) (int, erro
 		return 0, i.errorf("copies of "+provider+" event "+key, err)
 	}
 	return n, nil
+}
+
+// Originals counts the events stored as originals by what their adapter
+// deduplicates them by, in one read of the events, for a caller that
+// checks thousands of events (a crash harness, after each crash): Stored
+// for each would read every event each time.
+func (i *Inspector) Originals(ctx context.Context) (Originals, error) {
+	rows, err := i.db.QueryContext(ctx, `SELECT dedupe FROM events WHERE original_id IS NULL`)
+	if err != nil {
+		return nil, i.errorf("events", err)
+	}
+	defer rows.Close()
+	o := Originals{}
+	for rows.Next() {
+		var h []byte
+		if err := rows.Scan(&h); err != nil {
+			return nil, i.errorf("events", err)
+		}
+		o[string(h)]++
+	}
+	if err := rows.Err(); err != nil {
+		return nil, i.errorf("events", err)
+	}
+	return o, nil
+}
+
+// Originals is what Inspector.Originals read.
+type Originals map[string]int
+
+// Stored is Inspector.Stored, as of when the originals were read.
+func (o Originals) Stored(provider, key string) int {
+	return o[string(engine.DedupeHash(provider, key))]
 }
 
 // Redelivered returns how many redeliveries of the event that provider's

@@ -139,6 +139,15 @@ func TestInspector_ReadsWhatTheStoreHolds(t *testing.T) {
 	n, err := in.Stored(ctx, "yoco", "e1")
 	require.NoError(t, err)
 	require.Zero(t, n, "keys are per provider")
+	originals, err := in.Originals(ctx)
+	require.NoError(t, err)
+	require.Len(t, originals, 3)
+	for _, key := range []string{"e1", "e2", "e3", "e4"} {
+		n, err := in.Stored(ctx, "tazapay", key)
+		require.NoError(t, err)
+		require.Equal(t, n, originals.Stored("tazapay", key), key)
+	}
+	require.Zero(t, originals.Stored("yoco", "e1"))
 
 	at, ok, err := in.Watermark(ctx, "sweep")
 	require.NoError(t, err)
