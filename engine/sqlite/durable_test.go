@@ -2,9 +2,11 @@ package sqlite
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"os"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -202,4 +204,53 @@ func TestAckAnomaly_AnswerWaitsForTheFlushOfWhatItShows(t *testing.T) {
 	require.NoError(t, got.err)
 	require.Equal(t, engine.StatusAcknowledged, got.a.Status)
 	require.Equal(t, sm.PartiallyRefunded, got.a.State)
+}
+
+// A read waiting for the flush of what it saw has let its snapshot go: the
+// log can be copied into the database and start over meanwhile, which a
+// reader holding a snapshot prevents.
+func TestReads_WaitWithoutHoldingTheLog(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "s.db")
+	db, err := Open(ctx, path, Options{})
+	require.NoError(t, err)
+	defer db.Close()
+	_, err = db.Ingest(ctx, testEvent("c1", sm.KindCheckoutCreated, "chk_e1", 0), testRequest)
+	require.NoError(t, err)
+
+	entered, release := make(chan struct{}, 16), make(chan struct{})
+	db.logs.flush = func(f *os.File) error {
+		entered <- struct{}{}
+		<-release
+		return datasync(f)
+	}
+	releaseOnce := sync.OnceFunc(func() { close(release) })
+	defer releaseOnce() // before Close, which waits for the flush
+	answered := make(chan error, 1)
+	go func() { _, err := db.Ingest(ctx, paidEvent("e1"), testRequest); answered <- err }()
+	<-entered // committed, visible, its flush held
+	read := make(chan *engine.Order, 1)
+	go func() {
+		o, err := db.OrderByCheckout(ctx, "tazapay", "chk_e1")
+		if err != nil {
+			t.Error(err)
+		}
+		read <- o
+	}()
+	time.Sleep(100 * time.Millisecond) // the read is waiting for the flush
+
+	other, err := sql.Open("sqlite", "file:"+path+"?_pragma=busy_timeout(200)")
+	require.NoError(t, err)
+	defer other.Close()
+	var busy, logged, copied int
+	require.NoError(t, other.QueryRow(`PRAGMA wal_checkpoint(RESTART)`).Scan(&busy, &logged, &copied))
+	select {
+	case o := <-read:
+		t.Fatalf("the read answered %s before the flush", o.State)
+	default:
+	}
+	require.Zero(t, busy, "no reader holds the log while it waits (%d of %d frames copied)", copied, logged)
+	releaseOnce()
+	require.NoError(t, <-answered)
+	require.Equal(t, sm.Paid, (<-read).State)
 }
