@@ -163,9 +163,10 @@ func (a aim) cut(r *powerRun, lf *life, tear bool, begun *atomic.Bool) (string, 
 	}
 	const wait, restartWait = 20 * time.Second, 8 * time.Second
 	if a != aimTimed && a != aimAhead && !a.restart() {
-		// A while under load first, so the life sees the reconciler's
-		// jobs (each second) and the store grows between cuts.
-		time.Sleep(time.Duration(r.rng.IntN(1000)) * time.Millisecond)
+		// A while under load first, up to 2.5 s, so the life sees the
+		// reconciler's jobs (each second) and the store grows between
+		// cuts.
+		time.Sleep(time.Duration(r.rng.IntN(2500)) * time.Millisecond)
 	}
 	switch a {
 	case aimTimed:
