@@ -30,6 +30,7 @@ type shop struct {
 	byOrder map[*order]*registration
 	acks    []*anomalyAck
 	files   map[string]bool // report files read after a cut
+	found   map[any]bool    // registrations and acknowledgements found lost, counted once
 
 	reportsShown, filesChecked int
 	lost                       int // acknowledged writes and report files found lost or damaged
@@ -65,7 +66,7 @@ type reportJSON struct {
 }
 
 func newShop(prefix string) *shop {
-	return &shop{prefix: prefix, byOrder: map[*order]*registration{}, files: map[string]bool{}}
+	return &shop{prefix: prefix, byOrder: map[*order]*registration{}, files: map[string]bool{}, found: map[any]bool{}}
 }
 
 // run starts the shop's two workers for one life: the registrar
@@ -386,10 +387,10 @@ func (s *shop) check(r *powerRun, c int, p *proc) {
 	}
 	s.mu.Unlock()
 	for range min(20, len(older)) {
-		regs = append(regs, older[r.rng.IntN(len(older))])
+		regs = append(regs, older[r.sample.IntN(len(older))])
 	}
 	for range min(20, len(olderAcks)) {
-		acks = append(acks, olderAcks[r.rng.IntN(len(olderAcks))])
+		acks = append(acks, olderAcks[r.sample.IntN(len(olderAcks))])
 	}
 	s.checkWrites(r, c, p, regs, acks)
 }
@@ -407,20 +408,28 @@ func (s *shop) checkAll(r *powerRun, p *proc) {
 // anomaly is acknowledged, with its note.
 func (s *shop) checkWrites(r *powerRun, c int, p *proc, regs []*registration, acks []*anomalyAck) {
 	for _, g := range regs {
-		if g.ackedIn == 0 {
+		if g.ackedIn == 0 || s.found[g] {
 			continue
 		}
+		var lost string
 		v, ok := r.getOrderNow(p, "/v1/orders/"+g.id)
 		switch {
 		case !ok:
-			r.lose(c, &s.lost, 1, "LOST at cut %d: order %s was registered (%s %s, answered 2xx) and is not there after the restart", c, g.id, g.o.provider, g.o.checkout)
+			lost = fmt.Sprintf("order %s was registered (%s %s, answered 2xx) and is not there after the restart", g.id, g.o.provider, g.o.checkout)
 		case g.differs(v) != "":
-			r.lose(c, &s.lost, 1, "LOST at cut %d: order %s was registered (answered 2xx) and is %s after the restart", c, g.id, g.differs(v))
+			lost = fmt.Sprintf("order %s was registered (answered 2xx) and is %s after the restart", g.id, g.differs(v))
 		case g.redirectIn != 0 && (v.Redirect == nil || v.Redirect.Outcome != g.outcome):
-			r.lose(c, &s.lost, 1, "LOST at cut %d: order %s's redirect %s was answered 2xx and the order shows %+v after the restart", c, g.id, g.outcome, v.Redirect)
+			lost = fmt.Sprintf("order %s's redirect %s was answered 2xx and the order shows %+v after the restart", g.id, g.outcome, v.Redirect)
+		}
+		if lost != "" {
+			s.found[g] = true
+			r.lose(c, &s.lost, 1, "LOST at cut %d: %s", c, lost)
 		}
 	}
 	for _, a := range acks {
+		if s.found[a] {
+			continue
+		}
 		v, _ := r.getOrderNow(p, "/v1/checkouts/"+a.provider+"/"+a.checkout)
 		var cur *anomalyJSON
 		if v != nil {
@@ -431,6 +440,7 @@ func (s *shop) checkWrites(r *powerRun, c int, p *proc, regs []*registration, ac
 			}
 		}
 		if cur == nil || cur.Status != "acknowledged" || !strings.Contains(cur.Note, a.note) {
+			s.found[a] = true
 			r.lose(c, &s.lost, 1, "LOST at cut %d: anomaly %d (%s %s) was acknowledged with %q (answered 2xx) and is %+v after the restart", c, a.id, a.provider, a.checkout, a.note, cur)
 		}
 	}

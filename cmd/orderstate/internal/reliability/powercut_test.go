@@ -129,14 +129,17 @@ const (
 
 // powerRun is a series of power cuts of one store directory.
 type powerRun struct {
-	t       *testing.T
-	seed    uint64
-	rng     *rand.Rand
-	l       *ledger
-	shop    *shop
-	backing string // the store's directory on the real disk
-	work    string // mountpoints, and serve's working directory
-	opts    powercut.Options
+	t    *testing.T
+	seed uint64
+	// rng draws the cuts (their aims and moments) and the disks, sample
+	// what the checks sample: a seed replays the same cuts whatever the
+	// checks found.
+	rng, sample *rand.Rand
+	l           *ledger
+	shop        *shop
+	backing     string // the store's directory on the real disk
+	work        string // mountpoints, and serve's working directory
+	opts        powercut.Options
 	// report makes each loss a test error; the lying-fsync test counts
 	// losses without failing on them.
 	report bool
@@ -147,7 +150,8 @@ type powerRun struct {
 	pending   *shown        // what the last life was shown and answered, checked at the next start
 	lastCut   time.Time     // when the last cut was made
 
-	triedChecked int // and of its tried log
+	triedChecked int            // how much of the ledger's tried log the cuts have checked
+	lostHooks    map[*hook]bool // acknowledged webhooks found lost, counted once
 
 	cuts, acked, lost, shownLost, half, sightings, ahead int
 	caughtAt                                             int // the first cut after which a loss was found
@@ -164,9 +168,9 @@ func newPowerRun(t *testing.T, prefix string, opts powercut.Options, report bool
 	t.Logf("powercut: seed %d (rerun with -powercut.seed=%d)", seed, seed)
 	work := t.TempDir()
 	r := &powerRun{
-		t: t, seed: seed, rng: rand.New(rand.NewPCG(seed, seed>>1|1)),
-		l:       &ledger{prefix: prefix, rng: rand.New(rand.NewPCG(seed^0x9e3779b97f4a7c15, seed))},
-		shop:    newShop(prefix),
+		t: t, seed: seed, rng: rand.New(rand.NewPCG(seed, seed>>1|1)), sample: rand.New(rand.NewPCG(seed>>1, seed)),
+		l:    &ledger{prefix: prefix, rng: rand.New(rand.NewPCG(seed^0x9e3779b97f4a7c15, seed))},
+		shop: newShop(prefix), lostHooks: map[*hook]bool{},
 		backing: filepath.Join(work, "disk"), work: work, opts: opts, report: report,
 	}
 	if err := os.Mkdir(r.backing, 0o755); err != nil {
@@ -572,7 +576,8 @@ func (r *powerRun) checkAcked(c int, db *sqlite.Inspector) int {
 	r.l.mu.Unlock()
 	lost := 0
 	for _, h := range hooks {
-		if n := stored.Stored(h.provider, h.key); n != 1 {
+		if n := stored.Stored(h.provider, h.key); n != 1 && !r.lostHooks[h] {
+			r.lostHooks[h] = true // counted once, though later cuts find it lost too
 			lost++
 			r.lose(c, &r.lost, 1, "LOST at cut %d: %s %s was acknowledged (%s) and the store holds it %d times", c, h.provider, h.key, h.result, n)
 		}
@@ -595,7 +600,7 @@ func (r *powerRun) checkConsistent(c int, db *sqlite.Inspector) int {
 	}
 	r.triedChecked = len(r.l.tried)
 	for range min(sampleOrders, len(r.l.orders)) {
-		orders[r.l.orders[r.rng.IntN(len(r.l.orders))]] = true
+		orders[r.l.orders[r.sample.IntN(len(r.l.orders))]] = true
 	}
 	r.l.mu.Unlock()
 	for _, o := range r.shop.registeredSince(c) {
@@ -684,7 +689,7 @@ func (r *powerRun) checkShown(p *proc, seen *shown) {
 			rest = append(rest, o)
 		}
 	}
-	r.rng.Shuffle(len(rest), func(i, j int) { rest[i], rest[j] = rest[j], rest[i] })
+	r.sample.Shuffle(len(rest), func(i, j int) { rest[i], rest[j] = rest[j], rest[i] })
 	for _, o := range rest[:min(sampleShown, len(rest))] {
 		check[o] = true
 	}
@@ -771,7 +776,7 @@ func (r *powerRun) checkAnomaliesShown(c int, p *proc, as map[int64]anomalyJSON)
 	for k := range byOrder {
 		keys = append(keys, k)
 	}
-	r.rng.Shuffle(len(keys), func(i, j int) { keys[i], keys[j] = keys[j], keys[i] })
+	r.sample.Shuffle(len(keys), func(i, j int) { keys[i], keys[j] = keys[j], keys[i] })
 	for _, k := range keys[:min(sampleShown, len(keys))] {
 		now, _ := r.getOrderNow(p, "/v1/checkouts/"+k.provider+"/"+k.checkout)
 		for _, a := range byOrder[k] {
@@ -815,7 +820,12 @@ func (r *powerRun) finish() {
 		t.Fatal(err)
 	}
 	db := filepath.Join(r.backing, storeName)
-	r.lost += lostAcked(t, db, r.l)
+	for _, h := range missingAcked(t, db, r.l) {
+		if !r.lostHooks[h] {
+			r.lostHooks[h] = true
+			r.lose(r.cuts, &r.lost, 1, "LOST at the end: %s %s was acknowledged (%s) and the store does not hold it once", h.provider, h.key, h.result)
+		}
+	}
 	r.half += halfApplied(t, db, r.l)
 	if !storedOnce(t, db, r.l) {
 		r.half++
