@@ -78,7 +78,9 @@ func (r *Reconciler) RunReport(ctx context.Context) (*Written, error) {
 
 // WriteFiles writes rendered reports, keyed by format, as
 // dir/report-<period end>.<format>, each atomically so a reader never sees
-// half a report.
+// half a report, and durably: each file's data is flushed before it takes
+// its name, and the directory after, so a power cut leaves a report whole
+// or absent, never a name with nothing behind it.
 func WriteFiles(dir string, periodEnd time.Time, rendered map[string][]byte) ([]string, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("reports directory: %w", err)
@@ -95,6 +97,9 @@ func WriteFiles(dir string, periodEnd time.Time, rendered map[string][]byte) ([]
 			return paths, fmt.Errorf("write report: %w", err)
 		}
 		_, werr := tmp.Write(body)
+		if werr == nil {
+			werr = tmp.Sync()
+		}
 		if cerr := tmp.Close(); werr == nil {
 			werr = cerr
 		}
@@ -110,7 +115,24 @@ func WriteFiles(dir string, periodEnd time.Time, rendered map[string][]byte) ([]
 		}
 		paths = append(paths, path)
 	}
+	if err := syncDir(dir); err != nil {
+		return paths, fmt.Errorf("write report: flush the reports directory %s: %w", dir, err)
+	}
 	return paths, nil
+}
+
+// syncDir flushes a directory's entries, so names just made in it survive
+// a power cut.
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	err = d.Sync()
+	if cerr := d.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }
 
 // FileStamp names a report by its period end: 2026-03-02T0300Z, with

@@ -2,6 +2,7 @@ package sqlite
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"os"
 	"sync"
@@ -165,6 +166,16 @@ func (db *DB) syncs() {
 		}
 		clear(pending)
 	}
+}
+
+// readDone ends a read's transaction and returns once what it read is on
+// disk (awaitDurable). The snapshot goes first: a reader that held it
+// while it waited would keep the checkpointer from copying the log past
+// it and the log from starting over, and under steady reads on a slow
+// disk the log would only grow.
+func (db *DB) readDone(ctx context.Context, tx *sql.Tx) error {
+	_ = tx.Rollback()
+	return db.awaitDurable(ctx)
 }
 
 // awaitDurable returns once every commit a read that has just finished

@@ -107,6 +107,74 @@ func (i *Inspector) StateOf(ctx context.Context, provider, id string) (sm.State,
 	return sm.State(state), true, nil
 }
 
+// OrderCheck is what the store's own checks find in one order: each of
+// them holds in a sound store.
+type OrderCheck struct {
+	// Found is false when no order has the id asked for.
+	Found bool
+	// State is the order's stored state; Replayed is what its stored
+	// events (originals, in arrival order) fold to against the amount the
+	// shop registered, as replay computes it. They are equal.
+	State, Replayed sm.State
+	// Events counts its stored events, originals and redeliveries.
+	Events int
+	// EventsWithoutRaw counts those of its original events whose raw
+	// request is missing: none.
+	EventsWithoutRaw int
+	// Registered says the shop registered the order, with Amount.
+	Registered bool
+	Amount     int64
+}
+
+// CheckOrder runs the checks replay and Audit run over the whole store on
+// the one order a provider's id names, for a test that checks the orders
+// it touched after each crash rather than every order each time.
+func (i *Inspector) CheckOrder(ctx context.Context, provider, id string) (OrderCheck, error) {
+	var c OrderCheck
+	var ref int64
+	var state string
+	err := i.db.QueryRowContext(ctx, `SELECT o.id, o.state, o.order_id IS NOT NULL, COALESCE(o.amount, 0)
+		FROM order_aliases a JOIN orders o ON o.id = a.order_ref WHERE a.provider = ? AND a.external_id = ?`, provider, id).
+		Scan(&ref, &state, &c.Registered, &c.Amount)
+	if errors.Is(err, sql.ErrNoRows) {
+		return c, nil
+	} else if err != nil {
+		return c, i.errorf("order "+provider+" "+id, err)
+	}
+	c.Found, c.State, c.Replayed = true, sm.State(state), sm.Pending
+	rows, err := i.db.QueryContext(ctx, `SELECT e.kind, e.amount, e.original_id IS NULL,
+		EXISTS (SELECT 1 FROM raw_events r WHERE r.event_id = e.id) FROM events e WHERE e.order_ref = ? ORDER BY e.id`, ref)
+	if err != nil {
+		return c, i.errorf("events of "+provider+" "+id, err)
+	}
+	defer rows.Close()
+	totals := sm.Totals{Registered: c.Amount}
+	for rows.Next() {
+		var kind string
+		var amount sql.NullInt64
+		var original, raw bool
+		if err := rows.Scan(&kind, &amount, &original, &raw); err != nil {
+			return c, i.errorf("events of "+provider+" "+id, err)
+		}
+		c.Events++
+		if !original {
+			continue
+		}
+		if !raw {
+			c.EventsWithoutRaw++
+		}
+		out, err := sm.Apply(c.Replayed, &totals, sm.Kind(kind), amount.Int64)
+		if err != nil {
+			return c, i.errorf("replay of "+provider+" "+id, err)
+		}
+		c.Replayed = out.To
+	}
+	if err := rows.Err(); err != nil {
+		return c, i.errorf("events of "+provider+" "+id, err)
+	}
+	return c, nil
+}
+
 // Counts are how much a store holds.
 type Counts struct {
 	Orders int64
@@ -141,7 +209,9 @@ func (i *Inspector) Counts(ctx context.Context) (Counts, error) {
 // Stored returns how many times the event that provider's adapter
 // deduplicates by key (engine.Event.DedupeKey) is stored as an event: 1
 // once it is stored, 0 before; more would be a broken store. Its
-// redeliveries are not counted (see Redelivered).
+// redeliveries are not counted (see Redelivered). The store looks events
+// up within their order, so this reads every event: to check many, read
+// them once with Originals.
 func (i *Inspector) Stored(ctx context.Context, provider, key string) (int, error) {
 	var n int
 	err := i.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM events WHERE dedupe = ? AND original_id IS NULL`,
@@ -150,6 +220,38 @@ func (i *Inspector) Stored(ctx context.Context, provider, key string) (int, erro
 		return 0, i.errorf("copies of "+provider+" event "+key, err)
 	}
 	return n, nil
+}
+
+// Originals counts the events stored as originals by what their adapter
+// deduplicates them by, in one read of the events, for a caller that
+// checks thousands of events (a crash harness, after each crash): Stored
+// for each would read every event each time.
+func (i *Inspector) Originals(ctx context.Context) (Originals, error) {
+	rows, err := i.db.QueryContext(ctx, `SELECT dedupe FROM events WHERE original_id IS NULL`)
+	if err != nil {
+		return nil, i.errorf("events", err)
+	}
+	defer rows.Close()
+	o := Originals{}
+	for rows.Next() {
+		var h []byte
+		if err := rows.Scan(&h); err != nil {
+			return nil, i.errorf("events", err)
+		}
+		o[string(h)]++
+	}
+	if err := rows.Err(); err != nil {
+		return nil, i.errorf("events", err)
+	}
+	return o, nil
+}
+
+// Originals is what Inspector.Originals read.
+type Originals map[string]int
+
+// Stored is Inspector.Stored, as of when the originals were read.
+func (o Originals) Stored(provider, key string) int {
+	return o[string(engine.DedupeHash(provider, key))]
 }
 
 // Redelivered returns how many redeliveries of the event that provider's
@@ -200,6 +302,9 @@ type Audit struct {
 	// store only webhooks made; the shop's registrations are such orders
 	// until their first webhook.
 	OrdersWithoutEvents int64
+	// StrayOrders counts the orders no event names and the shop never
+	// registered: nothing makes one, in any store.
+	StrayOrders int64
 	// OrdersWithoutAlias counts the orders no provider id leads to.
 	OrdersWithoutAlias int64
 	// ForeignKeyViolations counts the rows whose reference points nowhere.
@@ -218,7 +323,11 @@ func (i *Inspector) Audit(ctx context.Context) (Audit, error) {
 		{"events without their raw request", `SELECT COUNT(*) FROM events e WHERE e.original_id IS NULL
 			AND NOT EXISTS (SELECT 1 FROM raw_events r WHERE r.event_id = e.id)`, &a.EventsWithoutRaw},
 		{"orders no event names", `SELECT COUNT(*) FROM orders o WHERE NOT EXISTS (SELECT 1 FROM events e WHERE e.order_ref = o.id)`, &a.OrdersWithoutEvents},
-		{"orders without an alias", `SELECT COUNT(*) FROM orders o WHERE NOT EXISTS (SELECT 1 FROM order_aliases a WHERE a.order_ref = o.id)`, &a.OrdersWithoutAlias},
+		{"orders nothing made", `SELECT COUNT(*) FROM orders o WHERE o.order_id IS NULL
+			AND NOT EXISTS (SELECT 1 FROM events e WHERE e.order_ref = o.id)`, &a.StrayOrders},
+		// order_aliases has no index on order_ref: NOT IN reads it once
+		// into a temporary one, where NOT EXISTS would scan it per order.
+		{"orders without an alias", `SELECT COUNT(*) FROM orders WHERE id NOT IN (SELECT order_ref FROM order_aliases)`, &a.OrdersWithoutAlias},
 		{"foreign key check", `SELECT COUNT(*) FROM pragma_foreign_key_check`, &a.ForeignKeyViolations},
 	} {
 		if err := i.db.QueryRowContext(ctx, q.query).Scan(q.to); err != nil {

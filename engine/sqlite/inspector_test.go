@@ -112,6 +112,20 @@ func TestInspector_ReadsWhatTheStoreHolds(t *testing.T) {
 	require.False(t, found, "ids are per provider")
 
 	for _, tc := range []struct {
+		id   string
+		want sqlite.OrderCheck
+	}{
+		{"chk_1", sqlite.OrderCheck{Found: true, State: sm.Paid, Replayed: sm.Paid, Events: 3, Registered: true, Amount: 100}},
+		{"chk_2", sqlite.OrderCheck{Found: true, State: sm.Pending, Replayed: sm.Pending, Registered: true, Amount: 300}},
+		{"chk_x", sqlite.OrderCheck{Found: true, State: sm.Processing, Replayed: sm.Processing, Events: 1}},
+		{"chk_none", sqlite.OrderCheck{}},
+	} {
+		c, err := in.CheckOrder(ctx, "tazapay", tc.id)
+		require.NoError(t, err)
+		require.Equal(t, tc.want, c, tc.id)
+	}
+
+	for _, tc := range []struct {
 		key               string
 		stored, redeliver int
 	}{{"e1", 1, 0}, {"e2", 1, 1}, {"e3", 1, 0}, {"e4", 0, 0}} {
@@ -125,6 +139,15 @@ func TestInspector_ReadsWhatTheStoreHolds(t *testing.T) {
 	n, err := in.Stored(ctx, "yoco", "e1")
 	require.NoError(t, err)
 	require.Zero(t, n, "keys are per provider")
+	originals, err := in.Originals(ctx)
+	require.NoError(t, err)
+	require.Len(t, originals, 3)
+	for _, key := range []string{"e1", "e2", "e3", "e4"} {
+		n, err := in.Stored(ctx, "tazapay", key)
+		require.NoError(t, err)
+		require.Equal(t, n, originals.Stored("tazapay", key), key)
+	}
+	require.Zero(t, originals.Stored("yoco", "e1"))
 
 	at, ok, err := in.Watermark(ctx, "sweep")
 	require.NoError(t, err)
@@ -141,6 +164,19 @@ func TestInspector_ReadsWhatTheStoreHolds(t *testing.T) {
 	audit, err := in.Audit(ctx)
 	require.NoError(t, err)
 	require.Equal(t, sqlite.Audit{OrdersWithoutEvents: 1, Integrity: "ok"}, audit, "order_2 has no event yet")
+
+	// What the checks are for: a state its events do not make, an event
+	// without its raw request.
+	raw, err := sql.Open("sqlite", "file:"+path+"?_pragma=busy_timeout(5000)")
+	require.NoError(t, err)
+	_, err = raw.Exec(`UPDATE orders SET state = 'paid' WHERE checkout_id = 'chk_x'`)
+	require.NoError(t, err)
+	_, err = raw.Exec(`DELETE FROM raw_events WHERE event_id = (SELECT id FROM events WHERE provider_event_id = 'e3')`)
+	require.NoError(t, err)
+	require.NoError(t, raw.Close())
+	check, err := in.CheckOrder(ctx, "tazapay", "chk_x")
+	require.NoError(t, err)
+	require.Equal(t, sqlite.OrderCheck{Found: true, State: sm.Paid, Replayed: sm.Processing, Events: 1, EventsWithoutRaw: 1}, check)
 }
 
 // A store a killed process left, its log holding commits and its shared

@@ -328,7 +328,7 @@ func (db *DB) orderView(ctx context.Context, where string, args ...any) (*engine
 	if view.Events, err = timeline(ctx, tx, o.ref); err != nil {
 		return nil, err
 	}
-	return view, db.awaitDurable(ctx)
+	return view, db.readDone(ctx, stx)
 }
 
 func (o *orderRow) view() *engine.Order {
@@ -384,7 +384,7 @@ func (db *DB) Anomalies(ctx context.Context, f engine.AnomalyFilter) ([]engine.A
 	if err != nil {
 		return nil, err
 	}
-	return out, db.awaitDurable(ctx)
+	return out, db.readDone(ctx, tx)
 }
 
 func queryAnomalies(ctx context.Context, tx querier, f engine.AnomalyFilter) ([]engine.Anomaly, error) {
@@ -513,7 +513,10 @@ func (db *DB) AckAnomaly(ctx context.Context, id int64, note string) (*engine.An
 	if err != nil {
 		return nil, err
 	}
-	return &a, nil
+	// The ack itself is on disk, but the answer is read afterwards and
+	// may show later writes (the order's new state, the anomaly raised
+	// again) whose flush is still running: like every read, it waits.
+	return &a, db.readDone(ctx, tx)
 }
 
 // Replay rebuilds every order from its stored events (originals only, in

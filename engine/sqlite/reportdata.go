@@ -73,7 +73,7 @@ func (db *DB) ReportData(ctx context.Context, q engine.ReportQuery) (*engine.Rep
 		return nil, r.err
 	}
 	d.Sort()
-	return d, db.awaitDurable(ctx)
+	return d, db.readDone(ctx, tx)
 }
 
 // reportReader runs the report's queries in one read transaction, keeping

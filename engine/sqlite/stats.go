@@ -4,7 +4,8 @@ import "context"
 
 // OpenAnomalyCounts returns how many anomalies of each kind are open. It
 // reads only the (status, kind) index, so a metrics scrape stays cheap
-// however many anomalies the store holds.
+// however many anomalies the store holds. Like every read it counts only
+// what is on disk, waiting for a flush under way if it saw its commit.
 func (db *DB) OpenAnomalyCounts(ctx context.Context) (map[string]int, error) {
 	if err := db.closedError(); err != nil {
 		return nil, err
@@ -27,5 +28,5 @@ func (db *DB) OpenAnomalyCounts(ctx context.Context) (map[string]int, error) {
 	if err := rows.Err(); err != nil {
 		return nil, storeError(err, "count open anomalies")
 	}
-	return out, nil
+	return out, db.awaitDurable(ctx)
 }

@@ -76,9 +76,17 @@
 // Stats tells how many writes and syncs have gone by and how much is
 // pending, for choosing when to cut. A cut from outside mostly lands
 // between a program's fsync and its next write, when nothing is pending;
-// CutAtWrite lands inside the window between writes and their fsync.
+// CutAtWrite lands inside the window between writes and their fsync, and
+// CutAtSync as a flush begins. CutWhen aims at one file or one moment of a
+// program's protocol, given as a predicate over each write and sync: the
+// n-th write to a SQLite database file (a checkpoint copying pages into
+// it), the sync of that file that ends a checkpoint, a write at offset 0
+// of its write-ahead log (the log starting over). The report of a cut
+// says which request it fired at and what each file lost.
 // LieOnFsync turns fsync into a no-op, for checking that the harness
-// notices lost data.
+// notices lost data; SyncDelay makes each fsync slow, so that what a
+// program shows before its flush returns stays in view, and at risk, for
+// longer.
 //
 // Mounting needs root (CAP_SYS_ADMIN): Mount calls mount(2) itself and
 // does not need fusermount.

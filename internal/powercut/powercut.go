@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -33,6 +34,12 @@ type Options struct {
 	// writes reach the backing file at once and the kernel maps them
 	// straight from it. Use SQLiteShm for a SQLite database in WAL mode.
 	Passthrough func(rel string) bool
+
+	// SyncDelay makes each fsync and fdatasync of a file take that long
+	// before it persists anything, like a disk slow to flush: what a
+	// program shows before its flush returns is then in view for longer,
+	// and a cut meanwhile loses what the flush would have kept.
+	SyncDelay time.Duration
 
 	// Seed seeds the random choices of tearing; 0 takes one from the
 	// clock. The seed in use is in CutReport.Seed.
@@ -70,8 +77,40 @@ type Stats struct {
 type CutReport struct {
 	DroppedFiles int   // files whose unsynced changes were dropped
 	DroppedBytes int64 // unsynced data dropped, counted in whole pages
-	Torn         *Tear // the partly persisted write, if Cut was asked to tear and there was one
-	Seed         uint64
+	// Dropped lists those files, with what each lost.
+	Dropped []Dropped
+	Torn    *Tear // the partly persisted write, if Cut was asked to tear and there was one
+	// At is the request an armed cut (CutAtWrite, CutAtSync, CutWhen)
+	// fired at; nil for Cut.
+	At   *Op
+	Seed uint64
+}
+
+// Dropped is what a cut threw away of one file.
+type Dropped struct {
+	Path  string // relative to the mount root (empty if the name is no longer known)
+	Bytes int64  // unsynced data, counted in whole pages
+	// From is the offset of the lowest unsynced page, -1 when only a size
+	// change was pending.
+	From int64
+	// Resized says a truncate or an extension of the file was pending.
+	Resized bool
+}
+
+// Op is a write or a sync of an overlay file, as a trigger armed by
+// CutWhen sees it.
+type Op struct {
+	Sync   bool   // an fsync or fdatasync; otherwise a write
+	Path   string // the file, relative to the mount root (empty if it has no name)
+	Offset int64  // where a write began
+	Len    int    // how many bytes a write carried
+}
+
+func (o Op) String() string {
+	if o.Sync {
+		return "sync of " + o.Path
+	}
+	return fmt.Sprintf("write of %d bytes at %d of %s", o.Len, o.Offset, o.Path)
 }
 
 // Tear describes the write that Cut(true) persisted in part: the bytes
@@ -244,6 +283,16 @@ func (f *FS) Mountpoint() string { return f.mountpoint }
 // after Cut once every file opened through the mount has been closed.
 func (f *FS) Done() <-chan struct{} { return f.served }
 
+// Live reports whether the power is still on: false from the moment a cut
+// begins (by Cut or by an armed trigger) or Unmount. A cut takes the same
+// lock, so whatever a program answered before a call that returns true
+// was answered before the cut.
+func (f *FS) Live() bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.state == live
+}
+
 // Stats returns the counters.
 func (f *FS) Stats() Stats {
 	f.mu.Lock()
@@ -290,15 +339,13 @@ type CutResult struct {
 // the returned channel. Arming again replaces the previous trigger, whose
 // channel then never receives.
 func (f *FS) CutAtWrite(n int, tear bool) <-chan CutResult {
-	ch := make(chan CutResult, 1)
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.state != live {
-		ch <- CutResult{Err: ErrNotMounted}
-		return ch
-	}
-	f.trigger = &trigger{at: f.stats.Writes + uint64(max(n, 1)), tear: tear, ch: ch}
-	return ch
+	seen := 0
+	return f.CutWhen(tear, func(op Op) bool {
+		if !op.Sync {
+			seen++
+		}
+		return seen >= n
+	})
 }
 
 // CutAtSync arms a cut that happens as the n-th fsync or fdatasync of an
@@ -308,6 +355,30 @@ func (f *FS) CutAtWrite(n int, tear bool) <-chan CutResult {
 // one that waits for it loses nothing it answered. Arming again replaces
 // the previous trigger.
 func (f *FS) CutAtSync(n int, tear bool) <-chan CutResult {
+	seen := 0
+	return f.CutWhen(tear, func(op Op) bool {
+		if op.Sync {
+			seen++
+		}
+		return seen >= n
+	})
+}
+
+// CutWhen arms a cut at the first write or sync of an overlay file from
+// now on for which fire returns true. A write is applied first (with tear
+// it is the write that gets torn) and then fails with EIO, as with
+// CutAtWrite; a sync is cut as it arrives, before it persists anything,
+// and fails, as with CutAtSync. This aims a cut at one file or one moment
+// of a program's protocol: a write to a database file (a checkpoint
+// copying pages into it), the sync of that file that ends a checkpoint, a
+// write at offset 0 of a write-ahead log (the log starting over).
+//
+// fire sees every write and sync through the mount in the order they are
+// served, under the file system's lock: it may count and keep state
+// (calls never overlap), but it must be quick and must not call the FS.
+// The op it fired at is in CutReport.At. Arming again replaces the
+// previous trigger, whose channel then never receives.
+func (f *FS) CutWhen(tear bool, fire func(Op) bool) <-chan CutResult {
 	ch := make(chan CutResult, 1)
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -315,39 +386,25 @@ func (f *FS) CutAtSync(n int, tear bool) <-chan CutResult {
 		ch <- CutResult{Err: ErrNotMounted}
 		return ch
 	}
-	f.trigger = &trigger{at: f.stats.Syncs + uint64(max(n, 1)), onSync: true, tear: tear, ch: ch}
+	f.trigger = &trigger{fire: fire, tear: tear, ch: ch}
 	return ch
 }
 
 type trigger struct {
-	at     uint64
-	onSync bool // counts syncs rather than writes
-	tear   bool
-	ch     chan CutResult
+	fire func(Op) bool
+	tear bool
+	ch   chan CutResult
 }
 
-// firedLocked cuts the power if the armed trigger is due; it is called
-// after each write is applied.
-func (f *FS) firedLocked() bool {
+// firedLocked cuts the power if the armed trigger fires at op, a write
+// just applied or a sync just arrived.
+func (f *FS) firedLocked(op Op) bool {
 	t := f.trigger
-	if t == nil || t.onSync || f.stats.Writes < t.at {
+	if t == nil || !t.fire(op) {
 		return false
 	}
-	return f.fireLocked(t)
-}
-
-// firedAtSyncLocked cuts the power if a trigger armed by CutAtSync is due;
-// it is called as each sync of an overlay file arrives, counted.
-func (f *FS) firedAtSyncLocked() bool {
-	t := f.trigger
-	if t == nil || !t.onSync || f.stats.Syncs < t.at {
-		return false
-	}
-	return f.fireLocked(t)
-}
-
-func (f *FS) fireLocked(t *trigger) bool {
 	rep, err := f.cutLocked(t.tear)
+	rep.At = &op
 	go func() {
 		t.ch <- CutResult{Report: rep, Err: errors.Join(err, f.detach())}
 	}()
@@ -366,10 +423,27 @@ func (f *FS) cutLocked(tear bool) (*CutReport, error) {
 	for _, s := range f.files {
 		if s.dirty && !s.orphan {
 			rep.DroppedFiles++
+			rep.Dropped = append(rep.Dropped, f.droppedLocked(s))
 		}
 		f.forgetLocked(s)
 	}
+	slices.SortFunc(rep.Dropped, func(a, b Dropped) int { return strings.Compare(a.Path, b.Path) })
 	return rep, err
+}
+
+// droppedLocked describes the unsynced changes of s.
+func (f *FS) droppedLocked(s *fileState) Dropped {
+	d := Dropped{Path: f.nameLocked(s), Bytes: int64(len(s.pages)) * f.pageSize, From: -1, Resized: s.floor >= 0}
+	for p := range s.pages {
+		if d.From < 0 || p*f.pageSize < d.From {
+			d.From = p * f.pageSize
+		}
+	}
+	var st syscall.Stat_t
+	if syscall.Fstat(s.fd, &st) == nil && st.Size != s.size {
+		d.Resized = true
+	}
+	return d
 }
 
 func (f *FS) detach() error {

@@ -443,3 +443,86 @@ func TestCutAtSyncDropsWhatThatSyncWouldHaveKept(t *testing.T) {
 	require.NoError(t, cut.Err)
 	require.Equal(t, append(fill('a', 4096), fill('b', 4096)...), readBacking(t, backing, "f"))
 }
+
+// CutWhen fires at the first request its predicate picks, whatever else
+// goes by first, and the report says at which and what each file lost.
+func TestCutWhenAimsAtOneFile(t *testing.T) {
+	backing := t.TempDir()
+	f, mp := mountT(t, backing, Options{})
+	a, err := os.Create(filepath.Join(mp, "a"))
+	require.NoError(t, err)
+	defer a.Close()
+	b, err := os.Create(filepath.Join(mp, "b"))
+	require.NoError(t, err)
+	defer b.Close()
+	_, err = b.Write(fill('b', 8192))
+	require.NoError(t, err)
+	require.NoError(t, b.Sync())
+
+	var seen []Op
+	res := f.CutWhen(false, func(op Op) bool {
+		seen = append(seen, op)
+		return !op.Sync && op.Path == "b" && op.Offset == 0
+	})
+	_, err = a.Write(fill('a', 100))
+	require.NoError(t, err)
+	require.NoError(t, a.Sync(), "a sync of another file passes")
+	_, err = b.WriteAt(fill('c', 10), 4096)
+	require.NoError(t, err, "a write to b elsewhere than at offset 0 passes")
+	_, err = b.WriteAt(fill('d', 10), 0)
+	require.ErrorIs(t, err, syscall.EIO)
+	cut := <-res
+	require.NoError(t, cut.Err)
+	require.Equal(t, &Op{Path: "b", Offset: 0, Len: 10}, cut.Report.At)
+	require.Equal(t, []Op{{Path: "a", Len: 100}, {Sync: true, Path: "a"}, {Path: "b", Offset: 4096, Len: 10}, {Path: "b", Len: 10}}, seen)
+	require.Equal(t, []Dropped{{Path: "b", Bytes: 8192, From: 0}}, cut.Report.Dropped)
+	require.False(t, f.Live())
+	require.Equal(t, fill('a', 100), readBacking(t, backing, "a"))
+	require.Equal(t, fill('b', 8192), readBacking(t, backing, "b"))
+}
+
+// A sync CutWhen picks is cut before it persists anything.
+func TestCutWhenAtASync(t *testing.T) {
+	backing := t.TempDir()
+	f, mp := mountT(t, backing, Options{})
+	fh, err := os.Create(filepath.Join(mp, "f"))
+	require.NoError(t, err)
+	defer fh.Close()
+	res := f.CutWhen(false, func(op Op) bool { return op.Sync && op.Path == "f" })
+	require.True(t, f.Live())
+	_, err = fh.Write(fill('a', 5000))
+	require.NoError(t, err)
+	require.NoError(t, fh.Truncate(4000))
+	require.Error(t, fh.Sync())
+	cut := <-res
+	require.NoError(t, cut.Err)
+	require.Equal(t, &Op{Sync: true, Path: "f"}, cut.Report.At)
+	require.Equal(t, []Dropped{{Path: "f", Bytes: 4096, From: 0, Resized: true}}, cut.Report.Dropped)
+	require.Empty(t, readBacking(t, backing, "f"))
+}
+
+// A slow sync persists nothing until its delay is over: a cut meanwhile
+// loses what it would have kept, and the sync fails.
+func TestSyncDelay(t *testing.T) {
+	backing := t.TempDir()
+	f, mp := mountT(t, backing, Options{SyncDelay: 300 * time.Millisecond})
+	fh, err := os.Create(filepath.Join(mp, "f"))
+	require.NoError(t, err)
+	defer fh.Close()
+	_, err = fh.Write(fill('a', 100))
+	require.NoError(t, err)
+	began := time.Now()
+	require.NoError(t, fh.Sync())
+	require.GreaterOrEqual(t, time.Since(began), 300*time.Millisecond)
+	require.Equal(t, fill('a', 100), readBacking(t, backing, "f"))
+
+	_, err = fh.Write(fill('b', 100))
+	require.NoError(t, err)
+	synced := make(chan error, 1)
+	go func() { synced <- fh.Sync() }()
+	time.Sleep(100 * time.Millisecond)
+	_, err = f.Cut(false)
+	require.NoError(t, err)
+	require.Error(t, <-synced)
+	require.Equal(t, fill('a', 100), readBacking(t, backing, "f"))
+}

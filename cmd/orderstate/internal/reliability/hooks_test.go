@@ -17,6 +17,7 @@ var providers = []string{"tazapay", "tokenz", "tweed", "yoco"}
 // hook is one provider event: the bytes the provider sends and what the
 // store must make of them.
 type hook struct {
+	o        *order
 	provider string
 	order    string // the provider's checkout id
 	key      string // what the store deduplicates on
@@ -61,23 +62,28 @@ type order struct {
 	provider string
 	checkout string
 	hooks    []*hook
+	amount   int64  // what the checkout is for, in minor units
+	currency string // its ISO 4217 code
+	// registered is the amount the shop registered the order with, when
+	// a test registers it (and -1 until then).
+	registered int64
 }
 
 // expected is the state the set of the order's events decides, whatever
-// order they arrived in.
+// order they arrived in, against the amount the shop registered.
 func (o *order) expected() sm.State {
 	facts := make([]sm.Fact, len(o.hooks))
 	for i, h := range o.hooks {
 		facts[i] = sm.Fact{Kind: h.kind, Amount: h.amount}
 	}
-	return sm.Decide(0, facts)
+	return sm.Decide(max(o.registered, 0), facts)
 }
 
 // newOrder builds order n of a provider; variant picks one of a few
 // lifecycles, so the run covers paid, refunded, failed, expired, processing
 // and contradictory orders. prefix keeps ids apart between runs on one file.
 func newOrder(prefix, provider string, n, variant int) *order {
-	o := &order{provider: provider}
+	o := &order{provider: provider, registered: -1}
 	base := time.Date(2025, 6, 1, 8, 0, 0, 0, time.UTC).Add(time.Duration(n) * time.Minute)
 	at := func(step int) time.Time { return base.Add(time.Duration(step) * 10 * time.Second) }
 	id := func(what string, step int) string { return fmt.Sprintf("%s_%s%d_%d", what, prefix, n, step) }
@@ -193,8 +199,12 @@ func newOrder(prefix, provider string, n, variant int) *order {
 			event(3, "FAILED", sm.KindFailed)
 		}
 	}
+	o.amount, o.currency = amount, currencies[provider]
 	for _, h := range o.hooks {
-		h.order = o.checkout
+		h.o, h.order = o, o.checkout
 	}
 	return o
 }
+
+// currencies are the currencies newOrder's events carry, by provider.
+var currencies = map[string]string{"tazapay": "USD", "tokenz": "TWD", "yoco": "ZAR", "tweed": "USD"}
