@@ -363,17 +363,11 @@ func readGroupLookup(br pgx.BatchResults) (map[string]int64, map[string]*orderRo
 // the ones before it, so an event finds the order made for it by the
 // provider's checkout id, unique, before its id is known here.
 func queueGroupWrites(b *pgx.Batch, steps []*step, now time.Time) {
-	var fresh, folded, facts []*step
-	for _, st := range steps {
-		switch {
-		case st.o == nil:
-		case st.o.ref == 0:
-			fresh = append(fresh, st)
-		default:
-			folded = append(folded, st)
-			if st.withFacts {
-				facts = append(facts, st)
-			}
+	fresh, folded := byOrder(steps)
+	var facts []*step
+	for _, st := range folded {
+		if st.withFacts {
+			facts = append(facts, st)
 		}
 	}
 	if len(fresh) > 0 {
@@ -397,6 +391,21 @@ func queueGroupWrites(b *pgx.Batch, steps []*step, now time.Time) {
 			UNION ALL SELECT order_ref, 1, 0, '', '', kind, 0, status, '', NULL FROM anomalies WHERE order_ref = ANY($2::bigint[])`,
 			withEvents, withFacts)
 	}
+}
+
+// byOrder splits the steps that have an order into those whose order the
+// group makes (ref 0) and those whose order was stored before.
+func byOrder(steps []*step) (fresh, folded []*step) {
+	for _, st := range steps {
+		switch {
+		case st.o == nil:
+		case st.o.ref == 0:
+			fresh = append(fresh, st)
+		default:
+			folded = append(folded, st)
+		}
+	}
+	return fresh, folded
 }
 
 // freshOrder is the order an event makes when none of its ids names one
@@ -539,17 +548,10 @@ func queueFolds(b *pgx.Batch, steps []*step, now time.Time) {
 
 // readGroupWrites reads queueGroupWrites' answers into the steps.
 func readGroupWrites(br pgx.BatchResults, steps []*step) error {
-	var fresh, folded []*step
+	fresh, folded := byOrder(steps)
 	byRef := map[int64]*step{}
-	for _, st := range steps {
-		switch {
-		case st.o == nil:
-		case st.o.ref == 0:
-			fresh = append(fresh, st)
-		default:
-			folded = append(folded, st)
-			byRef[st.o.ref] = st
-		}
+	for _, st := range folded {
+		byRef[st.o.ref] = st
 	}
 	if len(fresh) > 0 {
 		rows, err := br.Query()

@@ -192,23 +192,10 @@ func testArrivalOrder(t *testing.T, open Opener) {
 		for _, err := range errs {
 			require.NoError(t, err)
 		}
-		var first outcome
-		for i := range runs {
-			o := order(t, s, fmt.Sprintf("SO_%d_%d", n, i))
-			got := outcome{State: o.State, Captured: o.Captured, Refunded: o.Refunded, Anomalies: heldAnomalies(o, engine.IsOrderFree)}
-			var facts []sm.Fact
-			for _, e := range o.Events {
-				if e.Result != sm.Duplicate {
-					facts = append(facts, sm.Fact{Kind: e.Kind, Amount: e.Amount})
-				}
-			}
-			require.Equal(t, sm.Decide(o.Amount, facts), o.State, "set %d run %d: %+v arrived as %v", n, i, fs, orders[i])
-			if i == 0 {
-				first = got
-				continue
-			}
-			require.Equal(t, first, got, "set %d: %+v arrived as %v and as %v", n, fs, orders[0], orders[i])
-		}
+		sameOutcome(t, s, runs, func(i int) string { return fmt.Sprintf("SO_%d_%d", n, i) },
+			func(i int) string {
+				return fmt.Sprintf("set %d run %d: %+v arrived as %v (run 0 as %v)", n, i, fs, orders[i], orders[0])
+			})
 	}
 }
 
@@ -266,23 +253,34 @@ func testConcurrentArrival(t *testing.T, open Opener) {
 		for i := 1; i < runs && fs.redirect != ""; i++ {
 			require.NoError(t, deliver(ctx, s, fs, fmt.Sprintf("c%d_%d", n, i), []step{stepRedirect}, c.Now()))
 		}
-		var first outcome
-		for i := range runs {
-			o := order(t, s, fmt.Sprintf("SO_c%d_%d", n, i))
-			got := outcome{State: o.State, Captured: o.Captured, Refunded: o.Refunded, Anomalies: heldAnomalies(o, engine.IsOrderFree)}
-			var facts []sm.Fact
-			for _, e := range o.Events {
-				if e.Result != sm.Duplicate {
-					facts = append(facts, sm.Fact{Kind: e.Kind, Amount: e.Amount})
-				}
+		sameOutcome(t, s, runs, func(i int) string { return fmt.Sprintf("SO_c%d_%d", n, i) },
+			func(i int) string {
+				return fmt.Sprintf("set %d run %d: %+v, all at once against one at a time", n, i, fs)
+			})
+	}
+}
+
+// sameOutcome asserts that the runs' orders, named by orderID, each hold
+// the state statemachine.Decide makes of their events, and that all share
+// run 0's outcome.
+func sameOutcome(t *testing.T, s engine.Store, runs int, orderID func(i int) string, describe func(i int) string) {
+	t.Helper()
+	var first outcome
+	for i := range runs {
+		o := order(t, s, orderID(i))
+		got := outcome{State: o.State, Captured: o.Captured, Refunded: o.Refunded, Anomalies: heldAnomalies(o, engine.IsOrderFree)}
+		var facts []sm.Fact
+		for _, e := range o.Events {
+			if e.Result != sm.Duplicate {
+				facts = append(facts, sm.Fact{Kind: e.Kind, Amount: e.Amount})
 			}
-			require.Equal(t, sm.Decide(o.Amount, facts), o.State, "set %d run %d: %+v", n, i, fs)
-			if i == 0 {
-				first = got
-				continue
-			}
-			require.Equal(t, first, got, "set %d run %d: %+v, one at a time and all at once", n, i, fs)
 		}
+		require.Equal(t, sm.Decide(o.Amount, facts), o.State, describe(i))
+		if i == 0 {
+			first = got
+			continue
+		}
+		require.Equal(t, first, got, describe(i))
 	}
 }
 
