@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -28,8 +29,14 @@ const (
 	// commits.
 	groupMax = 32
 	// groupTimeout bounds one group's transaction, since it no longer
-	// belongs to any one request.
+	// belongs to any one request, and each webhook's own when the group
+	// failed.
 	groupTimeout = 30 * time.Second
+	// groupLockTimeout bounds a group's wait for a lock: a webhook whose
+	// order another transaction holds long would hold up every webhook of
+	// its group. Past it the group fails and each webhook goes alone, the
+	// blocked one waiting by itself.
+	groupLockTimeout = `SET LOCAL lock_timeout = '5s'`
 )
 
 // ingestOp is one webhook waiting for its transaction.
@@ -112,10 +119,10 @@ func (db *DB) commitLoop() {
 // runGroup stores ops and sets each one's answer, but for those it
 // carries over to the next group.
 func (db *DB) runGroup(ops []*ingestOp) (done, carry []*ingestOp) {
-	ctx, cancel := context.WithTimeout(context.Background(), groupTimeout)
-	defer cancel()
 	if len(ops) > 1 {
+		ctx, cancel := context.WithTimeout(context.Background(), groupTimeout)
 		carry, err := db.ingestGroup(ctx, ops)
+		cancel()
 		if err == nil {
 			return slices.DeleteFunc(ops, func(op *ingestOp) bool { return slices.Contains(carry, op) }), carry
 		}
@@ -125,9 +132,17 @@ func (db *DB) runGroup(ops []*ingestOp) (done, carry []*ingestOp) {
 		// also keeps one webhook's failure from failing the others.
 		db.log.Debug("ingest group failed; storing its webhooks one by one", "webhooks", len(ops), "err", err)
 	}
+	// Each alone and at once, each with a deadline of its own: one
+	// webhook waiting on a lock must not hold up the others.
+	var wg sync.WaitGroup
 	for _, op := range ops {
-		op.res, op.err = db.ingestAlone(ctx, op)
+		wg.Go(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), groupTimeout)
+			defer cancel()
+			op.res, op.err = db.ingestAlone(ctx, op)
+		})
 	}
+	wg.Wait()
 	return ops, nil
 }
 
@@ -175,12 +190,15 @@ func (db *DB) ingestGroup(ctx context.Context, ops []*ingestOp) (carry []*ingest
 
 	var b pgx.Batch
 	b.Queue("BEGIN")
+	b.Queue(groupLockTimeout)
 	b.Queue(qLock, locks)
 	queueGroupLookup(&b, piped)
 	br := c.SendBatch(ctx, &b)
 	_, err = br.Exec()
-	if err == nil {
-		_, err = br.Exec()
+	for range 2 {
+		if err == nil {
+			_, err = br.Exec()
+		}
 	}
 	var earlier map[string]int64
 	var found map[string]*orderRow
@@ -379,17 +397,7 @@ func queueGroupWrites(b *pgx.Batch, steps []*step, now time.Time) {
 		queueFolds(b, folded, now)
 	}
 	if len(facts) > 0 {
-		var withEvents, withFacts []int64
-		for _, st := range facts {
-			withFacts = append(withFacts, st.o.ref)
-			if st.o.registered || st.o.state == sm.NeedsReview {
-				withEvents = append(withEvents, st.o.ref)
-			}
-		}
-		b.Queue(`SELECT order_ref, 0, id, provider, provider_type, kind, amount, COALESCE(currency, ''), COALESCE(mode, ''), ids
-			FROM events WHERE order_ref = ANY($1::bigint[]) AND original_id IS NULL
-			UNION ALL SELECT order_ref, 1, 0, '', '', kind, 0, status, '', NULL FROM anomalies WHERE order_ref = ANY($2::bigint[])`,
-			withEvents, withFacts)
+		queueFactsOf(b, ordersOf(facts))
 	}
 }
 
@@ -434,7 +442,7 @@ func queueFreshOrders(b *pgx.Batch, steps []*step, now time.Time) {
 		SELECT provider, checkout_id, state, captured, refunded, full_refund, max_rank, max_occurred, $8, $8, $8, $8
 		FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::bigint[], $6::boolean[], $7::integer[], $9::timestamptz[])
 			AS v (provider, checkout_id, state, captured, refunded, full_refund, max_rank, max_occurred)
-		RETURNING id, checkout_id`,
+		RETURNING id, provider, checkout_id`,
 		providers, checkouts, states, captured, refunded, fullRefund, ranks, now, maxOcc)
 }
 
@@ -549,31 +557,29 @@ func queueFolds(b *pgx.Batch, steps []*step, now time.Time) {
 // readGroupWrites reads queueGroupWrites' answers into the steps.
 func readGroupWrites(br pgx.BatchResults, steps []*step) error {
 	fresh, folded := byOrder(steps)
-	byRef := map[int64]*step{}
-	for _, st := range folded {
-		byRef[st.o.ref] = st
-	}
 	if len(fresh) > 0 {
 		rows, err := br.Query()
 		if err != nil {
 			return err
 		}
+		// Two providers may each make an order for the same checkout id
+		// in one group: the provider tells them apart.
 		made := map[string]int64{}
 		for rows.Next() {
 			var ref int64
-			var checkout string
-			if err := rows.Scan(&ref, &checkout); err != nil {
+			var provider, checkout string
+			if err := rows.Scan(&ref, &provider, &checkout); err != nil {
 				rows.Close()
 				return err
 			}
-			made[checkout] = ref
+			made[aliasKey(provider, checkout)] = ref
 		}
 		rows.Close()
 		if err := rows.Err(); err != nil {
 			return err
 		}
 		for _, st := range fresh {
-			if st.o.ref = made[st.o.checkoutID]; st.o.ref == 0 {
+			if st.o.ref = made[aliasKey(st.o.provider, st.o.checkoutID)]; st.o.ref == 0 {
 				return engine.Errorf(engine.EINTERNAL, "the group made no order for checkout %s", st.o.checkoutID)
 			}
 		}
@@ -613,58 +619,42 @@ func readGroupWrites(br pgx.BatchResults, steps []*step) error {
 	}
 	for _, st := range fresh {
 		// The order is this event's alone and new: its facts are known
-		// without reading them.
+		// without reading them, as the one-at-a-time path would read them.
 		if st.withFacts {
-			st.facts = engine.Facts{State: st.o.state}
+			st.facts, st.status = engine.Facts{State: st.o.state}, map[string]string{}
 			if st.o.state == sm.NeedsReview {
-				ev := st.op.ev
-				st.facts.Events = []engine.Fact{{Seq: st.seq, Provider: ev.Provider, Type: ev.Type, Kind: ev.Kind, Amount: ev.Amount,
-					Currency: ev.Currency, Mode: ev.Mode}}
+				f := engine.FactOf(st.op.ev, st.seq)
+				f.IDs, f.Result = nil, st.out.Result
+				st.facts.Events = []engine.Fact{f}
 			}
-			st.status = map[string]string{}
 		}
 	}
 	var facts []*step
 	for _, st := range folded {
 		if st.withFacts {
-			st.facts = engine.Facts{State: st.o.state, Redirect: st.o.redirectView(), Registration: st.o.registration()}
-			st.status = map[string]string{}
 			facts = append(facts, st)
 		}
 	}
 	if len(facts) == 0 {
 		return nil
 	}
-	if rows, err = br.Query(); err != nil {
+	read, err := scanFactsOf(br, ordersOf(facts))
+	if err != nil {
 		return err
 	}
-	defer rows.Close()
-	for rows.Next() {
-		var ref int64
-		var what int
-		var e engine.Fact
-		var kind string
-		var ids []byte
-		if err := rows.Scan(&ref, &what, &e.Seq, &e.Provider, &e.Type, &kind, &e.Amount, &e.Currency, &e.Mode, &ids); err != nil {
-			return err
-		}
-		st := byRef[ref]
-		if st == nil || !st.withFacts {
-			return engine.Errorf(engine.EINTERNAL, "facts of order %d, which the group did not ask for", ref)
-		}
-		if what == 1 {
-			st.status[kind] = e.Currency
-			continue
-		}
-		e.Kind = sm.Kind(kind)
-		if ids != nil && st.facts.Registration != nil {
-			if err := json.Unmarshal(ids, &e.IDs); err != nil {
-				return engine.Wrap(engine.EINTERNAL, err, "event %d: stored ids", e.Seq)
-			}
-		}
-		st.facts.Events = append(st.facts.Events, e)
+	for _, st := range facts {
+		st.facts, st.status = read[st.o.ref].facts, read[st.o.ref].status
 	}
-	return rows.Err()
+	return nil
+}
+
+// ordersOf lists the steps' orders.
+func ordersOf(steps []*step) []*orderRow {
+	orders := make([]*orderRow, len(steps))
+	for i, st := range steps {
+		orders[i] = st.o
+	}
+	return orders
 }
 
 func optTime(t time.Time) *time.Time {

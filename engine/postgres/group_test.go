@@ -104,3 +104,124 @@ func TestGroupCarriesASecondEventOfOneOrder(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, sm.Refunded, o.State)
 }
+
+func opOf(t *testing.T, ev engine.Event) *ingestOp {
+	t.Helper()
+	op, err := newIngestOp(ev, &engine.Request{Header: http.Header{}, Body: []byte(`{}`)})
+	require.NoError(t, err)
+	return op
+}
+
+// A poll that contradicts a final state, stored in a group, raises the
+// conflict with both facts as it does alone: the group reads the facts'
+// sources and results too.
+func TestGroupRaisesAPollConflict(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db := openInternal(t)
+	for _, id := range []string{"1", "2"} {
+		_, err := db.RegisterOrder(ctx, engine.Registration{OrderID: "SO_" + id, Provider: "tazapay", CheckoutID: "chk_" + id,
+			Amount: 4999, Currency: "USD", Mode: engine.ModeLive})
+		require.NoError(t, err)
+	}
+	paid := paidOp(t, "chk_1")
+	done, _ := db.runGroup([]*ingestOp{paid})
+	require.NoError(t, done[0].err)
+	polled := engine.PollEvent("tazapay", "chk_1", "payment_status=unpaid status=expired", sm.KindExpired)
+	polled.Mode = engine.ModeLive
+	ops := []*ingestOp{opOf(t, polled), paidOp(t, "chk_2")}
+	done, carry := db.runGroup(ops)
+	require.Empty(t, carry)
+	for _, op := range done {
+		require.NoError(t, op.err)
+	}
+	o, err := db.Order(ctx, "SO_1")
+	require.NoError(t, err)
+	assert.Equal(t, sm.NeedsReview, o.State)
+	assert.Contains(t, heldKinds(o), engine.AnomalyConflict)
+
+	// A later webhook of the order, in a group, keeps the conflict open.
+	info := paidOp(t, "chk_1")
+	info.ev.EventID, info.ev.DedupeKey, info.ev.Kind, info.ev.Type, info.ev.Amount = "evt_info", "evt_info", sm.KindInformational, "checkout.note", 0
+	done, _ = db.runGroup([]*ingestOp{opOf(t, info.ev), paidOp(t, "chk_3")})
+	for _, op := range done {
+		require.NoError(t, op.err)
+	}
+	o, err = db.Order(ctx, "SO_1")
+	require.NoError(t, err)
+	assert.Contains(t, heldKinds(o), engine.AnomalyConflict)
+}
+
+func heldKinds(o *engine.Order) []string {
+	var kinds []string
+	for _, a := range o.Anomalies {
+		if a.Status == engine.StatusOpen {
+			kinds = append(kinds, a.Kind)
+		}
+	}
+	return kinds
+}
+
+// Two providers may name the same checkout id: the orders a group makes
+// for them are told apart by provider, and each keeps its own anomalies.
+func TestGroupMakesOrdersOfTwoProvidersForOneCheckoutID(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db := openInternal(t)
+	settled := paidOp(t, "12345")
+	settled.ev.Kind, settled.ev.Type, settled.ev.EventID, settled.ev.DedupeKey = sm.KindFailedAfterSettlement, "FAILED_AFTER_TX_COMPLETED", "evt_fats", "evt_fats"
+	settled.ev.Provider = "tweed"
+	for range 3 {
+		// Both orders of the group, in either order of the rows.
+		ops := []*ingestOp{opOf(t, settled.ev), paidOp(t, "12345")}
+		done, carry := db.runGroup(ops)
+		require.Empty(t, carry)
+		for _, op := range done {
+			require.NoError(t, op.err)
+		}
+		tweed, err := db.OrderByCheckout(ctx, "tweed", "12345")
+		require.NoError(t, err)
+		tazapay, err := db.OrderByCheckout(ctx, "tazapay", "12345")
+		require.NoError(t, err)
+		assert.Contains(t, heldKinds(tweed), engine.AnomalyFailedAfterSettlement)
+		assert.NotContains(t, heldKinds(tazapay), engine.AnomalyFailedAfterSettlement)
+		assert.Equal(t, sm.Paid, tazapay.State)
+		settled.ev.EventID += "x"
+		settled.ev.DedupeKey += "x"
+	}
+}
+
+// A webhook whose lock another transaction holds long fails its group
+// after the group's lock timeout, and the others of the group are stored
+// alone without waiting for it.
+func TestGroupDoesNotWaitForABlockedWebhook(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db := openInternal(t)
+	blocked, free := paidOp(t, "chk_blocked"), paidOp(t, "chk_free")
+	tx, err := db.pool.Begin(ctx)
+	require.NoError(t, err)
+	defer tx.Rollback(ctx)
+	_, err = tx.Exec(ctx, qLock, blocked.locks[:1])
+	require.NoError(t, err)
+
+	finished := make(chan struct{})
+	go func() {
+		db.runGroup([]*ingestOp{blocked, free})
+		close(finished)
+	}()
+	require.Eventually(t, func() bool {
+		_, err := db.OrderByCheckout(ctx, "tazapay", "chk_free")
+		return err == nil
+	}, 20*time.Second, 50*time.Millisecond, "the free webhook is stored while the other waits")
+	select {
+	case <-finished:
+		t.Fatal("the blocked webhook was answered while its lock was held")
+	default:
+	}
+	require.NoError(t, tx.Rollback(ctx))
+	<-finished
+	require.NoError(t, free.err)
+	require.NoError(t, blocked.err)
+	assert.Equal(t, sm.Paid, blocked.res.State, "the order its webhook made")
+}

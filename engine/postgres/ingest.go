@@ -729,49 +729,84 @@ func (r *raiser) flush(ctx context.Context, tx dbtx) error {
 	return err
 }
 
-// queueFacts queues the read of what engine.Assess looks at for the order
-// o and of the status of each kind of anomaly it ever had, as one query
-// (lead column 0 an event, 1 an anomaly's kind and status). Without a
-// registration the rules read the events only for the contradictions, and
-// those mean needs_review.
-func queueFacts(b *pgx.Batch, o *orderRow) {
-	withEvents := o.registered || o.state == sm.NeedsReview
-	b.Queue(`SELECT 0, id, provider, provider_type, kind, amount, COALESCE(currency, ''), COALESCE(mode, ''), ids, source, result
-		FROM events WHERE $2 AND order_ref = $1 AND original_id IS NULL
-		UNION ALL SELECT 1, 0, '', '', kind, 0, status, '', NULL, '', '' FROM anomalies WHERE order_ref = $1`, o.ref, withEvents)
+// qFacts reads what engine.Assess looks at for some orders and the status
+// of each kind of anomaly each ever had, as one query (lead column the
+// order, then 0 for an event, 1 for an anomaly's kind and status). Without
+// a registration the rules read the events only for the contradictions,
+// and those mean needs_review: $1 lists the orders whose events are read,
+// $2 every order.
+const qFacts = `SELECT order_ref, 0, id, provider, provider_type, kind, amount, COALESCE(currency, ''), COALESCE(mode, ''), ids, source, result
+	FROM events WHERE order_ref = ANY($1::bigint[]) AND original_id IS NULL
+	UNION ALL SELECT order_ref, 1, 0, '', '', kind, 0, status, '', NULL, '', '' FROM anomalies WHERE order_ref = ANY($2::bigint[])`
+
+// queueFacts queues qFacts for the order o.
+func queueFacts(b *pgx.Batch, o *orderRow) { queueFactsOf(b, []*orderRow{o}) }
+
+// queueFactsOf queues qFacts for the orders.
+func queueFactsOf(b *pgx.Batch, orders []*orderRow) {
+	var withEvents, all []int64
+	for _, o := range orders {
+		all = append(all, o.ref)
+		if o.registered || o.state == sm.NeedsReview {
+			withEvents = append(withEvents, o.ref)
+		}
+	}
+	b.Queue(qFacts, withEvents, all)
+}
+
+// orderFacts is what qFacts read of one order.
+type orderFacts struct {
+	facts  engine.Facts
+	status map[string]string
 }
 
 // scanFacts reads queueFacts' answer.
 func scanFacts(br pgx.BatchResults, o *orderRow) (engine.Facts, map[string]string, error) {
-	f := engine.Facts{State: o.state, Redirect: o.redirectView(), Registration: o.registration()}
+	read, err := scanFactsOf(br, []*orderRow{o})
+	if err != nil {
+		return engine.Facts{}, nil, err
+	}
+	return read[o.ref].facts, read[o.ref].status, nil
+}
+
+// scanFactsOf reads queueFactsOf's answer, by order.
+func scanFactsOf(br pgx.BatchResults, orders []*orderRow) (map[int64]*orderFacts, error) {
+	read := map[int64]*orderFacts{}
+	for _, o := range orders {
+		read[o.ref] = &orderFacts{facts: engine.Facts{State: o.state, Redirect: o.redirectView(), Registration: o.registration()},
+			status: map[string]string{}}
+	}
 	rows, err := br.Query()
 	if err != nil {
-		return f, nil, err
+		return nil, err
 	}
 	defer rows.Close()
-	status := map[string]string{}
 	for rows.Next() {
+		var ref int64
 		var e engine.Fact
 		var what int
-		var kind string
+		var kind, result string
 		var ids []byte
-		var result string
-		if err := rows.Scan(&what, &e.Seq, &e.Provider, &e.Type, &kind, &e.Amount, &e.Currency, &e.Mode, &ids, &e.Source, &result); err != nil {
-			return f, nil, err
+		if err := rows.Scan(&ref, &what, &e.Seq, &e.Provider, &e.Type, &kind, &e.Amount, &e.Currency, &e.Mode, &ids, &e.Source, &result); err != nil {
+			return nil, err
+		}
+		of := read[ref]
+		if of == nil {
+			return nil, engine.Errorf(engine.EINTERNAL, "facts of order %d, which were not asked for", ref)
 		}
 		if what == 1 {
-			status[kind] = e.Currency
+			of.status[kind] = e.Currency
 			continue
 		}
 		e.Kind, e.Result = sm.Kind(kind), sm.Result(result)
-		if ids != nil && f.Registration != nil {
+		if ids != nil && of.facts.Registration != nil {
 			if err := json.Unmarshal(ids, &e.IDs); err != nil {
-				return f, nil, engine.Wrap(engine.EINTERNAL, err, "event %d: stored ids", e.Seq)
+				return nil, engine.Wrap(engine.EINTERNAL, err, "event %d: stored ids", e.Seq)
 			}
 		}
-		f.Events = append(f.Events, e)
+		of.facts.Events = append(of.facts.Events, e)
 	}
-	return f, status, rows.Err()
+	return read, rows.Err()
 }
 
 // settle reads the order's facts and gathers what bringing its order-free
