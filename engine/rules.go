@@ -61,6 +61,37 @@ func EventIDs(ev Event) []string {
 	return ids
 }
 
+// Named is what an event's ids name among the stored orders, each order a
+// T that ref identifies.
+type Named[T any] struct {
+	// First is the order the first known id names; Found is false when no
+	// id names one.
+	First T
+	Found bool
+	// Others are the other orders later ids name: the event shows them to
+	// be one checkout with First, so they merge into it.
+	Others []int64
+	// Missing are the ids no order has yet: the event's order takes them.
+	Missing []string
+}
+
+// NameOrders sorts an event's ids (EventIDs) by what lookup finds for each.
+func NameOrders[T any](ids []string, lookup func(id string) (T, bool), ref func(T) int64) Named[T] {
+	var n Named[T]
+	for _, id := range ids {
+		o, ok := lookup(id)
+		switch {
+		case !ok:
+			n.Missing = append(n.Missing, id)
+		case !n.Found:
+			n.First, n.Found = o, true
+		case ref(o) != ref(n.First) && !slices.Contains(n.Others, ref(o)):
+			n.Others = append(n.Others, ref(o))
+		}
+	}
+	return n
+}
+
 // Finding is an anomaly the rules find on an order: its kind, what a person
 // reads about it, and the events that show it, ascending.
 type Finding struct {

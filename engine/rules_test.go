@@ -246,3 +246,19 @@ func TestUnchanged_NeverHidesAChange(t *testing.T) {
 	}
 	require.Greater(t, skipped, 2000, "the fast path is taken often enough to matter")
 }
+
+func TestNameOrders(t *testing.T) {
+	stored := map[string]int64{"chk_1": 1, "payin_1": 1, "payin_2": 2, "pay_3": 3}
+	lookup := func(id string) (int64, bool) { ref, ok := stored[id]; return ref, ok }
+	self := func(ref int64) int64 { return ref }
+
+	n := engine.NameOrders([]string{"chk_1", "payin_1", "new_1"}, lookup, self)
+	require.Equal(t, engine.Named[int64]{First: 1, Found: true, Missing: []string{"new_1"}}, n, "one order by two ids, one id new")
+
+	n = engine.NameOrders([]string{"new_1", "payin_2", "chk_1", "pay_3", "payin_1"}, lookup, self)
+	require.Equal(t, engine.Named[int64]{First: 2, Found: true, Others: []int64{1, 3}, Missing: []string{"new_1"}}, n,
+		"the first known id names the order; the others merge into it, each once")
+
+	n = engine.NameOrders([]string{"new_1", "new_2"}, lookup, self)
+	require.Equal(t, engine.Named[int64]{Missing: []string{"new_1", "new_2"}}, n, "no order yet")
+}

@@ -289,20 +289,15 @@ func pipelined(op *ingestOp, origID int64, found map[string]*orderRow, named map
 	if ev.CheckoutID == "" {
 		return &step{op: op}, pipe
 	}
-	var o *orderRow
-	var missing []string
-	for _, id := range engine.EventIDs(ev) {
+	ids := engine.NameOrders(engine.EventIDs(ev), func(id string) (*orderRow, bool) {
 		f, ok := found[aliasKey(ev.Provider, id)]
-		switch {
-		case !ok:
-			missing = append(missing, id)
-		case o == nil:
-			o = f
-		case f.ref != o.ref:
-			return nil, alone
-		}
-	}
+		return f, ok
+	}, func(o *orderRow) int64 { return o.ref })
+	o, missing := ids.First, ids.Missing
 	switch {
+	case len(ids.Others) > 0:
+		// The event joins orders stored apart: a merge.
+		return nil, alone
 	case o == nil && ev.Reference == "":
 		// Nothing names the order yet: the event makes it.
 		return &step{op: op, o: freshOrder(ev, now), newIDs: missing}, pipe

@@ -491,22 +491,12 @@ func scanAliases(br pgx.BatchResults) (map[string]*orderRow, error) {
 func (db *DB) resolveOrder(ctx context.Context, tx dbtx, ev engine.Event, ids []string, found map[string]*orderRow, now time.Time) (*orderRow, bool, error) {
 	var err error
 	var o *orderRow
-	var missing []string
-	var others []int64
-	for _, id := range ids {
-		f, ok := found[id]
-		switch {
-		case !ok:
-			missing = append(missing, id)
-		case o == nil:
-			o = f
-		case f.ref != o.ref && !slices.Contains(others, f.ref):
-			others = append(others, f.ref)
-		}
-	}
+	named := engine.NameOrders(ids, func(id string) (*orderRow, bool) { f, ok := found[id]; return f, ok },
+		func(o *orderRow) int64 { return o.ref })
+	missing, others := named.Missing, named.Others
 	var ref int64
-	if o != nil {
-		ref = o.ref
+	if named.Found {
+		o, ref = named.First, named.First.ref
 	}
 	merged := false
 	if len(others) > 0 {

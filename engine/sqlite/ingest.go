@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"slices"
 	"strings"
 	"time"
 
@@ -284,12 +283,7 @@ func (db *DB) recordDuplicate(ctx context.Context, tx *wtx, ev engine.Event, ded
 // nobody registered it yet (created). It records every id the event
 // carries as an alias.
 func (db *DB) resolveOrder(ctx context.Context, tx *wtx, ev engine.Event, now time.Time) (o *orderRow, created, merged bool, err error) {
-	ids := make([]string, 0, 1+len(ev.Refs))
-	for _, id := range append([]string{ev.CheckoutID}, ev.Refs...) {
-		if id != "" && !slices.Contains(ids, id) {
-			ids = append(ids, id)
-		}
-	}
+	ids := engine.EventIDs(ev)
 	db.counters.lookups.Add(1)
 	// An unregistered order that an event names the shop's order for may
 	// have to join the registered one: that takes the full path, unless
@@ -331,22 +325,12 @@ func (db *DB) resolveOrder(ctx context.Context, tx *wtx, ev engine.Event, now ti
 	if err := rows.Err(); err != nil {
 		return nil, false, false, storeError(err, "alias lookup")
 	}
-	var missing []string
-	var others []int64
-	for _, id := range ids {
-		f, ok := found[id]
-		switch {
-		case !ok:
-			missing = append(missing, id)
-		case o == nil:
-			o = f
-		case f.ref != o.ref && !slices.Contains(others, f.ref):
-			others = append(others, f.ref)
-		}
-	}
+	named := engine.NameOrders(ids, func(id string) (*orderRow, bool) { f, ok := found[id]; return f, ok },
+		func(o *orderRow) int64 { return o.ref })
+	missing, others := named.Missing, named.Others
 	var ref int64
-	if o != nil {
-		ref = o.ref
+	if named.Found {
+		o, ref = named.First, named.First.ref
 	}
 	if len(others) > 0 {
 		// The event names, by different ids, orders that were stored apart
