@@ -406,14 +406,7 @@ func (db *DB) AckAnomaly(ctx context.Context, id int64, note string) (*engine.An
 	}
 	var a engine.Anomaly
 	err := db.write(ctx, nil, func(tx pgx.Tx) error {
-		var notes *string
-		err := tx.QueryRow(ctx, `SELECT note FROM anomalies WHERE id = $1 FOR UPDATE`, id).Scan(&notes)
-		if errors.Is(err, pgx.ErrNoRows) {
-			return engine.Errorf(engine.ENOTFOUND, "no anomaly %d", id)
-		} else if err != nil {
-			return err
-		}
-		merged, err := engine.AddNote(id, str(notes), note)
+		merged, err := withNote(ctx, tx, id, note)
 		if err != nil {
 			return err
 		}
@@ -429,6 +422,19 @@ func (db *DB) AckAnomaly(ctx context.Context, id int64, note string) (*engine.An
 		return nil, err
 	}
 	return &a, nil
+}
+
+// withNote locks the anomaly id and returns its notes with note added
+// (engine.AddNote); ENOTFOUND when there is no such anomaly.
+func withNote(ctx context.Context, tx pgx.Tx, id int64, note string) (string, error) {
+	var notes *string
+	err := tx.QueryRow(ctx, `SELECT note FROM anomalies WHERE id = $1 FOR UPDATE`, id).Scan(&notes)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return "", engine.Errorf(engine.ENOTFOUND, "no anomaly %d", id)
+	} else if err != nil {
+		return "", err
+	}
+	return engine.AddNote(id, str(notes), note)
 }
 
 // Replay rebuilds every order from its stored events and calls fn for each

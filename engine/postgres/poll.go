@@ -2,7 +2,6 @@ package postgres
 
 import (
 	"context"
-	"errors"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -47,14 +46,7 @@ func (db *DB) NoteAnomaly(ctx context.Context, id int64, note string) error {
 		return err
 	}
 	return db.write(ctx, nil, func(tx pgx.Tx) error {
-		var notes *string
-		err := tx.QueryRow(ctx, `SELECT note FROM anomalies WHERE id = $1 FOR UPDATE`, id).Scan(&notes)
-		if errors.Is(err, pgx.ErrNoRows) {
-			return engine.Errorf(engine.ENOTFOUND, "no anomaly %d", id)
-		} else if err != nil {
-			return err
-		}
-		merged, err := engine.AddNote(id, str(notes), note)
+		merged, err := withNote(ctx, tx, id, note)
 		if err != nil {
 			return err
 		}

@@ -472,6 +472,19 @@ func scanAnomaly(row interface{ Scan(...any) error }) (engine.Anomaly, error) {
 	return a, nil
 }
 
+// withNote returns the notes of the anomaly id with note added
+// (engine.AddNote); ENOTFOUND when there is no such anomaly.
+func withNote(ctx context.Context, tx *sql.Tx, id int64, note, what string) (string, error) {
+	var notes sql.NullString
+	err := tx.QueryRowContext(ctx, `SELECT note FROM anomalies WHERE id = ?`, id).Scan(&notes)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", engine.Errorf(engine.ENOTFOUND, "no anomaly %d", id)
+	} else if err != nil {
+		return "", storeError(err, what)
+	}
+	return engine.AddNote(id, notes.String, note)
+}
+
 // AckAnomaly records that a person looked at an anomaly, with their note.
 // A later ack adds its note below the earlier ones rather than replacing
 // what a colleague wrote; an ack without a note, or the same note again (a
@@ -483,14 +496,7 @@ func (db *DB) AckAnomaly(ctx context.Context, id int64, note string) (*engine.An
 		return nil, err
 	}
 	err := db.update(ctx, func(tx *sql.Tx) error {
-		var notes sql.NullString
-		err := tx.QueryRowContext(ctx, `SELECT note FROM anomalies WHERE id = ?`, id).Scan(&notes)
-		if errors.Is(err, sql.ErrNoRows) {
-			return engine.Errorf(engine.ENOTFOUND, "no anomaly %d", id)
-		} else if err != nil {
-			return storeError(err, "acknowledge anomaly")
-		}
-		merged, err := engine.AddNote(id, notes.String, note)
+		merged, err := withNote(ctx, tx, id, note, "acknowledge anomaly")
 		if err != nil {
 			return err
 		}

@@ -3,7 +3,6 @@ package sqlite
 import (
 	"context"
 	"database/sql"
-	"errors"
 	"time"
 
 	"github.com/orderstate/orderstate/engine"
@@ -50,14 +49,7 @@ func (db *DB) NoteAnomaly(ctx context.Context, id int64, note string) error {
 		return err
 	}
 	return db.update(ctx, func(tx *sql.Tx) error {
-		var notes sql.NullString
-		err := tx.QueryRowContext(ctx, `SELECT note FROM anomalies WHERE id = ?`, id).Scan(&notes)
-		if errors.Is(err, sql.ErrNoRows) {
-			return engine.Errorf(engine.ENOTFOUND, "no anomaly %d", id)
-		} else if err != nil {
-			return storeError(err, "note anomaly")
-		}
-		merged, err := engine.AddNote(id, notes.String, note)
+		merged, err := withNote(ctx, tx, id, note, "note anomaly")
 		if err != nil {
 			return err
 		}

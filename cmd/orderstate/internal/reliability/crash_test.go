@@ -109,17 +109,23 @@ func (l *ledger) record(t *testing.T, h *hook, status int, res ingestResult, err
 }
 
 func cyclesWanted(t *testing.T) int {
-	if *crashCycles > 0 {
-		return *crashCycles
+	return countWanted(t, *crashCycles, "ORDERSTATE_CRASH_CYCLES", 3)
+}
+
+// countWanted is a harness's count of cycles: its flag when set, else the
+// variable env, else def.
+func countWanted(t *testing.T, flagValue int, env string, def int) int {
+	if flagValue > 0 {
+		return flagValue
 	}
-	if v := os.Getenv("ORDERSTATE_CRASH_CYCLES"); v != "" {
+	if v := os.Getenv(env); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 1 {
-			t.Fatalf("ORDERSTATE_CRASH_CYCLES=%q: want a positive integer", v)
+			t.Fatalf("%s=%q: want a positive integer", env, v)
 		}
 		return n
 	}
-	return 3
+	return def
 }
 
 // TestCrashDurability kills `orderstate serve` with SIGKILL at random

@@ -11,7 +11,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -28,17 +27,7 @@ var (
 )
 
 func powercutCyclesWanted(t *testing.T) int {
-	if *powercutCycles > 0 {
-		return *powercutCycles
-	}
-	if v := os.Getenv("ORDERSTATE_POWERCUT_CYCLES"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 {
-			t.Fatalf("ORDERSTATE_POWERCUT_CYCLES=%q: want a positive integer", v)
-		}
-		return n
-	}
-	return 4
+	return countWanted(t, *powercutCycles, "ORDERSTATE_POWERCUT_CYCLES", 4)
 }
 
 // TestPowerCutDurability runs `orderstate serve` on a powercut file system
