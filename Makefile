@@ -18,13 +18,20 @@ test: ## run every test with the race detector
 	$(GO) test -race -count=1 -timeout 15m $(PKGS)
 
 fuzz: ## run each adapter's fuzz targets (webhooks, and poll answers where there is a poller) for FUZZTIME (default 10s)
-	@for p in tokenz yoco tazapay tweed; do \
-		echo "fuzz $$p for $(FUZZTIME)"; \
-		$(GO) test -run='^$$' -fuzz=FuzzVerifyParse -fuzztime=$(FUZZTIME) ./adapters/$$p || exit 1; \
-	done
-	@for p in yoco tazapay; do \
-		echo "fuzz $$p poll answers for $(FUZZTIME)"; \
-		$(GO) test -run='^$$' -fuzz=FuzzPollAnswer -fuzztime=$(FUZZTIME) ./adapters/$$p || exit 1; \
+	@# Go 1.26's fuzz coordinator can fail a run as its -fuzztime ends with a
+	@# bare "context deadline exceeded" and no failing input (go.dev/issue/75804,
+	@# fixed in Go 1.27): such a run counts as passed; one that wrote a failing
+	@# input to testdata/fuzz never does.
+	@for t in tokenz:FuzzVerifyParse yoco:FuzzVerifyParse tazapay:FuzzVerifyParse tweed:FuzzVerifyParse \
+		yoco:FuzzPollAnswer tazapay:FuzzPollAnswer; do \
+		p=$${t%%:*}; f=$${t#*:}; echo "fuzz $$p $$f for $(FUZZTIME)"; \
+		out=$$($(GO) test -run='^$$' -fuzz=$$f -fuzztime=$(FUZZTIME) ./adapters/$$p 2>&1); rc=$$?; echo "$$out"; \
+		if [ $$rc -ne 0 ]; then \
+			if echo "$$out" | grep -q 'context deadline exceeded' && ! echo "$$out" | grep -q 'Failing input written to' \
+				&& [ -z "$$(git status --porcelain -- adapters/$$p/testdata/fuzz 2>/dev/null)" ]; then \
+				echo "fuzz $$p $$f: the fuzz coordinator's end-of-run race (go.dev/issue/75804), no failing input: passed"; \
+			else exit 1; fi; \
+		fi; \
 	done
 
 bench: build ## measure ingest, reads, sweep and report against the real server (builds a 1M-order store once, in .bench)
